@@ -1,0 +1,98 @@
+//! Credential assets: a named secret in a folder, its value only in the vault.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::error::{Error, Result};
+use crate::folders::{self, store_err};
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Asset {
+    pub id: String,
+    pub name: String,
+    /// Path of the folder the asset lives in.
+    pub folder: String,
+    /// How many connections refer to it.
+    pub used_by: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Assets visible from `folder`: its own and those of every ancestor, nearest first.
+pub(crate) fn visible_from(conn: &Connection, folder: i64) -> Result<Vec<Asset>> {
+    let mut assets = Vec::new();
+    for folder_id in folders::ancestry(conn, folder)? {
+        assets.extend(in_folder(conn, folder_id)?);
+    }
+    Ok(assets)
+}
+
+pub(crate) fn in_folder(conn: &Connection, folder: i64) -> Result<Vec<Asset>> {
+    let path = folders::path_of(conn, folder)?;
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT a.id, a.name, a.created_at, a.updated_at,
+                    (SELECT count(*) FROM connections c WHERE c.auth_asset_id = a.id)
+             FROM assets a WHERE a.folder_id = ?1 AND a.lifecycle = 'active'
+             ORDER BY a.name COLLATE NOCASE",
+        )
+        .map_err(store_err)?;
+    statement
+        .query_map([folder], |row| {
+            Ok(Asset {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                created_at: row.get(2)?,
+                updated_at: row.get(3)?,
+                used_by: row.get(4)?,
+                folder: path.clone(),
+            })
+        })
+        .map_err(store_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(store_err)
+}
+
+/// The id of the asset `name` visible from `folder` (the nearest one wins).
+pub(crate) fn resolve_visible(conn: &Connection, folder: i64, name: &str) -> Result<String> {
+    for folder_id in folders::ancestry(conn, folder)? {
+        if let Some(id) = find_in_folder(conn, folder_id, name)? {
+            return Ok(id);
+        }
+    }
+    Err(Error::AssetNotFound { name: name.to_owned(), folder: folders::path_of(conn, folder)? })
+}
+
+pub(crate) fn find_in_folder(conn: &Connection, folder: i64, name: &str) -> Result<Option<String>> {
+    conn.query_row(
+        "SELECT id FROM assets WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE AND lifecycle = 'active'",
+        params![folder, name.trim()],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(store_err)
+}
+
+/// `(name, folder path)` of the asset, when it still exists.
+pub(crate) fn describe(conn: &Connection, id: &str) -> Result<Option<(String, String)>> {
+    let row: Option<(String, i64)> = conn
+        .query_row("SELECT name, folder_id FROM assets WHERE id = ?1", [id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(store_err)?;
+    row.map(|(name, folder)| Ok((name, folders::path_of(conn, folder)?))).transpose()
+}
+
+/// Names (with folder) of the connections that use the asset.
+pub(crate) fn users(conn: &Connection, id: &str) -> Result<Vec<String>> {
+    let mut statement = conn
+        .prepare_cached("SELECT name, folder_id FROM connections WHERE auth_asset_id = ?1 ORDER BY name")
+        .map_err(store_err)?;
+    let rows = statement
+        .query_map([id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+        .map_err(store_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(store_err)?;
+    rows.into_iter().map(|(name, folder)| Ok(format!("{}/{name}", folders::path_of(conn, folder)?))).collect()
+}

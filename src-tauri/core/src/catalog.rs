@@ -1,0 +1,150 @@
+//! The connector catalog. Connectors are data (`connectors/*.json`): the window builds
+//! its forms from these field definitions and the core checks input against the same
+//! patterns, so a rule is written once.
+
+use std::sync::{LazyLock, OnceLock};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::text::fold;
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Connector {
+    pub key: String,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    /// What connecting permits, shown on the form before Connect.
+    pub permissions: String,
+    pub fields: Vec<AuthField>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AuthField {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldKind,
+    pub required: bool,
+    /// Anchored regular expression the (normalised) value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub pattern: Option<String>,
+    /// How to describe the expected format to a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub format_hint: Option<String>,
+    pub help: String,
+    #[serde(skip)]
+    #[ts(skip)]
+    compiled_pattern: OnceLock<Option<Regex>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum FieldKind {
+    Text,
+    Phone,
+    Secret,
+    Toggle,
+}
+
+impl AuthField {
+    /// Whether `value` has the declared format (true when the field declares none).
+    pub fn accepts(&self, value: &str) -> bool {
+        let compiled = self.compiled_pattern.get_or_init(|| self.pattern.as_deref().and_then(|p| Regex::new(p).ok()));
+        compiled.as_ref().is_none_or(|re| re.is_match(value))
+    }
+}
+
+static CATALOG: LazyLock<Vec<Connector>> = LazyLock::new(|| {
+    [include_str!("../connectors/twilio.json")]
+        .iter()
+        .map(|json| serde_json::from_str(json).expect("connector definitions are checked by the catalog tests"))
+        .collect()
+});
+
+pub fn connector(key: &str) -> Option<&'static Connector> {
+    CATALOG.iter().find(|connector| connector.key == key)
+}
+
+pub fn field(connector_key: &str, field_name: &str) -> &'static AuthField {
+    connector(connector_key)
+        .and_then(|connector| connector.fields.iter().find(|field| field.name == field_name))
+        .expect("the core only asks for fields its connectors declare")
+}
+
+/// Connectors matching `query` in name, key, category or description, best match first;
+/// all of them, by name, for an empty query.
+pub fn search(query: &str) -> Vec<&'static Connector> {
+    let query = fold(query.trim());
+    let mut ranked: Vec<(u8, &Connector)> =
+        CATALOG.iter().filter_map(|connector| rank(connector, &query).map(|rank| (rank, connector))).collect();
+    ranked.sort_by(|(a_rank, a), (b_rank, b)| a_rank.cmp(b_rank).then_with(|| a.name.cmp(&b.name)));
+    ranked.into_iter().map(|(_, connector)| connector).collect()
+}
+
+/// Lower is better; `None` when nothing matches.
+fn rank(connector: &Connector, query: &str) -> Option<u8> {
+    if query.is_empty() {
+        return Some(0);
+    }
+    let name = fold(&connector.name);
+    let key = fold(&connector.key);
+    if name == query || key == query {
+        Some(0)
+    } else if name.starts_with(query) || key.starts_with(query) {
+        Some(1)
+    } else if name.split_whitespace().any(|word| word.starts_with(query)) {
+        Some(2)
+    } else if name.contains(query) || key.contains(query) {
+        Some(3)
+    } else if fold(&connector.category).contains(query) {
+        Some(4)
+    } else if fold(&connector.description).contains(query) {
+        Some(5)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_definition_parses_and_every_pattern_compiles() {
+        for connector in CATALOG.iter() {
+            for field in &connector.fields {
+                if let Some(pattern) = &field.pattern {
+                    Regex::new(pattern).unwrap_or_else(|err| panic!("{}.{}: {err}", connector.key, field.name));
+                }
+            }
+        }
+        assert!(connector("twilio").is_some());
+    }
+
+    #[test]
+    fn search_matches_name_key_category_and_description_ignoring_case_and_accents() {
+        for query in ["twi", "TWILIO", "Twílio", "communication", "sms", "  SMS "] {
+            assert_eq!(search(query).first().map(|c| c.key.as_str()), Some("twilio"), "query {query:?}");
+        }
+        assert!(search("salesforce").is_empty());
+        assert_eq!(search("").len(), CATALOG.len());
+    }
+
+    #[test]
+    fn twilio_fields_check_the_documented_formats() {
+        let sid = field("twilio", "account_sid");
+        assert!(sid.accepts(&format!("AC{}", "a".repeat(32))));
+        assert!(!sid.accepts(&format!("AC{}", "a".repeat(31))));
+        assert!(!sid.accepts(&format!("SK{}", "a".repeat(32))));
+        let token = field("twilio", "auth_token");
+        assert!(token.accepts(&"0f".repeat(16)));
+        assert!(!token.accepts(&"zz".repeat(16)));
+    }
+}

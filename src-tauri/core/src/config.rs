@@ -1,0 +1,172 @@
+//! Where Patchbay keeps its data and how it reaches Twilio.
+//!
+//! Precedence: explicit value (e.g. `--data-dir`) > environment > `config.toml` in the
+//! data folder > default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+pub const DEFAULT_ACCOUNTS_BASE: &str = "https://accounts.twilio.com";
+pub const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The vault's service name; every Patchbay secret is stored under it.
+    pub vault_service: String,
+    pub twilio: TwilioConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    /// Base URL of the REST API 2010-04-01 host.
+    pub api_base: String,
+    /// Base URL of the Accounts v1 host (auth tokens).
+    pub accounts_base: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Extra attempts after a 429 / 5xx / network failure.
+    pub max_retries: u32,
+    pub retry_backoff: Duration,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            api_base: DEFAULT_API_BASE.into(),
+            accounts_base: DEFAULT_ACCOUNTS_BASE.into(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            retry_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// `config.toml` as a person writes it; every entry is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    vault_service: Option<String>,
+    #[serde(default)]
+    twilio: TwilioFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioFile {
+    api_base: Option<String>,
+    accounts_base: Option<String>,
+    connect_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    retry_backoff_ms: Option<u64>,
+}
+
+impl Config {
+    /// Resolves the configuration from `data_dir` (or `PATCHBAY_DATA_DIR`, or the
+    /// platform's app-data folder), its `config.toml` and `PATCHBAY_*` variables.
+    pub fn load(data_dir: Option<PathBuf>) -> Result<Self> {
+        Self::load_with(data_dir, |name| std::env::var(name).ok())
+    }
+
+    fn load_with(data_dir: Option<PathBuf>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let data_dir = match data_dir.or_else(|| env("PATCHBAY_DATA_DIR").map(PathBuf::from)) {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        let file = read_config_file(&data_dir)?;
+        let defaults = TwilioConfig::default();
+        let millis = |var: &str, file_value: Option<u64>, default: Duration| -> Result<Duration> {
+            match env(var) {
+                Some(raw) => raw
+                    .parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| Error::invalid("config", format!("{var} must be a whole number of milliseconds"))),
+                None => Ok(file_value.map(Duration::from_millis).unwrap_or(default)),
+            }
+        };
+        let twilio = TwilioConfig {
+            api_base: env("PATCHBAY_TWILIO_API_BASE").or(file.twilio.api_base).unwrap_or(defaults.api_base),
+            accounts_base: env("PATCHBAY_TWILIO_ACCOUNTS_BASE")
+                .or(file.twilio.accounts_base)
+                .unwrap_or(defaults.accounts_base),
+            connect_timeout: millis(
+                "PATCHBAY_TWILIO_CONNECT_TIMEOUT_MS",
+                file.twilio.connect_timeout_ms,
+                defaults.connect_timeout,
+            )?,
+            request_timeout: millis(
+                "PATCHBAY_TWILIO_REQUEST_TIMEOUT_MS",
+                file.twilio.request_timeout_ms,
+                defaults.request_timeout,
+            )?,
+            max_retries: match env("PATCHBAY_TWILIO_MAX_RETRIES") {
+                Some(raw) => raw
+                    .parse()
+                    .map_err(|_| Error::invalid("config", "PATCHBAY_TWILIO_MAX_RETRIES must be a whole number"))?,
+                None => file.twilio.max_retries.unwrap_or(defaults.max_retries),
+            },
+            retry_backoff: millis("PATCHBAY_TWILIO_RETRY_BACKOFF_MS", file.twilio.retry_backoff_ms, defaults.retry_backoff)?,
+        };
+        Ok(Self {
+            data_dir,
+            vault_service: env("PATCHBAY_VAULT_SERVICE").or(file.vault_service).unwrap_or_else(|| "patchbay".into()),
+            twilio,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("patchbay.sqlite3")
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("dev", "Patchbay", "Patchbay")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or_else(|| Error::invalid("data_dir", "no home folder found; pass --data-dir or set PATCHBAY_DATA_DIR"))
+}
+
+fn read_config_file(data_dir: &Path) -> Result<ConfigFile> {
+    let path = data_dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|err| Error::invalid("config", format!("{} is not valid: {}", path.display(), err.message()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(err) => Err(Error::invalid("config", format!("cannot read {}: {err}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[twilio]\napi_base = \"http://file\"\naccounts_base = \"http://file-accounts\"\nmax_retries = 5\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "PATCHBAY_TWILIO_API_BASE").then(|| "http://env".to_string());
+        let config = Config::load_with(Some(dir.path().into()), env).unwrap();
+        assert_eq!(config.twilio.api_base, "http://env");
+        assert_eq!(config.twilio.accounts_base, "http://file-accounts");
+        assert_eq!(config.twilio.max_retries, 5);
+        assert_eq!(config.twilio.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_config_entries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[twilio]\napi_bsae = \"x\"\n").unwrap();
+        let err = Config::load_with(Some(dir.path().into()), |_| None).unwrap_err();
+        assert_eq!(err.code(), "invalid_input");
+    }
+}

@@ -1,0 +1,434 @@
+//! Connections: their shape, the local checks before Connect, and their SQL.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection as Db, OptionalExtension, Row, params};
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::assets;
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::folders::{self, store_err};
+use crate::secret::Secret;
+use crate::text::fold;
+use crate::twilio::VerifiedAccount;
+
+pub const TWILIO: &str = "twilio";
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Connection {
+    pub id: String,
+    /// Path of the folder that holds it.
+    pub folder: String,
+    pub connector: String,
+    pub name: String,
+    pub account_sid: String,
+    pub phone_number: String,
+    pub test_credentials: bool,
+    pub auth: AuthRef,
+    pub status: ConnectionStatus,
+    pub account_friendly_name: Option<String>,
+    /// `Trial` or `Full` for live credentials.
+    pub account_type: Option<String>,
+    pub last_checked_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Where the connection's Auth Token comes from. Never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum AuthRef {
+    /// Its own secret, in the vault under the connection's id.
+    Own,
+    /// A credential asset, resolved from the vault each time the connection is used.
+    Asset { name: String, folder: String },
+    /// The asset it referred to was deleted with `--force`.
+    MissingAsset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[ts(export)]
+pub enum ConnectionStatus {
+    Connected,
+    Failed { code: String, message: String },
+    NotChecked,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ConnectionPage {
+    /// How many connections match in all, beyond this page.
+    pub total: u32,
+    pub items: Vec<Connection>,
+}
+
+/// What Add connection → Twilio → Connect submits.
+#[derive(Debug)]
+pub struct NewTwilioConnection {
+    pub folder: String,
+    pub name: Option<String>,
+    pub phone_number: String,
+    pub account_sid: String,
+    pub test_credentials: bool,
+    pub auth_token: TokenSource,
+}
+
+#[derive(Debug)]
+pub enum TokenSource {
+    /// Typed or piped in; kept in the vault under the new connection's id.
+    Value(Secret),
+    /// The name of a credential asset visible from the connection's folder.
+    Asset(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionQuery {
+    /// Only this folder's connections (not its sub-folders').
+    pub folder: Option<String>,
+    /// Case- and accent-insensitive substring of name, phone, SID or account name.
+    pub search: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+/// E.164 from what people type: spaces, dashes, dots and brackets go; a leading `+`
+/// is required (a national number is ambiguous).
+pub fn normalize_phone(raw: &str) -> Result<String> {
+    let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
+    let field = catalog::field(TWILIO, "phone_number");
+    if !phone.starts_with('+') {
+        return Err(Error::invalid("phone_number", "the phone number must start with + and the country code, e.g. +15551230001"));
+    }
+    if !field.accepts(&phone) {
+        return Err(Error::invalid(
+            "phone_number",
+            format!("the phone number must be {}", field.format_hint.as_deref().unwrap_or("in E.164 format")),
+        ));
+    }
+    Ok(phone)
+}
+
+pub fn check_account_sid(raw: &str) -> Result<String> {
+    let sid = raw.trim();
+    check_format("account_sid", sid, "Account SID")?;
+    Ok(sid.to_owned())
+}
+
+pub(crate) fn check_auth_token(token: &Secret, source: &str) -> Result<()> {
+    check_format("auth_token", token.expose(), source)
+}
+
+fn check_format(field_name: &'static str, value: &str, what: &str) -> Result<()> {
+    let field = catalog::field(TWILIO, field_name);
+    if field.accepts(value) {
+        return Ok(());
+    }
+    let hint = field.format_hint.as_deref().unwrap_or("in the expected format");
+    // The value is never echoed: for a token it is the secret itself.
+    Err(Error::invalid(field_name, format!("the {what} must be {hint}")))
+}
+
+/// A connection row as stored.
+pub(crate) struct Stored {
+    pub id: String,
+    pub folder_id: i64,
+    pub name: String,
+    pub account_sid: String,
+    pub phone_number: String,
+    pub test_credentials: bool,
+    pub auth_kind: String,
+    pub auth_asset_id: Option<String>,
+    status: String,
+    status_code: Option<String>,
+    status_message: Option<String>,
+    account_friendly_name: Option<String>,
+    account_type: Option<String>,
+    last_checked_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+    connector: String,
+}
+
+const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
+    c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
+    c.last_checked_at, c.created_at, c.updated_at, c.connector";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        id: row.get(0)?,
+        folder_id: row.get(1)?,
+        name: row.get(2)?,
+        account_sid: row.get(3)?,
+        phone_number: row.get(4)?,
+        test_credentials: row.get(5)?,
+        auth_kind: row.get(6)?,
+        auth_asset_id: row.get(7)?,
+        status: row.get(8)?,
+        status_code: row.get(9)?,
+        status_message: row.get(10)?,
+        account_friendly_name: row.get(11)?,
+        account_type: row.get(12)?,
+        last_checked_at: row.get(13)?,
+        created_at: row.get(14)?,
+        updated_at: row.get(15)?,
+        connector: row.get(16)?,
+    })
+}
+
+pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
+    db.query_row(&format!("SELECT {COLUMNS} FROM connections c WHERE c.id = ?1 AND c.lifecycle = 'active'"), [id.trim()], from_row)
+        .optional()
+        .map_err(store_err)?
+        .ok_or_else(|| Error::NotFound { what: "connection", id: id.to_owned() })
+}
+
+/// Turns stored rows into views, looking each folder and asset up once.
+pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
+    let mut folder_paths: HashMap<i64, String> = HashMap::new();
+    let mut asset_refs: HashMap<String, AuthRef> = HashMap::new();
+    rows.into_iter()
+        .map(|row| {
+            let folder = match folder_paths.get(&row.folder_id) {
+                Some(path) => path.clone(),
+                None => {
+                    let path = folders::path_of(db, row.folder_id)?;
+                    folder_paths.insert(row.folder_id, path.clone());
+                    path
+                }
+            };
+            let auth = match (row.auth_kind.as_str(), &row.auth_asset_id) {
+                ("own", _) => AuthRef::Own,
+                (_, None) => AuthRef::MissingAsset,
+                (_, Some(asset_id)) => match asset_refs.get(asset_id) {
+                    Some(auth) => auth.clone(),
+                    None => {
+                        let auth = match assets::describe(db, asset_id)? {
+                            Some((name, folder)) => AuthRef::Asset { name, folder },
+                            None => AuthRef::MissingAsset,
+                        };
+                        asset_refs.insert(asset_id.clone(), auth.clone());
+                        auth
+                    }
+                },
+            };
+            let status = match row.status.as_str() {
+                "connected" => ConnectionStatus::Connected,
+                "failed" => ConnectionStatus::Failed {
+                    code: row.status_code.unwrap_or_default(),
+                    message: row.status_message.unwrap_or_default(),
+                },
+                _ => ConnectionStatus::NotChecked,
+            };
+            Ok(Connection {
+                id: row.id,
+                folder,
+                connector: row.connector,
+                name: row.name,
+                account_sid: row.account_sid,
+                phone_number: row.phone_number,
+                test_credentials: row.test_credentials,
+                auth,
+                status,
+                account_friendly_name: row.account_friendly_name,
+                account_type: row.account_type,
+                last_checked_at: row.last_checked_at,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn view(db: &Db, row: Stored) -> Result<Connection> {
+    Ok(views(db, vec![row])?.pop().expect("one row in, one view out"))
+}
+
+pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str) -> Result<()> {
+    let taken: bool = db
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM connections WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE)",
+            params![folder, name],
+            |row| row.get(0),
+        )
+        .map_err(store_err)?;
+    if taken {
+        return Err(Error::NameTaken {
+            what: "connection",
+            name: name.to_owned(),
+            place: format!("folder '{}'", folders::path_of(db, folder)?),
+        });
+    }
+    Ok(())
+}
+
+/// A row for a connection Twilio accepted. With its own secret the row starts
+/// `pending` (the vault write follows); with an asset it is complete at once.
+pub(crate) struct NewRow<'a> {
+    pub id: &'a str,
+    pub folder_id: i64,
+    pub name: &'a str,
+    pub account_sid: &'a str,
+    pub phone_number: &'a str,
+    pub test_credentials: bool,
+    pub asset_id: Option<&'a str>,
+    pub account: &'a VerifiedAccount,
+    pub checked_at: &'a str,
+}
+
+pub(crate) fn insert(db: &Db, row: &NewRow<'_>) -> Result<()> {
+    let (auth_kind, lifecycle) = match row.asset_id {
+        Some(_) => ("asset", "active"),
+        None => ("own", "pending"),
+    };
+    let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
+    db.execute(
+        "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
+             auth_kind, auth_asset_id, status, account_friendly_name, account_type, last_checked_at, lifecycle,
+             created_at, updated_at, search_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?12, ?12, ?14)",
+        params![
+            row.id,
+            row.folder_id,
+            TWILIO,
+            row.name,
+            row.account_sid,
+            row.phone_number,
+            row.test_credentials,
+            auth_kind,
+            row.asset_id,
+            row.account.friendly_name,
+            row.account.account_type,
+            row.checked_at,
+            lifecycle,
+            search_text,
+        ],
+    )
+    .map_err(store_err)?;
+    Ok(())
+}
+
+pub(crate) fn search_text(name: &str, phone: &str, sid: &str, friendly_name: Option<&str>) -> String {
+    fold(&format!("{name} {phone} {sid} {}", friendly_name.unwrap_or_default()))
+}
+
+/// Records the outcome of a Connect or Test connection.
+pub(crate) fn record_check(db: &Db, id: &str, outcome: std::result::Result<&VerifiedAccount, &Error>, at: &str) -> Result<()> {
+    match outcome {
+        Ok(account) => {
+            let stored = load(db, id)?;
+            db.execute(
+                "UPDATE connections SET status = 'connected', status_code = NULL, status_message = NULL,
+                     account_friendly_name = ?2, account_type = ?3, last_checked_at = ?4, updated_at = ?4,
+                     search_text = ?5
+                 WHERE id = ?1",
+                params![
+                    id,
+                    account.friendly_name,
+                    account.account_type,
+                    at,
+                    search_text(&stored.name, &stored.phone_number, &stored.account_sid, account.friendly_name.as_deref()),
+                ],
+            )
+        }
+        Err(err) => db.execute(
+            "UPDATE connections SET status = 'failed', status_code = ?2, status_message = ?3, last_checked_at = ?4,
+                 updated_at = ?4
+             WHERE id = ?1",
+            params![id, err.code(), err.to_string(), at],
+        ),
+    }
+    .map_err(store_err)?;
+    Ok(())
+}
+
+pub(crate) fn set_lifecycle(db: &Db, id: &str, lifecycle: &str) -> Result<()> {
+    db.execute("UPDATE connections SET lifecycle = ?2 WHERE id = ?1", params![id, lifecycle]).map_err(store_err)?;
+    Ok(())
+}
+
+pub(crate) fn delete_row(db: &Db, id: &str) -> Result<()> {
+    db.execute("DELETE FROM connections WHERE id = ?1", [id]).map_err(store_err)?;
+    Ok(())
+}
+
+/// Ids of rows a crash left half-written or half-deleted, with whether they own a secret.
+pub(crate) fn unfinished(db: &Db) -> Result<Vec<(String, bool)>> {
+    let mut statement = db
+        .prepare("SELECT id, auth_kind = 'own' FROM connections WHERE lifecycle != 'active'")
+        .map_err(store_err)?;
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(store_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(store_err)
+}
+
+/// One page of connections, by name.
+pub(crate) fn query(db: &Db, query: &ConnectionQuery) -> Result<ConnectionPage> {
+    let folder_id = query.folder.as_deref().map(|path| folders::resolve(db, path)).transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    let needle = query.search.as_deref().map(|s| fold(s.trim())).filter(|s| !s.is_empty());
+
+    // Trigram full-text search needs three characters; shorter needles scan.
+    let (from, matcher) = match &needle {
+        Some(needle) if needle.chars().count() >= 3 => (
+            "connections c JOIN connections_fts f ON f.rowid = c.seq",
+            Some(("connections_fts MATCH ?2", format!("\"{}\"", needle.replace('"', "\"\"")))),
+        ),
+        Some(needle) => (
+            "connections c",
+            Some(("c.search_text LIKE ?2 ESCAPE '\\'", format!("%{}%", needle.replace(['\\', '%', '_'], "\\$0")))),
+        ),
+        None => ("connections c", None),
+    };
+    let mut conditions = vec!["c.lifecycle = 'active'", "(?1 IS NULL OR c.folder_id = ?1)"];
+    if let Some((condition, _)) = &matcher {
+        conditions.push(condition);
+    }
+    let filter = format!("FROM {from} WHERE {}", conditions.join(" AND "));
+    let pattern = matcher.map(|(_, pattern)| pattern);
+
+    let total: u32 = db
+        .prepare_cached(&format!("SELECT count(*) {filter}"))
+        .and_then(|mut s| s.query_row(params![folder_id, pattern], |row| row.get(0)))
+        .map_err(store_err)?;
+    let rows = db
+        .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?3 OFFSET ?4"))
+        .and_then(|mut s| {
+            s.query_map(params![folder_id, pattern, limit, query.offset], from_row)?.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(store_err)?;
+    Ok(ConnectionPage { total, items: views(db, rows)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_normalised_to_e164() {
+        assert_eq!(normalize_phone(" +1 (555) 123-0001 ").unwrap(), "+15551230001");
+        assert_eq!(normalize_phone("+1.555.123.0001").unwrap(), "+15551230001");
+        for bad in ["5551230001", "+", "+0123456789", "+1555abc0001", "+1234567890123456"] {
+            let err = normalize_phone(bad).unwrap_err();
+            assert_eq!((err.code(), err.field()), ("invalid_input", Some("phone_number")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sid_and_token_formats_are_checked_without_echoing_the_token() {
+        assert!(check_account_sid(&format!("AC{}", "0a".repeat(16))).is_ok());
+        assert_eq!(check_account_sid("AC123").unwrap_err().field(), Some("account_sid"));
+        let token = Secret::new("not-a-token-but-a-secret");
+        let err = check_auth_token(&token, "Auth Token").unwrap_err();
+        assert_eq!(err.field(), Some("auth_token"));
+        assert!(!err.to_string().contains("not-a-token"));
+    }
+}

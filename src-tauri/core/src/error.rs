@@ -1,0 +1,115 @@
+//! The error every core call returns, and the serializable body that reaches people.
+//!
+//! Each error has a stable `code` (the same in the CLI, the window and the HTTP API),
+//! a message a person can act on, and where it applies the form `field` it concerns and
+//! the code Twilio answered with. Messages never contain a secret: no variant holds one.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::folders::FolderContents;
+use crate::store::StoreError;
+use crate::twilio::ConnectError;
+use crate::vault::VaultError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    InvalidInput { field: &'static str, message: String },
+    #[error("folder '{0}' does not exist")]
+    FolderNotFound(String),
+    #[error(
+        "folder '{path}' is not empty: it holds {contents}; delete it recursively to remove everything inside"
+    )]
+    FolderNotEmpty { path: String, contents: FolderContents },
+    #[error("{what} '{name}' already exists in {place}; choose another name")]
+    NameTaken { what: &'static str, name: String, place: String },
+    #[error("no credential asset '{name}' is visible from folder '{folder}'; create it first or check the name")]
+    AssetNotFound { name: String, folder: String },
+    #[error(
+        "the credential asset connection '{connection}' used was deleted; edit the connection to choose another asset or enter its Auth Token"
+    )]
+    AssetDeleted { connection: String },
+    #[error(
+        "credential asset '{name}' is used by {}: {}; delete or change those connections first, or delete with --force",
+        plural(connections.len(), "connection"),
+        connections.join(", ")
+    )]
+    AssetInUse { name: String, connections: Vec<String> },
+    #[error("no {what} with id '{id}'")]
+    NotFound { what: &'static str, id: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidInput { field, message: message.into() }
+    }
+
+    /// The stable machine-readable code; README lists them all.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::FolderNotFound(_) => "folder_not_found",
+            Self::FolderNotEmpty { .. } => "folder_not_empty",
+            Self::NameTaken { .. } => "name_taken",
+            Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => "asset_not_found",
+            Self::AssetInUse { .. } => "asset_in_use",
+            Self::NotFound { .. } => "not_found",
+            Self::Connect(err) => err.code(),
+            Self::Vault(err) => err.code(),
+            Self::Store(_) => "store_failed",
+        }
+    }
+
+    /// The form field the error is about, when it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidInput { field, .. } => Some(field),
+            Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => Some("auth_token"),
+            Self::Connect(err) => err.field(),
+            _ => None,
+        }
+    }
+
+    pub fn twilio_code(&self) -> Option<u32> {
+        match self {
+            Self::Connect(err) => err.twilio_code(),
+            _ => None,
+        }
+    }
+
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+            field: self.field().map(str::to_owned),
+            twilio_code: self.twilio_code(),
+        }
+    }
+}
+
+/// What the CLI prints with `--json`, the window receives and the HTTP API answers.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub twilio_code: Option<u32>,
+}
+
+pub(crate) fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}

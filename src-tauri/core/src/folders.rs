@@ -1,0 +1,374 @@
+//! Folders: a tree named by paths such as `Shared/Finance`.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::error::{Error, Result, plural};
+use crate::store::now;
+
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// One folder as the tree shows it. `list` returns them in display order (depth-first,
+/// siblings by name), so a view can render a flat, virtualised list.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Folder {
+    #[ts(type = "number")]
+    pub id: i64,
+    #[ts(type = "number | null")]
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub path: String,
+    pub depth: u32,
+    pub child_count: u32,
+    pub connection_count: u32,
+}
+
+/// What a folder holds, counted through all its sub-folders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct FolderContents {
+    pub folders: u32,
+    pub connections: u32,
+    pub assets: u32,
+}
+
+impl FolderContents {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl fmt::Display for FolderContents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts = [
+            (self.folders, "sub-folder"),
+            (self.connections, "connection"),
+            (self.assets, "credential asset"),
+        ];
+        let listed: Vec<String> =
+            parts.iter().filter(|(count, _)| *count > 0).map(|(count, noun)| plural(*count as usize, noun)).collect();
+        match listed.as_slice() {
+            [] => f.write_str("nothing"),
+            [only] => f.write_str(only),
+            [init @ .., last] => write!(f, "{} and {last}", init.join(", ")),
+        }
+    }
+}
+
+/// Trims a folder, asset or connection name and checks the rules every name shares.
+pub fn clean_name(field: &'static str, raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(field, format!("the {field} must not be empty")));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::invalid(field, format!("the {field} must be at most {MAX_NAME_CHARS} characters")));
+    }
+    if name.contains('/') {
+        return Err(Error::invalid(field, format!("the {field} must not contain '/' (it separates folders in a path)")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("the {field} must not contain control characters")));
+    }
+    Ok(name.to_owned())
+}
+
+/// Splits `Shared/Finance` into checked segment names.
+pub fn parse_path(raw: &str) -> Result<Vec<String>> {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(Error::invalid("folder", "the folder path must not be empty, e.g. Shared/Finance"));
+    }
+    trimmed.split('/').map(|segment| clean_name("folder", segment)).collect()
+}
+
+fn display_path(segments: &[String]) -> String {
+    segments.join("/")
+}
+
+/// The id of the folder at `path`.
+pub(crate) fn resolve(conn: &Connection, path: &str) -> Result<i64> {
+    let segments = parse_path(path)?;
+    resolve_segments(conn, &segments)?.ok_or_else(|| Error::FolderNotFound(display_path(&segments)))
+}
+
+fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64>> {
+    let mut statement = conn
+        .prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name = ?2 COLLATE NOCASE")
+        .map_err(crate::store::StoreError::from)?;
+    let mut parent = 0_i64;
+    for segment in segments {
+        match statement.query_row(params![parent, segment], |row| row.get(0)).optional().map_err(store_err)? {
+            Some(id) => parent = id,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(parent))
+}
+
+/// The path of folder `id`, as stored (original case).
+pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
+    let mut statement =
+        conn.prepare_cached("SELECT parent_id, name FROM folders WHERE id = ?1").map_err(store_err)?;
+    let mut segments = Vec::new();
+    let mut current = Some(id);
+    while let Some(folder_id) = current {
+        let (parent, name): (Option<i64>, String) =
+            statement.query_row([folder_id], |row| Ok((row.get(0)?, row.get(1)?))).map_err(store_err)?;
+        segments.push(name);
+        current = parent;
+    }
+    segments.reverse();
+    Ok(segments.join("/"))
+}
+
+/// `folder` and its ancestors, nearest first.
+pub(crate) fn ancestry(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
+    let mut statement = conn.prepare_cached("SELECT parent_id FROM folders WHERE id = ?1").map_err(store_err)?;
+    let mut chain = vec![folder];
+    while let Some(parent) =
+        statement.query_row([*chain.last().expect("never empty")], |row| row.get::<_, Option<i64>>(0)).map_err(store_err)?
+    {
+        chain.push(parent);
+    }
+    Ok(chain)
+}
+
+pub(crate) fn create(conn: &Connection, path: &str) -> Result<Folder> {
+    let segments = parse_path(path)?;
+    let (name, parent_segments) = segments.split_last().expect("parse_path never returns an empty path");
+    let parent = match parent_segments {
+        [] => None,
+        _ => Some(
+            resolve_segments(conn, parent_segments)?
+                .ok_or_else(|| Error::FolderNotFound(display_path(parent_segments)))?,
+        ),
+    };
+    ensure_name_free(conn, parent, name, None)?;
+    let stamp = now();
+    conn.execute(
+        "INSERT INTO folders (parent_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        params![parent, name, stamp],
+    )
+    .map_err(store_err)?;
+    get(conn, conn.last_insert_rowid())
+}
+
+pub(crate) fn rename(conn: &Connection, path: &str, new_name: &str) -> Result<Folder> {
+    let id = resolve(conn, path)?;
+    let new_name = clean_name("name", new_name)?;
+    let parent: Option<i64> =
+        conn.query_row("SELECT parent_id FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
+    ensure_name_free(conn, parent, &new_name, Some(id))?;
+    conn.execute("UPDATE folders SET name = ?1, updated_at = ?2 WHERE id = ?3", params![new_name, now(), id])
+        .map_err(store_err)?;
+    get(conn, id)
+}
+
+/// Moves the folder at `path` under `new_parent` (`None`: to the top level).
+pub(crate) fn move_to(conn: &Connection, path: &str, new_parent: Option<&str>) -> Result<Folder> {
+    let id = resolve(conn, path)?;
+    let parent = new_parent.map(|parent| resolve(conn, parent)).transpose()?;
+    if let Some(parent) = parent
+        && ancestry(conn, parent)?.contains(&id)
+    {
+        return Err(Error::invalid("parent", "a folder cannot be moved into itself or one of its sub-folders"));
+    }
+    let name: String = conn.query_row("SELECT name FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
+    ensure_name_free(conn, parent, &name, Some(id))?;
+    conn.execute("UPDATE folders SET parent_id = ?1, updated_at = ?2 WHERE id = ?3", params![parent, now(), id])
+        .map_err(store_err)?;
+    get(conn, id)
+}
+
+fn ensure_name_free(conn: &Connection, parent: Option<i64>, name: &str, except: Option<i64>) -> Result<()> {
+    let taken: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name = ?2 COLLATE NOCASE AND id != ?3)",
+            params![parent.unwrap_or(0), name, except.unwrap_or(-1)],
+            |row| row.get(0),
+        )
+        .map_err(store_err)?;
+    if taken {
+        let place = match parent {
+            Some(parent) => format!("folder '{}'", path_of(conn, parent)?),
+            None => "the top level".to_owned(),
+        };
+        return Err(Error::NameTaken { what: "folder", name: name.to_owned(), place });
+    }
+    Ok(())
+}
+
+fn get(conn: &Connection, id: i64) -> Result<Folder> {
+    let (parent_id, name): (Option<i64>, String) = conn
+        .query_row("SELECT parent_id, name FROM folders WHERE id = ?1", [id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(store_err)?;
+    let path = path_of(conn, id)?;
+    let (child_count, connection_count) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM folders WHERE parent_id = ?1),
+                    (SELECT count(*) FROM connections WHERE folder_id = ?1)",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(store_err)?;
+    Ok(Folder { id, parent_id, name, depth: path.matches('/').count() as u32, path, child_count, connection_count })
+}
+
+/// The whole tree in display order, in one pass over the table.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<Folder>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT f.id, f.parent_id, f.name,
+                    (SELECT count(*) FROM connections c WHERE c.folder_id = f.id)
+             FROM folders f",
+        )
+        .map_err(store_err)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?)))
+        .map_err(store_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(store_err)?;
+
+    let mut children: HashMap<Option<i64>, Vec<usize>> = HashMap::new();
+    for (index, (_, parent, _, _)) in rows.iter().enumerate() {
+        children.entry(*parent).or_default().push(index);
+    }
+    for siblings in children.values_mut() {
+        siblings.sort_by_cached_key(|&index| rows[index].2.to_lowercase());
+    }
+
+    let mut tree = Vec::with_capacity(rows.len());
+    // Depth-first with an explicit stack: (row, depth, parent path).
+    let mut stack: Vec<(usize, u32, String)> =
+        children.get(&None).into_iter().flatten().rev().map(|&index| (index, 0, String::new())).collect();
+    while let Some((index, depth, parent_path)) = stack.pop() {
+        let (id, parent_id, name, connection_count) = &rows[index];
+        let path = if parent_path.is_empty() { name.clone() } else { format!("{parent_path}/{name}") };
+        let own_children = children.get(&Some(*id)).map(Vec::as_slice).unwrap_or_default();
+        stack.extend(own_children.iter().rev().map(|&child| (child, depth + 1, path.clone())));
+        tree.push(Folder {
+            id: *id,
+            parent_id: *parent_id,
+            name: name.clone(),
+            path,
+            depth,
+            child_count: own_children.len() as u32,
+            connection_count: *connection_count,
+        });
+    }
+    Ok(tree)
+}
+
+const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
+    SELECT ?1 UNION ALL SELECT f.id FROM folders f JOIN subtree s ON f.parent_id = s.id)";
+
+/// Ids of `folder` and every folder below it.
+pub(crate) fn subtree(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
+    let mut statement = conn.prepare_cached(&format!("{SUBTREE} SELECT id FROM subtree")).map_err(store_err)?;
+    statement
+        .query_map([folder], |row| row.get(0))
+        .map_err(store_err)?
+        .collect::<rusqlite::Result<Vec<i64>>>()
+        .map_err(store_err)
+}
+
+pub(crate) fn contents(conn: &Connection, folder: i64) -> Result<FolderContents> {
+    conn.query_row(
+        &format!(
+            "{SUBTREE} SELECT (SELECT count(*) - 1 FROM subtree),
+                (SELECT count(*) FROM connections WHERE folder_id IN subtree),
+                (SELECT count(*) FROM assets WHERE folder_id IN subtree)"
+        ),
+        [folder],
+        |row| Ok(FolderContents { folders: row.get(0)?, connections: row.get(1)?, assets: row.get(2)? }),
+    )
+    .map_err(store_err)
+}
+
+/// Removes the folder row and, by cascade, its sub-folders; callers remove what they
+/// hold first.
+pub(crate) fn delete_row(conn: &Connection, folder: i64) -> Result<()> {
+    conn.execute("DELETE FROM folders WHERE id = ?1", [folder]).map_err(store_err)?;
+    Ok(())
+}
+
+pub(crate) fn store_err(err: rusqlite::Error) -> Error {
+    Error::Store(err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(clean_name("name", "  Finance ").unwrap(), "Finance");
+        for bad in ["", "   ", "a/b", &"x".repeat(121)] {
+            assert_eq!(clean_name("name", bad).unwrap_err().code(), "invalid_input", "{bad:?}");
+        }
+        assert!(clean_name("name", &"é".repeat(120)).is_ok(), "the limit counts characters, not bytes");
+    }
+
+    #[test]
+    fn tree_is_listed_depth_first_with_paths() {
+        let (_dir, store) = store();
+        let conn = store.conn();
+        create(&conn, "Shared/Finance").unwrap();
+        create(&conn, "Shared/Finance/EMEA").unwrap();
+        create(&conn, "Shared/Accounting").unwrap();
+        create(&conn, "Archive").unwrap();
+        let paths: Vec<_> = list(&conn).unwrap().into_iter().map(|f| (f.path, f.depth)).collect();
+        let expected = [("Archive", 0), ("Shared", 0), ("Shared/Accounting", 1), ("Shared/Finance", 1), ("Shared/Finance/EMEA", 2)];
+        assert_eq!(paths, expected.map(|(p, d)| (p.to_string(), d)));
+    }
+
+    #[test]
+    fn sibling_names_are_unique_ignoring_case() {
+        let (_dir, store) = store();
+        let conn = store.conn();
+        create(&conn, "Shared/Finance").unwrap();
+        assert_eq!(create(&conn, "Shared/finance").unwrap_err().code(), "name_taken");
+        create(&conn, "Finance").expect("same name elsewhere is fine");
+        assert_eq!(rename(&conn, "Finance", "shared").unwrap_err().code(), "name_taken");
+    }
+
+    #[test]
+    fn move_refuses_cycles_and_keeps_children() {
+        let (_dir, store) = store();
+        let conn = store.conn();
+        create(&conn, "Shared/A").unwrap();
+        create(&conn, "Shared/A/B").unwrap();
+        assert_eq!(move_to(&conn, "Shared/A", Some("Shared/A/B")).unwrap_err().code(), "invalid_input");
+        let moved = move_to(&conn, "Shared/A", None).unwrap();
+        assert_eq!(moved.path, "A");
+        assert!(resolve(&conn, "A/B").is_ok());
+        assert_eq!(resolve(&conn, "Shared/A").unwrap_err().code(), "folder_not_found");
+    }
+
+    #[test]
+    fn contents_count_everything_below() {
+        let (_dir, store) = store();
+        let conn = store.conn();
+        create(&conn, "Shared/A").unwrap();
+        create(&conn, "Shared/A/B").unwrap();
+        let shared = resolve(&conn, "Shared").unwrap();
+        let contents = contents(&conn, shared).unwrap();
+        assert_eq!(contents, FolderContents { folders: 2, connections: 0, assets: 0 });
+        assert_eq!(contents.to_string(), "2 sub-folders");
+        let mixed = FolderContents { folders: 1, connections: 3, assets: 2 };
+        assert_eq!(mixed.to_string(), "1 sub-folder, 3 connections and 2 credential assets");
+    }
+}

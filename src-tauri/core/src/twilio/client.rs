@@ -1,0 +1,328 @@
+//! Twilio's REST API over one pooled HTTP client. Every request goes to one of two
+//! configurable base URLs (REST API 2010-04-01 and Accounts v1), so tests and staging
+//! can point Patchbay at another server.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::config::TwilioConfig;
+use crate::secret::Secret;
+
+/// Answers larger than this are refused unread: Patchbay asks for small resources only.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// A server's Retry-After is honoured up to this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioError {
+    #[error("Twilio is rate limiting requests (HTTP 429) and still was after {attempts} attempts; wait a minute and try again")]
+    RateLimited { attempts: u32 },
+    #[error("Twilio could not be reached at {base}: {reason}; check the network connection, proxy or the configured Twilio base URL")]
+    Unreachable { base: String, reason: String },
+    #[error("Twilio is failing (HTTP {status}) and still was after {attempts} attempts; try again later (status.twilio.com)")]
+    ServerError { status: u16, attempts: u32 },
+    #[error("Twilio sent an answer Patchbay could not read ({what}); try again later")]
+    UnexpectedAnswer { what: String },
+    #[error("Twilio refused the request: {} (HTTP {}{})", .0.message, .0.status, .0.code.map(|c| format!(", code {c}")).unwrap_or_default())]
+    Rejected(ApiError),
+}
+
+impl TwilioError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "twilio_rate_limited",
+            Self::Unreachable { .. } => "twilio_unreachable",
+            Self::ServerError { .. } | Self::UnexpectedAnswer { .. } => "twilio_server_error",
+            Self::Rejected(_) => "twilio_rejected",
+        }
+    }
+
+    pub fn twilio_code(&self) -> Option<u32> {
+        match self {
+            Self::Rejected(api) => api.code,
+            Self::RateLimited { .. } => Some(20429),
+            _ => None,
+        }
+    }
+}
+
+/// Twilio's error body: `{"code", "message", "more_info", "status"}` (extra keys tolerated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: Option<u32>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub account_sid: &'a str,
+    pub auth_token: &'a Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Active,
+    Suspended,
+    Closed,
+}
+
+/// The parts of Twilio's Account resource Patchbay keeps. The resource also carries
+/// `auth_token`; it is never deserialised, and the raw body is zeroed after parsing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub sid: String,
+    pub friendly_name: Option<String>,
+    pub status: AccountStatus,
+    #[serde(rename = "type")]
+    pub account_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IncomingPhoneNumberPage {
+    incoming_phone_numbers: Vec<IncomingPhoneNumber>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IncomingPhoneNumber {
+    phone_number: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub sid: String,
+    pub status: String,
+}
+
+/// Accounts v1 `SecondaryAuthToken` / `AuthTokenPromotion`: the token is the one
+/// field Patchbay reads, straight into a [`Secret`].
+#[derive(Deserialize)]
+struct AuthTokenResource {
+    #[serde(alias = "secondary_auth_token")]
+    auth_token: Secret,
+}
+
+#[derive(Clone, Copy)]
+enum Host {
+    Api,
+    Accounts,
+}
+
+pub struct TwilioClient {
+    http: reqwest::Client,
+    config: TwilioConfig,
+}
+
+impl TwilioClient {
+    pub fn new(config: TwilioConfig) -> Result<Self, TwilioError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| TwilioError::Unreachable { base: config.api_base.clone(), reason: err.to_string() })?;
+        Ok(Self { http, config })
+    }
+
+    /// `GET /2010-04-01/Accounts/{Sid}.json`: read-only, and tells live credentials
+    /// (200), test credentials (403 / 20008) and wrong ones (401 / 20003) apart.
+    pub async fn fetch_account(&self, credentials: Credentials<'_>) -> Result<Account, TwilioError> {
+        let path = format!("/2010-04-01/Accounts/{}.json", credentials.account_sid);
+        self.call(Host::Api, Method::GET, &path, credentials, |request| request).await?.json()
+    }
+
+    /// Whether the account owns `phone_number` (E.164), by Twilio's exact-match filter.
+    pub async fn owns_phone_number(&self, credentials: Credentials<'_>, phone_number: &str) -> Result<bool, TwilioError> {
+        let path = format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", credentials.account_sid);
+        let page: IncomingPhoneNumberPage = self
+            .call(Host::Api, Method::GET, &path, credentials, |request| {
+                request.query(&[("PhoneNumber", phone_number), ("PageSize", "20")])
+            })
+            .await?
+            .json()?;
+        Ok(page.incoming_phone_numbers.iter().any(|number| number.phone_number.as_deref() == Some(phone_number)))
+    }
+
+    /// `POST …/Messages.json`. Patchbay only sends this with test credentials, which
+    /// Twilio never delivers or charges.
+    pub async fn create_message(
+        &self,
+        credentials: Credentials<'_>,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<Message, TwilioError> {
+        let path = format!("/2010-04-01/Accounts/{}/Messages.json", credentials.account_sid);
+        self.call(Host::Api, Method::POST, &path, credentials, |request| {
+            request.form(&[("From", from), ("To", to), ("Body", body)])
+        })
+        .await?
+        .json()
+    }
+
+    /// `POST /v1/AuthTokens/Secondary`: a second token that works beside the primary.
+    pub async fn create_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<Secret, TwilioError> {
+        let created: AuthTokenResource =
+            self.call(Host::Accounts, Method::POST, "/v1/AuthTokens/Secondary", credentials, |r| r).await?.json()?;
+        Ok(created.auth_token)
+    }
+
+    /// `DELETE /v1/AuthTokens/Secondary`.
+    pub async fn delete_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<(), TwilioError> {
+        self.call(Host::Accounts, Method::DELETE, "/v1/AuthTokens/Secondary", credentials, |r| r).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/AuthTokens/Promote`: the secondary becomes primary, the old primary
+    /// stops working at once. Returns the new primary.
+    pub async fn promote_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<Secret, TwilioError> {
+        let promoted: AuthTokenResource =
+            self.call(Host::Accounts, Method::POST, "/v1/AuthTokens/Promote", credentials, |r| r).await?.json()?;
+        Ok(promoted.auth_token)
+    }
+
+    /// Sends with retries; a 2xx answer comes back for the caller to read.
+    async fn call(
+        &self,
+        host: Host,
+        method: Method,
+        path: &str,
+        credentials: Credentials<'_>,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Answer, TwilioError> {
+        let base = match host {
+            Host::Api => &self.config.api_base,
+            Host::Accounts => &self.config.accounts_base,
+        };
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        // A 5xx or a dropped connection may mean the request was processed: only
+        // requests without side effects are repeated then. A 429 was not processed.
+        let idempotent = method == Method::GET || method == Method::DELETE;
+        let attempts = self.config.max_retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = build(self.http.request(method.clone(), &url))
+                .basic_auth(credentials.account_sid, Some(credentials.auth_token.expose()));
+            let outcome = match request.send().await {
+                Ok(response) => read_answer(response).await,
+                Err(err) => Err(transport_failure(base, &err)),
+            };
+            let retry_after = match &outcome {
+                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => answer.retry_after,
+                Ok(answer) if answer.status.is_server_error() && idempotent => None,
+                Err(TwilioError::Unreachable { .. }) if idempotent => None,
+                _ => return outcome.and_then(|answer| answer.into_result(attempt)),
+            };
+            if attempt >= attempts {
+                return outcome.and_then(|answer| answer.into_result(attempt));
+            }
+            let backoff = self.config.retry_backoff * 2_u32.saturating_pow(attempt - 1);
+            tokio::time::sleep(retry_after.map_or(backoff, |wait| wait.min(MAX_RETRY_AFTER))).await;
+        }
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    // The Account resource carries the auth token: the raw bytes are zeroed on drop.
+    body: Zeroizing<Vec<u8>>,
+}
+
+impl Answer {
+    fn json<T: DeserializeOwned>(&self) -> Result<T, TwilioError> {
+        serde_json::from_slice(&self.body).map_err(|err| TwilioError::UnexpectedAnswer {
+            what: format!(
+                "HTTP {} with a body that is not the expected JSON (line {}, column {})",
+                self.status.as_u16(),
+                err.line(),
+                err.column()
+            ),
+        })
+    }
+
+    fn into_result(self, attempts: u32) -> Result<Answer, TwilioError> {
+        let status = self.status;
+        if status.is_success() {
+            return Ok(self);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(TwilioError::RateLimited { attempts });
+        }
+        if status.is_server_error() {
+            return Err(TwilioError::ServerError { status: status.as_u16(), attempts });
+        }
+        Err(TwilioError::Rejected(parse_api_error(status, &self.body)))
+    }
+}
+
+fn parse_api_error(status: StatusCode, body: &[u8]) -> ApiError {
+    #[derive(Deserialize)]
+    struct Body {
+        code: Option<u32>,
+        message: Option<String>,
+    }
+    let parsed: Option<Body> = serde_json::from_slice(body).ok();
+    let code = parsed.as_ref().and_then(|b| b.code);
+    let message = parsed
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    ApiError { status: status.as_u16(), code, message }
+}
+
+async fn read_answer(mut response: Response) -> Result<Answer, TwilioError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+        .map(Duration::from_secs);
+    if response.content_length().is_some_and(|length| length as usize > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Zeroizing::new(Vec::new());
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(err) => {
+                return Err(TwilioError::Unreachable {
+                    base: response.url().origin().ascii_serialization(),
+                    reason: describe_transport(&err),
+                });
+            }
+        }
+    }
+    Ok(Answer { status, retry_after, body })
+}
+
+fn too_large() -> TwilioError {
+    TwilioError::UnexpectedAnswer { what: format!("an answer larger than {} KiB", MAX_BODY_BYTES / 1024) }
+}
+
+fn transport_failure(base: &str, err: &reqwest::Error) -> TwilioError {
+    TwilioError::Unreachable { base: base.to_owned(), reason: describe_transport(err) }
+}
+
+/// A short, secret-free description: reqwest's own text repeats the URL and the chain.
+fn describe_transport(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "no answer in time".into()
+    } else if err.is_connect() {
+        "the connection was refused or failed".into()
+    } else {
+        "the connection was dropped before the answer was complete".into()
+    }
+}

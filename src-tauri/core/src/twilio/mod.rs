@@ -1,0 +1,7 @@
+//! Twilio: the HTTP client and the Connect rules built on it.
+
+mod client;
+mod verify;
+
+pub use client::{Account, AccountStatus, ApiError, Credentials, Message, TwilioClient, TwilioError};
+pub use verify::{ConnectError, VerifiedAccount, TEST_CREDENTIALS_FROM, verify};

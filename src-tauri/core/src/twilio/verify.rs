@@ -1,0 +1,138 @@
+//! Connect's conversation with Twilio: which requests, in which order, and what each
+//! answer means. Nothing here writes anything; the caller saves only on success.
+
+use super::client::{AccountStatus, Credentials, TwilioClient, TwilioError};
+
+/// The one `From` number Twilio accepts with test credentials.
+pub const TEST_CREDENTIALS_FROM: &str = "+15005550006";
+/// Any valid number outside Twilio's magic error numbers.
+const TEST_CREDENTIALS_TO: &str = "+15558675310";
+const TEST_MESSAGE_BODY: &str = "Patchbay connection check";
+
+/// Twilio codes for a `From` that test credentials cannot send from.
+const TEST_FROM_REFUSED: [u32; 3] = [21212, 21606, 21611];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "Twilio did not accept this Account SID and Auth Token{}; copy both again from the Twilio Console (Account → General Settings)",
+        .twilio_code.map(|c| format!(" (code {c})")).unwrap_or_default()
+    )]
+    AuthFailed { twilio_code: Option<u32> },
+    #[error("the Twilio account {account_sid} is suspended; reactivate it in the Twilio Console, then connect again")]
+    AccountSuspended { account_sid: String },
+    #[error("the Twilio account {account_sid} is closed and cannot be used; connect another account")]
+    AccountClosed { account_sid: String },
+    #[error(
+        "these are live credentials, but Use Test Credentials is on; turn it off, or enter your Test Account SID and Test Auth Token"
+    )]
+    TestCredentialsExpected,
+    #[error(
+        "these are Test Credentials (Twilio answered code 20008), but Use Test Credentials is off; turn it on, or enter your live Account SID and Auth Token"
+    )]
+    LiveCredentialsExpected,
+    #[error(
+        "{phone_number} is not registered in the Twilio account {account_sid}; enter a number listed under Phone Numbers → Active numbers"
+    )]
+    PhoneNotInAccount { phone_number: String, account_sid: String },
+    #[error(
+        "Twilio refused {phone_number} as the sender for Test Credentials: {twilio_message} (code {twilio_code}); with test credentials use {TEST_CREDENTIALS_FROM}"
+    )]
+    TestPhoneInvalid { phone_number: String, twilio_code: u32, twilio_message: String },
+    #[error(transparent)]
+    Twilio(#[from] TwilioError),
+}
+
+impl ConnectError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AuthFailed { .. } => "twilio_auth_failed",
+            Self::AccountSuspended { .. } => "twilio_account_suspended",
+            Self::AccountClosed { .. } => "twilio_account_closed",
+            Self::TestCredentialsExpected => "twilio_test_credentials_expected",
+            Self::LiveCredentialsExpected => "twilio_live_credentials_expected",
+            Self::PhoneNotInAccount { .. } => "twilio_phone_not_in_account",
+            Self::TestPhoneInvalid { .. } => "twilio_test_phone_invalid",
+            Self::Twilio(err) => err.code(),
+        }
+    }
+
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::TestCredentialsExpected | Self::LiveCredentialsExpected => Some("test_credentials"),
+            Self::PhoneNotInAccount { .. } | Self::TestPhoneInvalid { .. } => Some("phone_number"),
+            _ => None,
+        }
+    }
+
+    pub fn twilio_code(&self) -> Option<u32> {
+        match self {
+            Self::AuthFailed { twilio_code } => *twilio_code,
+            Self::LiveCredentialsExpected => Some(20008),
+            Self::TestPhoneInvalid { twilio_code, .. } => Some(*twilio_code),
+            Self::Twilio(err) => err.twilio_code(),
+            _ => None,
+        }
+    }
+}
+
+/// What a successful Connect learned about the account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifiedAccount {
+    pub friendly_name: Option<String>,
+    pub account_type: Option<String>,
+}
+
+/// Checks credentials and phone number the way Twilio treats them:
+/// 1. `GET Accounts/{Sid}` (no side effects): 200 live, 403/20008 test, 401 wrong.
+/// 2. Live: the account must be active and own the number. No request that could
+///    send or cost anything is ever made with live credentials.
+/// 3. Test: a `POST Messages` from the number, which Twilio accepts only from its
+///    magic test number and never delivers.
+pub async fn verify(
+    client: &TwilioClient,
+    credentials: Credentials<'_>,
+    phone_number: &str,
+    test_credentials: bool,
+) -> Result<VerifiedAccount, ConnectError> {
+    match client.fetch_account(credentials).await {
+        Ok(account) => {
+            if test_credentials {
+                return Err(ConnectError::TestCredentialsExpected);
+            }
+            match account.status {
+                AccountStatus::Active => {}
+                AccountStatus::Suspended => return Err(ConnectError::AccountSuspended { account_sid: account.sid }),
+                AccountStatus::Closed => return Err(ConnectError::AccountClosed { account_sid: account.sid }),
+            }
+            if !client.owns_phone_number(credentials, phone_number).await? {
+                return Err(ConnectError::PhoneNotInAccount {
+                    phone_number: phone_number.to_owned(),
+                    account_sid: account.sid,
+                });
+            }
+            Ok(VerifiedAccount { friendly_name: account.friendly_name, account_type: account.account_type })
+        }
+        Err(TwilioError::Rejected(api)) if api.status == 403 && api.code == Some(20008) => {
+            if !test_credentials {
+                return Err(ConnectError::LiveCredentialsExpected);
+            }
+            let sent = client.create_message(credentials, phone_number, TEST_CREDENTIALS_TO, TEST_MESSAGE_BODY).await;
+            match sent {
+                Ok(_) => Ok(VerifiedAccount::default()),
+                Err(TwilioError::Rejected(api)) if api.code.is_some_and(|code| TEST_FROM_REFUSED.contains(&code)) => {
+                    Err(ConnectError::TestPhoneInvalid {
+                        phone_number: phone_number.to_owned(),
+                        twilio_code: api.code.unwrap_or_default(),
+                        twilio_message: api.message,
+                    })
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
+        Err(TwilioError::Rejected(api)) if matches!(api.status, 401 | 404) => {
+            Err(ConnectError::AuthFailed { twilio_code: api.code })
+        }
+        Err(err) => Err(err.into()),
+    }
+}
