@@ -1,1 +1,5 @@
-pub fn placeholder() {}
+//! Test support for Patchbay: a Twilio-faithful fake server and helpers that drive the
+//! real `patchbay` binary against it and a real Secret Service.
+
+pub mod fake_twilio;
+pub mod harness;

@@ -1,0 +1,121 @@
+//! A fake Twilio that listens on loopback and answers as `shared/twilio/` documents:
+//! REST API 2010-04-01 on one port, Accounts v1 on another (one base URL per host, as
+//! Patchbay is configured), HTTP Basic auth, Twilio's JSON error body, test credentials
+//! with their magic numbers, paging, and the AuthTokens endpoints.
+//!
+//! Tests seed it, inject faults and read back the requests it received.
+
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use state::{CredentialKind, Fault, Host, RecordedRequest, Seed, SeedAccount, TestCredentials};
+use state::State;
+
+pub struct FakeTwilio {
+    api_base: String,
+    accounts_base: String,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeTwilio {
+    /// Starts on two free loopback ports, in a thread of its own, so both plain and
+    /// async tests can use it.
+    pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
+    }
+
+    pub fn start_on(api: SocketAddr, accounts: SocketAddr) -> Self {
+        let state = Arc::new(Mutex::new(State::seeded()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for the fake Twilio");
+            runtime.block_on(async move {
+                let api_listener = tokio::net::TcpListener::bind(api).await.expect("bind the API port");
+                let accounts_listener = tokio::net::TcpListener::bind(accounts).await.expect("bind the Accounts port");
+                ready_tx
+                    .send((api_listener.local_addr().unwrap(), accounts_listener.local_addr().unwrap()))
+                    .unwrap();
+                let api_server = axum::serve(api_listener, routes::router(shared.clone(), Host::Api));
+                let accounts_server = axum::serve(accounts_listener, routes::router(shared, Host::Accounts));
+                tokio::select! {
+                    _ = api_server => {}
+                    _ = accounts_server => {}
+                    _ = shutdown_rx => {}
+                }
+            });
+        });
+        let (api_addr, accounts_addr) = ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake Twilio started");
+        Self {
+            api_base: format!("http://{api_addr}"),
+            accounts_base: format!("http://{accounts_addr}"),
+            state,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Base URL standing in for `https://api.twilio.com`.
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    /// Base URL standing in for `https://accounts.twilio.com`.
+    pub fn accounts_base(&self) -> &str {
+        &self.accounts_base
+    }
+
+    /// The seeded accounts and their credentials.
+    pub fn seed(&self) -> Seed {
+        self.state().seed()
+    }
+
+    /// The next `times` requests (to either host) meet `fault`.
+    pub fn inject(&self, fault: Fault, times: u32) {
+        self.state().faults.push_back((fault, times));
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().log.clone()
+    }
+
+    /// The account's current primary Auth Token.
+    pub fn primary_token(&self, account_sid: &str) -> Option<String> {
+        self.state().accounts.get(account_sid).map(|account| account.primary_token.clone())
+    }
+
+    /// Registers another phone number in an account.
+    pub fn add_phone_number(&self, account_sid: &str, phone_number: &str) {
+        if let Some(account) = self.state().accounts.get_mut(account_sid) {
+            account.phone_numbers.push(phone_number.to_owned());
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
