@@ -1,1 +1,253 @@
-fn main() {}
+//! `patchbay`: Patchbay's core, headless. Each subcommand parses its arguments, makes
+//! one core call and prints the answer; no rule lives here.
+//!
+//! Secrets are never taken as arguments (process lists and shell history would keep
+//! them): they come from standard input.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use patchbay_core::{Config, ConnectionQuery, Error, NewTwilioConnection, Patchbay, Secret, TokenSource};
+
+use output::Output;
+
+#[derive(Parser)]
+#[command(name = "patchbay", version, about = "Patchbay: folders and connections to Twilio, secrets in the OS vault")]
+struct Cli {
+    /// Data folder (default: the platform's app-data folder; or PATCHBAY_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Machine output: JSON on stdout, errors as JSON on stderr.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, rename, move and delete folders (named by path, e.g. Shared/Finance).
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// List the connector catalog.
+    Connectors {
+        /// Only connectors matching this text (name, key, category, description).
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Credential assets: named secrets kept in the OS vault.
+    #[command(subcommand)]
+    Asset(AssetCommand),
+    /// Add, list, show, test and delete connections.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+}
+
+#[derive(Subcommand)]
+enum FolderCommand {
+    /// Create a folder; its parent must exist.
+    Create { path: String },
+    /// The folder tree.
+    List,
+    /// Rename the folder at PATH.
+    Rename { path: String, new_name: String },
+    /// Move the folder at PATH under another folder, or to the top level.
+    Move {
+        path: String,
+        #[arg(long, value_name = "PARENT", required_unless_present = "top_level", conflicts_with = "top_level")]
+        to: Option<String>,
+        #[arg(long)]
+        top_level: bool,
+    },
+    /// Delete a folder; one that holds anything only with --recursive.
+    Delete {
+        path: String,
+        /// Also delete its sub-folders, connections and credential assets (with their secrets).
+        #[arg(long)]
+        recursive: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AssetCommand {
+    /// Create a credential asset; its value is read from standard input.
+    Create {
+        name: String,
+        #[arg(long)]
+        folder: String,
+    },
+    /// List credential assets (never their values); with --folder, those visible from it.
+    List {
+        #[arg(long)]
+        folder: Option<String>,
+    },
+    /// Delete a credential asset and its secret.
+    Delete {
+        name: String,
+        #[arg(long)]
+        folder: String,
+        /// Delete it even though connections use it (they will fail until fixed).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionCommand {
+    /// Add connection: validate with the connector's service, then save.
+    #[command(subcommand)]
+    Add(AddConnection),
+    /// List connections, by name.
+    List {
+        /// Only this folder's connections.
+        #[arg(long)]
+        folder: Option<String>,
+        /// Only connections whose name, phone, Account SID or account name contains this.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// Show one connection.
+    Show { id: String },
+    /// Test connection: validate again and record the result.
+    Test { id: String },
+    /// Delete a connection and its own secret.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
+enum AddConnection {
+    /// A Twilio connection.
+    Twilio(TwilioArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("auth_token").required(true).args(["auth_token_stdin", "auth_token_asset"])))]
+struct TwilioArgs {
+    #[arg(long)]
+    folder: String,
+    /// Connection name (default: "Twilio <phone number>").
+    #[arg(long)]
+    name: Option<String>,
+    /// The phone number registered in the Twilio account, e.g. +15551230001.
+    #[arg(long = "phone")]
+    phone: String,
+    /// Account SID: AC followed by 32 hexadecimal digits.
+    #[arg(long)]
+    account_sid: String,
+    /// The SID and token are Test Credentials.
+    #[arg(long)]
+    test_credentials: bool,
+    /// Read the Auth Token from standard input.
+    #[arg(long)]
+    auth_token_stdin: bool,
+    /// Use this credential asset (visible from the folder) as the Auth Token.
+    #[arg(long, value_name = "NAME")]
+    auth_token_asset: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let json_requested = std::env::args().any(|arg| arg == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if json_requested && err.use_stderr() => {
+            let message = err.render().to_string();
+            let first_line = message.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            Output { json: true }.error(&Error::invalid("arguments", first_line));
+            return ExitCode::from(2);
+        }
+        Err(err) => err.exit(),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let out = Output { json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, &out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            out.error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
+    let core = Patchbay::open(Config::load(cli.data_dir)?)?;
+    match cli.command {
+        Command::Folder(command) => match command {
+            FolderCommand::Create { path } => out.folder(&core.create_folder(&path)?),
+            FolderCommand::List => out.folders(&core.list_folders()?),
+            FolderCommand::Rename { path, new_name } => out.folder(&core.rename_folder(&path, &new_name)?),
+            FolderCommand::Move { path, to, .. } => out.folder(&core.move_folder(&path, to.as_deref())?),
+            FolderCommand::Delete { path, recursive } => out.deleted_folder(&path, &core.delete_folder(&path, recursive)?),
+        },
+        Command::Connectors { search } => out.connectors(&core.connectors(search.as_deref().unwrap_or(""))),
+        Command::Asset(command) => match command {
+            AssetCommand::Create { name, folder } => {
+                let value = read_secret(&format!("Value of credential asset '{name}'"))?;
+                out.asset(&core.create_asset(&folder, &name, value)?)
+            }
+            AssetCommand::List { folder } => out.assets(&core.list_assets(folder.as_deref())?),
+            AssetCommand::Delete { name, folder, force } => {
+                core.delete_asset(&folder, &name, force)?;
+                out.done(&format!("deleted credential asset '{name}' from '{folder}'"))
+            }
+        },
+        Command::Connection(command) => match command {
+            ConnectionCommand::Add(AddConnection::Twilio(args)) => {
+                let auth_token = match args.auth_token_asset {
+                    Some(asset) => TokenSource::Asset(asset),
+                    None => TokenSource::Value(read_secret("Auth Token")?),
+                };
+                let new = NewTwilioConnection {
+                    folder: args.folder,
+                    name: args.name,
+                    phone_number: args.phone,
+                    account_sid: args.account_sid,
+                    test_credentials: args.test_credentials,
+                    auth_token,
+                };
+                out.connection(&core.add_twilio_connection(new).await?)
+            }
+            ConnectionCommand::List { folder, search, limit, offset } => {
+                out.connections(&core.list_connections(&ConnectionQuery { folder, search, limit, offset })?)
+            }
+            ConnectionCommand::Show { id } => out.connection(&core.connection(&id)?),
+            ConnectionCommand::Test { id } => out.connection(&core.test_connection(&id).await?),
+            ConnectionCommand::Delete { id } => {
+                core.delete_connection(&id)?;
+                out.done(&format!("deleted connection {id}"))
+            }
+        },
+    }
+    Ok(())
+}
+
+/// A secret from standard input: typed without echo at a terminal, or piped.
+fn read_secret(prompt: &str) -> Result<Secret, Error> {
+    let secret = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{prompt} (input hidden): ")).map(Secret::new)
+    } else {
+        Secret::from_reader(std::io::stdin().lock())
+    }
+    .map_err(|err| Error::invalid("stdin", format!("cannot read the {prompt} from standard input: {err}")))?;
+    if secret.is_empty() {
+        return Err(Error::invalid("stdin", format!("the {prompt} is empty; pipe it on standard input")));
+    }
+    Ok(secret)
+}

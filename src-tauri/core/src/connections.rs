@@ -376,41 +376,64 @@ pub(crate) fn query(db: &Db, query: &ConnectionQuery) -> Result<ConnectionPage> 
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let needle = query.search.as_deref().map(|s| fold(s.trim())).filter(|s| !s.is_empty());
 
-    // Trigram full-text search needs three characters; shorter needles scan.
-    let (from, matcher) = match &needle {
-        Some(needle) if needle.chars().count() >= 3 => (
-            "connections c JOIN connections_fts f ON f.rowid = c.seq",
-            Some(("connections_fts MATCH ?2", format!("\"{}\"", needle.replace('"', "\"\"")))),
-        ),
-        Some(needle) => (
-            "connections c",
-            Some(("c.search_text LIKE ?2 ESCAPE '\\'", format!("%{}%", needle.replace(['\\', '%', '_'], "\\$0")))),
-        ),
-        None => ("connections c", None),
-    };
-    let mut conditions = vec!["c.lifecycle = 'active'", "(?1 IS NULL OR c.folder_id = ?1)"];
-    if let Some((condition, _)) = &matcher {
-        conditions.push(condition);
+    let mut from = "connections c";
+    let mut conditions = vec!["c.lifecycle = 'active'"];
+    let mut bound: Vec<(&str, Box<dyn rusqlite::ToSql>)> = Vec::new();
+    if let Some(folder_id) = folder_id {
+        conditions.push("c.folder_id = :folder");
+        bound.push((":folder", Box::new(folder_id)));
+    }
+    match &needle {
+        // Trigram full-text search needs three characters; shorter needles scan.
+        Some(needle) if needle.chars().count() >= 3 => {
+            from = "connections c JOIN connections_fts f ON f.rowid = c.seq";
+            conditions.push("connections_fts MATCH :pattern");
+            bound.push((":pattern", Box::new(format!("\"{}\"", needle.replace('"', "\"\"")))));
+        }
+        Some(needle) => {
+            conditions.push("c.search_text LIKE :pattern ESCAPE '\\'");
+            bound.push((":pattern", Box::new(like_pattern(needle))));
+        }
+        None => {}
     }
     let filter = format!("FROM {from} WHERE {}", conditions.join(" AND "));
-    let pattern = matcher.map(|(_, pattern)| pattern);
+    let params: Vec<(&str, &dyn rusqlite::ToSql)> = bound.iter().map(|(name, value)| (*name, value.as_ref())).collect();
 
     let total: u32 = db
         .prepare_cached(&format!("SELECT count(*) {filter}"))
-        .and_then(|mut s| s.query_row(params![folder_id, pattern], |row| row.get(0)))
+        .and_then(|mut s| s.query_row(params.as_slice(), |row| row.get(0)))
         .map_err(store_err)?;
+    let mut page_params = params.clone();
+    page_params.push((":limit", &limit));
+    page_params.push((":offset", &query.offset));
     let rows = db
-        .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?3 OFFSET ?4"))
-        .and_then(|mut s| {
-            s.query_map(params![folder_id, pattern, limit, query.offset], from_row)?.collect::<rusqlite::Result<Vec<_>>>()
-        })
+        .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT :limit OFFSET :offset"))
+        .and_then(|mut s| s.query_map(page_params.as_slice(), from_row)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(store_err)?;
     Ok(ConnectionPage { total, items: views(db, rows)? })
+}
+
+/// `%needle%` for LIKE, with LIKE's own wildcards escaped.
+fn like_pattern(needle: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in needle.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("a%_"), "%a\\%\\_%");
+    }
 
     #[test]
     fn phone_numbers_are_normalised_to_e164() {

@@ -1,0 +1,160 @@
+//! How the CLI prints: tables for people, JSON for scripts (`--json`).
+
+use patchbay_core::{Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents};
+use serde::Serialize;
+
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    fn emit<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string(value).expect("output types serialise"));
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    pub fn error(&self, err: &Error) {
+        if self.json {
+            eprintln!("{}", serde_json::to_string(&err.to_body()).expect("error bodies serialise"));
+        } else {
+            eprintln!("error: {err} [{}]", err.code());
+        }
+    }
+
+    pub fn done(&self, message: &str) {
+        self.emit(&serde_json::json!({ "ok": true, "message": message }), || message.to_owned());
+    }
+
+    pub fn folder(&self, folder: &Folder) {
+        self.emit(folder, || folder.path.clone());
+    }
+
+    pub fn folders(&self, folders: &[Folder]) {
+        self.emit(folders, || {
+            folders
+                .iter()
+                .map(|f| {
+                    let count = match f.connection_count {
+                        0 => String::new(),
+                        1 => "  (1 connection)".to_owned(),
+                        n => format!("  ({n} connections)"),
+                    };
+                    format!("{}{}{count}", "  ".repeat(f.depth as usize), f.name)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    }
+
+    pub fn deleted_folder(&self, path: &str, removed: &FolderContents) {
+        self.emit(&serde_json::json!({ "ok": true, "path": path, "removed": removed }), || {
+            format!("deleted folder '{path}' with {removed}")
+        });
+    }
+
+    pub fn connectors(&self, connectors: &[&Connector]) {
+        self.emit(connectors, || {
+            table(
+                &["KEY", "NAME", "CATEGORY", "DESCRIPTION"],
+                connectors.iter().map(|c| vec![c.key.clone(), c.name.clone(), c.category.clone(), c.description.clone()]),
+            )
+        });
+    }
+
+    pub fn asset(&self, asset: &Asset) {
+        self.emit(asset, || format!("created credential asset '{}' in '{}'", asset.name, asset.folder));
+    }
+
+    pub fn assets(&self, assets: &[Asset]) {
+        self.emit(assets, || {
+            table(
+                &["NAME", "FOLDER", "USED BY", "CREATED"],
+                assets.iter().map(|a| vec![a.name.clone(), a.folder.clone(), a.used_by.to_string(), a.created_at.clone()]),
+            )
+        });
+    }
+
+    pub fn connection(&self, c: &Connection) {
+        self.emit(c, || {
+            let rows = [
+                ("id", c.id.clone()),
+                ("name", c.name.clone()),
+                ("folder", c.folder.clone()),
+                ("connector", c.connector.clone()),
+                ("account", account(c)),
+                ("account sid", c.account_sid.clone()),
+                ("phone number", c.phone_number.clone()),
+                ("credentials", if c.test_credentials { "test" } else { "live" }.into()),
+                ("auth token", auth(&c.auth)),
+                ("status", status(&c.status)),
+                ("last checked", c.last_checked_at.clone().unwrap_or_else(|| "never".into())),
+            ];
+            rows.iter().map(|(k, v)| format!("{k:<13} {v}")).collect::<Vec<_>>().join("\n")
+        });
+    }
+
+    pub fn connections(&self, page: &ConnectionPage) {
+        self.emit(page, || {
+            let shown = table(
+                &["ID", "NAME", "FOLDER", "ACCOUNT", "PHONE", "MODE", "STATUS", "LAST CHECKED"],
+                page.items.iter().map(|c| {
+                    vec![
+                        c.id.clone(),
+                        c.name.clone(),
+                        c.folder.clone(),
+                        account(c),
+                        c.phone_number.clone(),
+                        if c.test_credentials { "test" } else { "live" }.into(),
+                        status(&c.status),
+                        c.last_checked_at.clone().unwrap_or_else(|| "never".into()),
+                    ]
+                }),
+            );
+            format!("{shown}\n{} of {} connections", page.items.len(), page.total)
+        });
+    }
+}
+
+fn account(c: &Connection) -> String {
+    let sid = &c.account_sid;
+    let short = format!("{}…{}", &sid[..6.min(sid.len())], &sid[sid.len().saturating_sub(4)..]);
+    match &c.account_friendly_name {
+        Some(name) => format!("{name} ({short})"),
+        None => short,
+    }
+}
+
+fn auth(auth: &AuthRef) -> String {
+    match auth {
+        AuthRef::Own => "its own, in the OS vault".into(),
+        AuthRef::Asset { name, folder } => format!("credential asset '{name}' ({folder})"),
+        AuthRef::MissingAsset => "credential asset deleted".into(),
+    }
+}
+
+fn status(status: &ConnectionStatus) -> String {
+    match status {
+        ConnectionStatus::Connected => "Connected".into(),
+        ConnectionStatus::Failed { message, .. } => format!("Failed: {message}"),
+        ConnectionStatus::NotChecked => "Not checked".into(),
+    }
+}
+
+fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let widths: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| rows.iter().map(|r| r[i].chars().count()).chain([h.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+    };
+    std::iter::once(line(headers.to_vec()))
+        .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
