@@ -1,0 +1,143 @@
+//! Credential assets, folder deletion and the row/vault consistency pass.
+
+mod common;
+
+use common::World;
+use patchbay_core::{AuthRef, ConnectionQuery, ConnectionStatus, Secret, TokenSource};
+
+#[tokio::test]
+async fn a_connection_can_use_an_asset_visible_from_its_folder() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    world.core.create_folder("Shared/Finance").unwrap();
+    let asset = world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    assert_eq!((asset.folder.as_str(), asset.used_by), ("Shared", 0));
+
+    let mut new = world.live("+15551230001");
+    new.folder = "Shared/Finance".into();
+    new.auth_token = TokenSource::Asset("twilio TOKEN".into());
+    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    assert_eq!(connection.auth, AuthRef::Asset { name: "Twilio token".into(), folder: "Shared".into() });
+    assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None, "no copy of the asset's value");
+
+    let visible = world.core.list_assets(Some("Shared/Finance")).unwrap();
+    assert_eq!(visible.iter().map(|a| (a.name.as_str(), a.used_by)).collect::<Vec<_>>(), [("Twilio token", 1)]);
+}
+
+#[tokio::test]
+async fn asset_problems_are_reported_on_the_auth_token_field() {
+    let world = World::new();
+    let mut new = world.live("+15551230001");
+    new.auth_token = TokenSource::Asset("nope".into());
+    let err = world.core.add_twilio_connection(new).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("asset_not_found", Some("auth_token")));
+
+    world.core.create_asset("Shared", "not a token", Secret::new("hunter2")).unwrap();
+    let mut new = world.live("+15551230001");
+    new.auth_token = TokenSource::Asset("not a token".into());
+    let err = world.core.add_twilio_connection(new).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("invalid_input", Some("auth_token")));
+    assert!(!err.to_string().contains("hunter2"));
+    assert!(world.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn assets_in_use_are_kept_unless_forced() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let asset = world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let mut new = world.live("+15551230001");
+    new.auth_token = TokenSource::Asset("token".into());
+    let connection = world.core.add_twilio_connection(new).await.unwrap();
+
+    let err = world.core.delete_asset("Shared", "token", false).unwrap_err();
+    assert_eq!(err.code(), "asset_in_use");
+    assert!(err.to_string().contains("Shared/Twilio +15551230001"), "{err}");
+
+    world.core.delete_asset("Shared", "token", true).unwrap();
+    assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None);
+    let orphan = world.core.connection(&connection.id).unwrap();
+    assert_eq!(orphan.auth, AuthRef::MissingAsset);
+    assert!(matches!(&orphan.status, ConnectionStatus::Failed { code, .. } if code == "asset_not_found"));
+    assert_eq!(world.core.test_connection(&connection.id).await.unwrap_err().code(), "asset_not_found");
+}
+
+#[tokio::test]
+async fn asset_names_are_unique_per_folder_and_values_are_required() {
+    let world = World::new();
+    world.core.create_asset("Shared", "token", Secret::new("a")).unwrap();
+    assert_eq!(world.core.create_asset("Shared", "TOKEN", Secret::new("b")).unwrap_err().code(), "name_taken");
+    assert_eq!(world.core.create_asset("Shared", "empty", Secret::new("")).unwrap_err().code(), "invalid_input");
+    assert_eq!(world.core.create_asset("Nowhere", "x", Secret::new("a")).unwrap_err().code(), "folder_not_found");
+}
+
+#[tokio::test]
+async fn a_folder_with_contents_is_deleted_only_recursively_and_takes_its_secrets() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    world.core.create_folder("Shared/Finance").unwrap();
+    world.core.create_folder("Shared/Finance/EMEA").unwrap();
+    let asset = world.core.create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let mut new = world.live("+15551230001");
+    new.folder = "Shared/Finance/EMEA".into();
+    let connection = world.core.add_twilio_connection(new).await.unwrap();
+
+    let err = world.core.delete_folder("Shared/Finance", false).unwrap_err();
+    assert_eq!(err.code(), "folder_not_empty");
+    assert!(err.to_string().contains("1 sub-folder, 1 connection and 1 credential asset"), "{err}");
+
+    let removed = world.core.delete_folder("Shared/Finance", true).unwrap();
+    assert_eq!((removed.folders, removed.connections, removed.assets), (1, 1, 1));
+    assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None);
+    assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None);
+    assert_eq!(world.core.list_folders().unwrap().len(), 1, "only Shared is left");
+    world.core.delete_folder("Shared", false).expect("an empty folder goes without --recursive");
+}
+
+#[tokio::test]
+async fn start_up_finishes_what_a_crash_interrupted() {
+    let world = World::new();
+    let kept = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let half_deleted = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap();
+    let half_added = world.core.create_asset("Shared", "token", Secret::new("x")).unwrap();
+
+    // What a crash leaves: one delete journaled but not carried out, one add whose
+    // secret was written but whose row never became active.
+    let db = rusqlite::Connection::open(world.core.config().database_path()).unwrap();
+    db.execute("UPDATE connections SET lifecycle = 'deleting' WHERE id = ?1", [&half_deleted.id]).unwrap();
+    db.execute("UPDATE assets SET lifecycle = 'pending' WHERE id = ?1", [&half_added.id]).unwrap();
+    assert!(world.vault_value(&format!("connection/{}", half_deleted.id)).is_some());
+
+    let restarted = world.reopen();
+    assert_eq!(world.vault_value(&format!("connection/{}", half_deleted.id)), None);
+    assert_eq!(world.vault_value(&format!("asset/{}", half_added.id)), None);
+    assert!(world.vault_value(&format!("connection/{}", kept.id)).is_some());
+    let left: Vec<String> =
+        restarted.list_connections(&ConnectionQuery::default()).unwrap().items.into_iter().map(|c| c.id).collect();
+    assert_eq!(left, [kept.id]);
+    assert!(restarted.list_assets(None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn search_is_case_and_accent_insensitive_and_pages() {
+    let world = World::new();
+    world.core.create_folder("Shared/Finance").unwrap();
+    for (folder, phone, name) in [("Shared", "+15551230001", "Télécom Alerts"), ("Shared/Finance", "+15551230002", "Invoices")] {
+        let mut new = world.live(phone);
+        new.folder = folder.into();
+        new.name = Some(name.into());
+        world.core.add_twilio_connection(new).await.unwrap();
+    }
+    let names = |query: ConnectionQuery| -> Vec<String> {
+        world.core.list_connections(&query).unwrap().items.into_iter().map(|c| c.name).collect()
+    };
+    let search = |text: &str| ConnectionQuery { search: Some(text.into()), ..Default::default() };
+    assert_eq!(names(search("TELECOM")), ["Télécom Alerts"]);
+    assert_eq!(names(search("0002")), ["Invoices"]);
+    assert_eq!(names(search("acme operations")).len(), 2, "the account's friendly name is searchable");
+    assert_eq!(names(search("vo")), ["Invoices"], "short needles work too");
+    assert_eq!(names(search("%")), Vec::<String>::new(), "LIKE wildcards are literal");
+    assert_eq!(names(ConnectionQuery { folder: Some("Shared/Finance".into()), ..Default::default() }), ["Invoices"]);
+    let page = world.core.list_connections(&ConnectionQuery { limit: Some(1), offset: 1, ..Default::default() }).unwrap();
+    assert_eq!((page.total, page.items.len(), page.items[0].name.as_str()), (2, 1, "Télécom Alerts"));
+}

@@ -1,0 +1,68 @@
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
+//! A core wired to a fresh fake Twilio, a temporary SQLite file and a mock vault that
+//! the test can inspect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyring_core::{CredentialStore, Entry};
+use patchbay_core::{Config, NewTwilioConnection, Patchbay, Secret, TokenSource, Vault};
+use patchbay_tests::fake_twilio::FakeTwilio;
+
+pub const VAULT_SERVICE: &str = "patchbay-core-tests";
+
+pub struct World {
+    pub fake: FakeTwilio,
+    pub core: Patchbay,
+    pub vault_store: Arc<CredentialStore>,
+    pub config: Config,
+    // Kept so the data folder outlives the test.
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tune: impl FnOnce(&mut Config)) -> Self {
+        let fake = FakeTwilio::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::load(Some(dir.path().to_path_buf())).unwrap();
+        config.twilio.api_base = fake.api_base().to_owned();
+        config.twilio.accounts_base = fake.accounts_base().to_owned();
+        config.twilio.retry_backoff = Duration::from_millis(5);
+        tune(&mut config);
+        let vault_store: Arc<CredentialStore> = keyring_core::mock::Store::new().unwrap();
+        let core = Patchbay::open_with_vault(config.clone(), Vault::with_store(VAULT_SERVICE, vault_store.clone())).unwrap();
+        Self { fake, core, vault_store, config, _dir: dir }
+    }
+
+    /// Opens the same data folder and vault again, as a restarted process would.
+    pub fn reopen(&self) -> Patchbay {
+        Patchbay::open_with_vault(self.config.clone(), Vault::with_store(VAULT_SERVICE, self.vault_store.clone())).unwrap()
+    }
+
+    /// What the vault holds under `user` (e.g. `connection/<id>`), read past the core.
+    pub fn vault_value(&self, user: &str) -> Option<String> {
+        Entry::new_in_store(&self.vault_store, VAULT_SERVICE, user).unwrap().get_password().ok()
+    }
+
+    pub fn live(&self, phone: &str) -> NewTwilioConnection {
+        let seed = self.fake.seed();
+        twilio("Shared", phone, &seed.live.sid, &seed.live.auth_token, false)
+    }
+}
+
+pub fn twilio(folder: &str, phone: &str, sid: &str, token: &str, test: bool) -> NewTwilioConnection {
+    NewTwilioConnection {
+        folder: folder.into(),
+        name: None,
+        phone_number: phone.into(),
+        account_sid: sid.into(),
+        test_credentials: test,
+        auth_token: TokenSource::Value(Secret::new(token)),
+    }
+}

@@ -1,0 +1,245 @@
+//! Connect = validate with Twilio, then save: every rule against the fake Twilio.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, twilio};
+use patchbay_core::twilio::{Credentials, TwilioClient};
+use patchbay_core::{ConnectionQuery, ConnectionStatus, Error, Secret};
+use patchbay_tests::fake_twilio::{CredentialKind, Fault};
+
+fn saved(world: &World) -> u32 {
+    world.core.list_connections(&ConnectionQuery::default()).unwrap().total
+}
+
+fn no_message_sent_with_live_credentials(world: &World) {
+    let live_posts = world
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/Messages.json") && r.credential == CredentialKind::Live)
+        .count();
+    assert_eq!(live_posts, 0, "a message was posted with live credentials");
+}
+
+#[tokio::test]
+async fn live_credentials_connect_and_keep_the_account_details() {
+    let world = World::new();
+    let connection = world.core.add_twilio_connection(world.live("+1 (555) 123-0001")).await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Connected);
+    assert_eq!(connection.phone_number, "+15551230001");
+    assert_eq!(connection.name, "Twilio +15551230001");
+    assert_eq!(connection.account_friendly_name.as_deref(), Some("Acme Operations"));
+    assert_eq!(connection.account_type.as_deref(), Some("Full"));
+    assert!(!connection.test_credentials);
+    let token = world.fake.seed().live.auth_token;
+    assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), Some(token));
+    no_message_sent_with_live_credentials(&world);
+    let paths: Vec<String> = world.fake.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths[0].ends_with(&format!("/Accounts/{}.json", connection.account_sid)), "starts with GET Account");
+}
+
+#[tokio::test]
+async fn trial_accounts_connect_too() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let new = twilio("Shared", "+15551239001", &seed.trial.sid, &seed.trial.auth_token, false);
+    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    assert_eq!(connection.account_type.as_deref(), Some("Trial"));
+}
+
+#[tokio::test]
+async fn test_credentials_connect_with_twilios_magic_from_number() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
+    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Connected);
+    assert!(connection.test_credentials);
+    let posts: Vec<_> = world.fake.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].credential, CredentialKind::Test);
+}
+
+#[tokio::test]
+async fn credentials_must_match_the_test_toggle() {
+    let world = World::new();
+    let seed = world.fake.seed();
+
+    let mut live_as_test = world.live("+15551230001");
+    live_as_test.test_credentials = true;
+    let err = world.core.add_twilio_connection(live_as_test).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("twilio_test_credentials_expected", Some("test_credentials")));
+    assert!(err.to_string().contains("live credentials"));
+
+    let test_as_live = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, false);
+    let err = world.core.add_twilio_connection(test_as_live).await.unwrap_err();
+    assert_eq!((err.code(), err.twilio_code()), ("twilio_live_credentials_expected", Some(20008)));
+    assert!(err.to_string().contains("Test Credentials"));
+
+    assert_eq!(saved(&world), 0);
+    no_message_sent_with_live_credentials(&world);
+}
+
+#[tokio::test]
+async fn suspended_and_closed_accounts_are_refused() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    for (account, code) in [(&seed.suspended, "twilio_account_suspended"), (&seed.closed, "twilio_account_closed")] {
+        let new = twilio("Shared", &account.phone_numbers[0], &account.sid, &account.auth_token, false);
+        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        assert_eq!(err.code(), code);
+        assert!(err.to_string().contains(&account.sid));
+    }
+    assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn the_number_must_be_registered_in_the_account() {
+    let world = World::new();
+    let err = world.core.add_twilio_connection(world.live("+15551230009")).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("twilio_phone_not_in_account", Some("phone_number")));
+    assert!(err.to_string().contains("+15551230009 is not registered"));
+    assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn test_credentials_need_the_magic_number() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    for (phone, twilio_code) in [("+15005550001", 21212), ("+15005550007", 21606), ("+15551230001", 21606), ("+15005550008", 21611)] {
+        let new = twilio("Shared", phone, &seed.test.sid, &seed.test.auth_token, true);
+        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        assert_eq!((err.code(), err.twilio_code(), err.field()), ("twilio_test_phone_invalid", Some(twilio_code), Some("phone_number")));
+        assert!(err.to_string().contains("use +15005550006"), "{err}");
+    }
+    assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn wrong_sid_or_token_fail_authentication() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let wrong_token = twilio("Shared", "+15551230001", &seed.live.sid, &"0".repeat(32), false);
+    let err = world.core.add_twilio_connection(wrong_token).await.unwrap_err();
+    assert_eq!((err.code(), err.twilio_code()), ("twilio_auth_failed", Some(20003)));
+    let wrong_sid = twilio("Shared", "+15551230001", &format!("AC{}", "1".repeat(32)), &seed.live.auth_token, false);
+    assert_eq!(world.core.add_twilio_connection(wrong_sid).await.unwrap_err().code(), "twilio_auth_failed");
+    assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn local_checks_name_the_field_and_send_nothing() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let cases = [
+        (twilio("Shared", "5551230001", &seed.live.sid, &seed.live.auth_token, false), "phone_number"),
+        (twilio("Shared", "+15551230001", "AC123", &seed.live.auth_token, false), "account_sid"),
+        (twilio("Shared", "+15551230001", &seed.live.sid, "not-hex-not-32-long", false), "auth_token"),
+    ];
+    for (new, field) in cases {
+        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        assert_eq!((err.code(), err.field()), ("invalid_input", Some(field)));
+        assert!(!err.to_string().contains("not-hex"), "the token is never echoed");
+    }
+    assert!(world.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
+    let world = World::new();
+    world.fake.inject(Fault::RateLimit, 2);
+    world.core.add_twilio_connection(world.live("+15551230001")).await.expect("third attempt succeeds");
+
+    world.fake.inject(Fault::RateLimit, 3);
+    let err = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap_err();
+    assert_eq!((err.code(), err.twilio_code()), ("twilio_rate_limited", Some(20429)));
+
+    world.fake.inject(Fault::Status(503), 3);
+    let err = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_server_error");
+    assert!(err.to_string().contains("HTTP 503"));
+
+    world.fake.inject(Fault::Status(500), 1);
+    world.core.add_twilio_connection(world.live("+15551230002")).await.expect("retried after one 500");
+}
+
+#[tokio::test]
+async fn a_slow_or_broken_twilio_gives_a_clear_error() {
+    let world = World::with(|config| {
+        config.twilio.request_timeout = Duration::from_millis(300);
+        config.twilio.max_retries = 0;
+    });
+    world.fake.inject(Fault::Delay(Duration::from_secs(2)), 1);
+    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_unreachable");
+    assert!(err.to_string().contains("no answer in time"), "{err}");
+
+    world.fake.inject(Fault::MalformedJson, 1);
+    assert_eq!(world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_server_error");
+
+    world.fake.inject(Fault::DropConnection, 1);
+    assert_eq!(world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_unreachable");
+    assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_reported_as_such() {
+    let world = World::with(|config| {
+        config.twilio.api_base = "http://127.0.0.1:9".into();
+        config.twilio.max_retries = 1;
+    });
+    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_unreachable");
+    assert!(err.to_string().contains("127.0.0.1:9"));
+}
+
+#[tokio::test]
+async fn names_are_unique_per_folder() {
+    let world = World::new();
+    world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    assert_eq!(err.code(), "name_taken");
+    world.core.create_folder("Shared/Finance").unwrap();
+    let mut elsewhere = world.live("+15551230001");
+    elsewhere.folder = "Shared/Finance".into();
+    world.core.add_twilio_connection(elsewhere).await.expect("same name in another folder");
+}
+
+#[tokio::test]
+async fn test_connection_records_what_twilio_says_now() {
+    let world = World::new();
+    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let tested = world.core.test_connection(&connection.id).await.unwrap();
+    assert_eq!(tested.status, ConnectionStatus::Connected);
+
+    // Rotate the token at Twilio behind Patchbay's back: the stored one stops working.
+    let client = TwilioClient::new(world.config.twilio.clone()).unwrap();
+    let seed = world.fake.seed();
+    let old = Secret::new(seed.live.auth_token.clone());
+    let credentials = Credentials { account_sid: &seed.live.sid, auth_token: &old };
+    client.create_secondary_auth_token(credentials).await.unwrap();
+    let promoted = client.promote_secondary_auth_token(credentials).await.unwrap();
+    assert_eq!(Some(format!("{promoted:?}")), Some("Secret(<redacted>)".into()));
+
+    let err = world.core.test_connection(&connection.id).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_auth_failed");
+    let after = world.core.connection(&connection.id).unwrap();
+    match after.status {
+        ConnectionStatus::Failed { code, .. } => assert_eq!(code, "twilio_auth_failed"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(after.last_checked_at >= tested.last_checked_at);
+}
+
+#[tokio::test]
+async fn deleting_a_connection_removes_its_secret() {
+    let world = World::new();
+    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let user = format!("connection/{}", connection.id);
+    assert!(world.vault_value(&user).is_some());
+    world.core.delete_connection(&connection.id).unwrap();
+    assert_eq!(world.vault_value(&user), None);
+    assert!(matches!(world.core.connection(&connection.id), Err(Error::NotFound { .. })));
+}
