@@ -51,19 +51,19 @@ CREATE UNIQUE INDEX connections_folder_name ON connections(folder_id, name COLLA
 CREATE INDEX connections_asset ON connections(auth_asset_id);
 CREATE INDEX connections_account ON connections(account_sid);
 
--- Substring search in well under a millisecond over 100,000 rows.
-CREATE VIRTUAL TABLE connections_fts USING fts5(
-    search_text, content = 'connections', content_rowid = 'seq', tokenize = 'trigram'
-);
-CREATE TRIGGER connections_fts_insert AFTER INSERT ON connections BEGIN
-    INSERT INTO connections_fts(rowid, search_text) VALUES (new.seq, new.search_text);
+-- Connection search scans the folded texts in memory (search_index.rs), ordered by name;
+-- this counter tells it, across processes, when its copy is stale.
+CREATE INDEX connections_by_name ON connections(name COLLATE NOCASE, id);
+CREATE TABLE search_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO search_generation (id, value) VALUES (1, 0);
+CREATE TRIGGER connections_search_insert AFTER INSERT ON connections BEGIN
+    UPDATE search_generation SET value = value + 1;
 END;
-CREATE TRIGGER connections_fts_delete AFTER DELETE ON connections BEGIN
-    INSERT INTO connections_fts(connections_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
+CREATE TRIGGER connections_search_delete AFTER DELETE ON connections BEGIN
+    UPDATE search_generation SET value = value + 1;
 END;
-CREATE TRIGGER connections_fts_update AFTER UPDATE OF search_text ON connections BEGIN
-    INSERT INTO connections_fts(connections_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
-    INSERT INTO connections_fts(rowid, search_text) VALUES (new.seq, new.search_text);
+CREATE TRIGGER connections_search_update AFTER UPDATE OF name, folder_id, lifecycle, search_text ON connections BEGIN
+    UPDATE search_generation SET value = value + 1;
 END;
 
 -- Every orchestrator starts with a Shared folder.

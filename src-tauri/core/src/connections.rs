@@ -10,6 +10,7 @@ use crate::assets;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::folders::{self, store_err};
+use crate::search_index::SearchIndex;
 use crate::secret::Secret;
 use crate::text::fold;
 use crate::twilio::VerifiedAccount;
@@ -370,70 +371,43 @@ pub(crate) fn unfinished(db: &Db) -> Result<Vec<(String, bool)>> {
         .map_err(store_err)
 }
 
-/// One page of connections, by name.
-pub(crate) fn query(db: &Db, query: &ConnectionQuery) -> Result<ConnectionPage> {
+/// One page of connections, by name: a folder's, or those matching a search.
+pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Result<ConnectionPage> {
     let folder_id = query.folder.as_deref().map(|path| folders::resolve(db, path)).transpose()?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let needle = query.search.as_deref().map(|s| fold(s.trim())).filter(|s| !s.is_empty());
 
-    let mut from = "connections c";
-    let mut conditions = vec!["c.lifecycle = 'active'"];
-    let mut bound: Vec<(&str, Box<dyn rusqlite::ToSql>)> = Vec::new();
-    if let Some(folder_id) = folder_id {
-        conditions.push("c.folder_id = :folder");
-        bound.push((":folder", Box::new(folder_id)));
-    }
-    match &needle {
-        // Trigram full-text search needs three characters; shorter needles scan.
-        Some(needle) if needle.chars().count() >= 3 => {
-            from = "connections c JOIN connections_fts f ON f.rowid = c.seq";
-            conditions.push("connections_fts MATCH :pattern");
-            bound.push((":pattern", Box::new(format!("\"{}\"", needle.replace('"', "\"\"")))));
-        }
+    let (total, rows) = match needle {
         Some(needle) => {
-            conditions.push("c.search_text LIKE :pattern ESCAPE '\\'");
-            bound.push((":pattern", Box::new(like_pattern(needle))));
+            let matches = index.search(db, &needle, folder_id, query.offset as usize, limit as usize)?;
+            (matches.total, load_by_seq(db, &matches.page)?)
         }
-        None => {}
-    }
-    let filter = format!("FROM {from} WHERE {}", conditions.join(" AND "));
-    let params: Vec<(&str, &dyn rusqlite::ToSql)> = bound.iter().map(|(name, value)| (*name, value.as_ref())).collect();
-
-    let total: u32 = db
-        .prepare_cached(&format!("SELECT count(*) {filter}"))
-        .and_then(|mut s| s.query_row(params.as_slice(), |row| row.get(0)))
-        .map_err(store_err)?;
-    let mut page_params = params.clone();
-    page_params.push((":limit", &limit));
-    page_params.push((":offset", &query.offset));
-    let rows = db
-        .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT :limit OFFSET :offset"))
-        .and_then(|mut s| s.query_map(page_params.as_slice(), from_row)?.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(store_err)?;
+        None => {
+            let filter = "FROM connections c WHERE c.lifecycle = 'active' AND (?1 IS NULL OR c.folder_id = ?1)";
+            let total = db
+                .prepare_cached(&format!("SELECT count(*) {filter}"))
+                .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))
+                .map_err(store_err)?;
+            let rows = db
+                .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"))
+                .and_then(|mut s| s.query_map(params![folder_id, limit, query.offset], from_row)?.collect())
+                .map_err(store_err)?;
+            (total, rows)
+        }
+    };
     Ok(ConnectionPage { total, items: views(db, rows)? })
 }
 
-/// `%needle%` for LIKE, with LIKE's own wildcards escaped.
-fn like_pattern(needle: &str) -> String {
-    let mut pattern = String::from("%");
-    for c in needle.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// The rows with these `seq`s, in the order given.
+fn load_by_seq(db: &Db, seqs: &[i64]) -> Result<Vec<Stored>> {
+    let mut statement =
+        db.prepare_cached(&format!("SELECT {COLUMNS} FROM connections c WHERE c.seq = ?1")).map_err(store_err)?;
+    seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(store_err)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern("a%_"), "%a\\%\\_%");
-    }
 
     #[test]
     fn phone_numbers_are_normalised_to_e164() {

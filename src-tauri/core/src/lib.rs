@@ -9,8 +9,10 @@ pub mod catalog;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod fixtures;
 pub mod folders;
 pub mod secret;
+mod search_index;
 pub mod store;
 mod text;
 pub mod twilio;
@@ -28,6 +30,7 @@ pub use secret::Secret;
 pub use vault::Vault;
 
 use connections::NewRow;
+use search_index::SearchIndex;
 use folders::store_err;
 use store::{Store, now};
 use twilio::{Credentials, TwilioClient};
@@ -38,6 +41,7 @@ pub struct Patchbay {
     store: Store,
     vault: Vault,
     twilio: TwilioClient,
+    search: SearchIndex,
 }
 
 impl Patchbay {
@@ -50,7 +54,7 @@ impl Patchbay {
     pub fn open_with_vault(config: Config, vault: Vault) -> Result<Self> {
         let store = Store::open(&config.database_path())?;
         let twilio = TwilioClient::new(config.twilio.clone()).map_err(|err| Error::Connect(err.into()))?;
-        let core = Self { config, store, vault, twilio };
+        let core = Self { config, store, vault, twilio, search: SearchIndex::default() };
         core.repair();
         Ok(core)
     }
@@ -258,7 +262,7 @@ impl Patchbay {
     }
 
     pub fn list_connections(&self, query: &ConnectionQuery) -> Result<ConnectionPage> {
-        connections::query(&self.store.conn(), query)
+        connections::query(&self.store.conn(), &self.search, query)
     }
 
     pub fn connection(&self, id: &str) -> Result<Connection> {

@@ -141,3 +141,15 @@ async fn search_is_case_and_accent_insensitive_and_pages() {
     let page = world.core.list_connections(&ConnectionQuery { limit: Some(1), offset: 1, ..Default::default() }).unwrap();
     assert_eq!((page.total, page.items.len(), page.items[0].name.as_str()), (2, 1, "Télécom Alerts"));
 }
+
+#[tokio::test]
+async fn search_sees_changes_made_by_another_process() {
+    let world = World::new();
+    let other = world.reopen();
+    let search = ConnectionQuery { search: Some("15551230001".into()), ..Default::default() };
+    assert_eq!(world.core.list_connections(&search).unwrap().total, 0);
+    let added = other.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    assert_eq!(world.core.list_connections(&search).unwrap().total, 1);
+    other.delete_connection(&added.id).unwrap();
+    assert_eq!(world.core.list_connections(&search).unwrap().total, 0);
+}

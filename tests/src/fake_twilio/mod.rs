@@ -14,6 +14,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+/// 32 random hex digits, for names that must not collide between tests.
+pub fn unique_suffix() -> String {
+    state::random_hex(32)
+}
+
 pub use state::{CredentialKind, Fault, Host, RecordedRequest, Seed, SeedAccount, TestCredentials};
 use state::State;
 
