@@ -30,29 +30,53 @@ pub(crate) fn visible_from(conn: &Connection, folder: i64) -> Result<Vec<Asset>>
 }
 
 pub(crate) fn in_folder(conn: &Connection, folder: i64) -> Result<Vec<Asset>> {
-    let path = folders::path_of(conn, folder)?;
+    select(conn, Some(folder))
+}
+
+/// Every asset, by folder then name.
+pub(crate) fn all(conn: &Connection) -> Result<Vec<Asset>> {
+    let mut assets = select(conn, None)?;
+    assets.sort_by(|a, b| a.folder.cmp(&b.folder));
+    Ok(assets)
+}
+
+/// Active assets of one folder, or of all (`None`), by name.
+fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
     let mut statement = conn
         .prepare_cached(
-            "SELECT a.id, a.name, a.created_at, a.updated_at,
+            "SELECT a.id, a.name, a.created_at, a.updated_at, a.folder_id,
                     (SELECT count(*) FROM connections c WHERE c.auth_asset_id = a.id)
-             FROM assets a WHERE a.folder_id = ?1 AND a.lifecycle = 'active'
+             FROM assets a WHERE (?1 IS NULL OR a.folder_id = ?1) AND a.lifecycle = 'active'
              ORDER BY a.name COLLATE NOCASE",
         )
         .map_err(store_err)?;
-    statement
+    let rows = statement
         .query_map([folder], |row| {
-            Ok(Asset {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                created_at: row.get(2)?,
-                updated_at: row.get(3)?,
-                used_by: row.get(4)?,
-                folder: path.clone(),
-            })
+            Ok((
+                Asset {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    created_at: row.get(2)?,
+                    updated_at: row.get(3)?,
+                    used_by: row.get(5)?,
+                    folder: String::new(),
+                },
+                row.get::<_, i64>(4)?,
+            ))
         })
         .map_err(store_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)
+        .map_err(store_err)?;
+    let mut paths = std::collections::HashMap::new();
+    rows.into_iter()
+        .map(|(mut asset, folder)| {
+            asset.folder = match paths.get(&folder) {
+                Some(path) => String::clone(path),
+                None => paths.entry(folder).or_insert(folders::path_of(conn, folder)?).clone(),
+            };
+            Ok(asset)
+        })
+        .collect()
 }
 
 /// The id of the asset `name` visible from `folder` (the nearest one wins).

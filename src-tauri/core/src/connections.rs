@@ -383,7 +383,12 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
             (matches.total, load_by_seq(db, &matches.page)?)
         }
         None => {
-            let filter = "FROM connections c WHERE c.lifecycle = 'active' AND (?1 IS NULL OR c.folder_id = ?1)";
+            // Two spellings rather than `?1 IS NULL OR …`, which would keep SQLite
+            // from using the (folder_id, name) index for a folder's page.
+            let filter = match folder_id {
+                Some(_) => "FROM connections c WHERE c.folder_id = ?1 AND c.lifecycle = 'active'",
+                None => "FROM connections c WHERE ?1 IS NULL AND c.lifecycle = 'active'",
+            };
             let total = db
                 .prepare_cached(&format!("SELECT count(*) {filter}"))
                 .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))

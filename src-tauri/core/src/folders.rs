@@ -100,7 +100,7 @@ pub(crate) fn resolve(conn: &Connection, path: &str) -> Result<i64> {
 fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64>> {
     let mut statement = conn
         .prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name = ?2 COLLATE NOCASE")
-        .map_err(crate::store::StoreError::from)?;
+        .map_err(store_err)?;
     let mut parent = 0_i64;
     for segment in segments {
         match statement.query_row(params![parent, segment], |row| row.get(0)).optional().map_err(store_err)? {
@@ -268,13 +268,30 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Folder>> {
 const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
     SELECT ?1 UNION ALL SELECT f.id FROM folders f JOIN subtree s ON f.parent_id = s.id)";
 
-/// Ids of `folder` and every folder below it.
-pub(crate) fn subtree(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
-    let mut statement = conn.prepare_cached(&format!("{SUBTREE} SELECT id FROM subtree")).map_err(store_err)?;
+/// Marks every connection and asset in the folder's subtree for deletion (the journal
+/// the repair pass finishes).
+pub(crate) fn mark_contents_deleting(conn: &Connection, folder: i64) -> Result<()> {
+    let tx = conn.unchecked_transaction().map_err(store_err)?;
+    for table in ["connections", "assets"] {
+        tx.execute(&format!("{SUBTREE} UPDATE {table} SET lifecycle = 'deleting' WHERE folder_id IN subtree"), [folder])
+            .map_err(store_err)?;
+    }
+    tx.commit().map_err(store_err)
+}
+
+/// `(asset name, connection id)` for assets in the subtree used by connections outside
+/// it (a user of the asset was moved out).
+pub(crate) fn assets_used_from_outside(conn: &Connection, folder: i64) -> Result<Vec<(String, String)>> {
+    let mut statement = conn
+        .prepare(&format!(
+            "{SUBTREE} SELECT a.name, c.id FROM assets a JOIN connections c ON c.auth_asset_id = a.id
+             WHERE a.folder_id IN subtree AND c.folder_id NOT IN subtree"
+        ))
+        .map_err(store_err)?;
     statement
-        .query_map([folder], |row| row.get(0))
+        .query_map([folder], |row| Ok((row.get(0)?, row.get(1)?)))
         .map_err(store_err)?
-        .collect::<rusqlite::Result<Vec<i64>>>()
+        .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(store_err)
 }
 

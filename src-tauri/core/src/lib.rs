@@ -98,29 +98,13 @@ impl Patchbay {
         if !contents.is_empty() && !recursive {
             return Err(Error::FolderNotEmpty { path: folders::path_of(&conn, folder)?, contents });
         }
-        let subtree = folders::subtree(&conn, folder)?;
-        let ids = subtree.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        // An asset below may be used from outside (its user was moved out): keep it.
-        let outside_users: Vec<(String, String)> = conn
-            .prepare(&format!(
-                "SELECT a.name, c.id FROM assets a JOIN connections c ON c.auth_asset_id = a.id
-                 WHERE a.folder_id IN ({ids}) AND c.folder_id NOT IN ({ids})"
-            ))
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .map_err(store_err)?;
+        let outside_users = folders::assets_used_from_outside(&conn, folder)?;
         if let Some((name, _)) = outside_users.first() {
             let users = outside_users.iter().map(|(_, id)| id.clone()).collect();
             return Err(Error::AssetInUse { name: name.clone(), connections: users });
         }
-
         // Journal first, then secrets, then rows: a crash midway is finished by repair().
-        let tx = conn.unchecked_transaction().map_err(store_err)?;
-        tx.execute_batch(&format!(
-            "UPDATE connections SET lifecycle = 'deleting' WHERE folder_id IN ({ids});
-             UPDATE assets SET lifecycle = 'deleting' WHERE folder_id IN ({ids});"
-        ))
-        .map_err(store_err)?;
-        tx.commit().map_err(store_err)?;
+        folders::mark_contents_deleting(&conn, folder)?;
         self.remove_unfinished(&conn)?;
         folders::delete_row(&conn, folder)?;
         Ok(contents)
@@ -167,13 +151,7 @@ impl Patchbay {
         let conn = self.store.conn();
         match folder {
             Some(path) => assets::visible_from(&conn, folders::resolve(&conn, path)?),
-            None => {
-                let mut all = Vec::new();
-                for folder in folders::list(&conn)? {
-                    all.extend(assets::in_folder(&conn, folder.id)?);
-                }
-                Ok(all)
-            }
+            None => assets::all(&conn),
         }
     }
 

@@ -77,13 +77,17 @@ impl Snapshot {
         let finder = Finder::new(needle.as_bytes());
         let mut total = 0_u32;
         let mut page = Vec::new();
-        let mut from = 0;
-        while let Some(found) = finder.find(&self.text[from..]) {
-            let row = self.ends.partition_point(|&end| end <= from + found);
-            if row >= self.ends.len() {
-                break;
+        // Matches come in text order, so the row cursor only moves forward.
+        let mut row = 0;
+        let mut next_row_start = 0;
+        for found in finder.find_iter(&self.text) {
+            if found < next_row_start {
+                continue; // a second match in a row already counted
             }
-            from = self.ends[row] + 1;
+            while self.ends[row] < found {
+                row += 1;
+            }
+            next_row_start = self.ends[row] + 1;
             if folder.is_some_and(|folder| folder != self.folders[row]) {
                 continue;
             }
@@ -93,5 +97,40 @@ impl Snapshot {
             total += 1;
         }
         Matches { total, page }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(rows: &[(&str, i64)]) -> Snapshot {
+        let mut snapshot = Snapshot { generation: 0, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
+        for (seq, (text, folder)) in rows.iter().enumerate() {
+            snapshot.text.extend_from_slice(text.as_bytes());
+            snapshot.ends.push(snapshot.text.len());
+            snapshot.text.push(b'\n');
+            snapshot.seqs.push(seq as i64);
+            snapshot.folders.push(*folder);
+        }
+        snapshot
+    }
+
+    #[test]
+    fn each_row_counts_once_and_pages_in_order() {
+        let index = snapshot(&[("alerts alerts", 1), ("invoices", 1), ("alerts", 2), ("more alerts", 1)]);
+        let all = index.matches("alerts", None, 0, 10);
+        assert_eq!((all.total, all.page), (3, vec![0, 2, 3]));
+        let second_page = index.matches("alerts", None, 1, 1);
+        assert_eq!((second_page.total, second_page.page), (3, vec![2]));
+        let in_folder = index.matches("alerts", Some(1), 0, 10);
+        assert_eq!((in_folder.total, in_folder.page), (2, vec![0, 3]));
+    }
+
+    #[test]
+    fn no_match_spans_two_rows() {
+        let index = snapshot(&[("abc", 1), ("def", 1)]);
+        assert_eq!(index.matches("c\nd", None, 0, 10).total, 0);
+        assert_eq!(index.matches("cd", None, 0, 10).total, 0);
     }
 }

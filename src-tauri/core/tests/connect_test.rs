@@ -101,6 +101,9 @@ async fn the_number_must_be_registered_in_the_account() {
     let err = world.core.add_twilio_connection(world.live("+15551230009")).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("twilio_phone_not_in_account", Some("phone_number")));
     assert!(err.to_string().contains("+15551230009 is not registered"));
+    // Twilio's filter also matches partial numbers; only the exact number counts.
+    let err = world.core.add_twilio_connection(world.live("+15551230")).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_phone_not_in_account");
     assert_eq!(saved(&world), 0);
 }
 

@@ -265,7 +265,7 @@ fn list_incoming_numbers(ctx: &Ctx, request: &Request) -> Response {
         account
             .phone_numbers
             .iter()
-            .filter(|number| wanted.is_none_or(|wanted| wanted == number.as_str()))
+            .filter(|number| wanted.is_none_or(|wanted| matches_phone_filter(number, wanted)))
             .filter(|number| friendly.is_none_or(|friendly| friendly == number.as_str()))
             .map(|number| {
                 json!({
@@ -284,6 +284,15 @@ fn list_incoming_numbers(ctx: &Ctx, request: &Request) -> Response {
     };
     let path = format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", request.sid);
     paged(request, &path, "incoming_phone_numbers", numbers, &["PhoneNumber", "FriendlyName", "Beta", "Origin"])
+}
+
+/// Twilio's `PhoneNumber` filter: partial numbers match, `*` stands for any digit.
+fn matches_phone_filter(number: &str, filter: &str) -> bool {
+    let (number, filter) = (number.as_bytes(), filter.as_bytes());
+    number.windows(filter.len().max(1)).any(|window| {
+        filter.len() <= number.len()
+            && window.iter().zip(filter).all(|(n, f)| n == f || (*f == b'*' && n.is_ascii_digit()))
+    })
 }
 
 /// Twilio's paging envelope over `items`, with the filters repeated in every URI.
