@@ -1,0 +1,165 @@
+//! The window's commands: parse, call the core, map the error to an `ErrorBody`.
+//! Argument names are the UI's (camelCase in JavaScript, as Tauri maps them).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use patchbay_core::{
+    Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents, NewTwilioConnection,
+    Patchbay, Secret, TokenSource,
+};
+use serde::Deserialize;
+use tauri::State;
+use tokio::task::AbortHandle;
+
+type Core<'a> = State<'a, Arc<Patchbay>>;
+type Answer<T> = Result<T, ErrorBody>;
+
+fn body(err: patchbay_core::Error) -> ErrorBody {
+    err.to_body()
+}
+
+#[tauri::command]
+pub async fn list_folders(core: Core<'_>) -> Answer<Vec<Folder>> {
+    core.list_folders().map_err(body)
+}
+
+#[tauri::command]
+pub async fn create_folder(core: Core<'_>, path: String) -> Answer<Folder> {
+    core.create_folder(&path).map_err(body)
+}
+
+#[tauri::command]
+pub async fn rename_folder(core: Core<'_>, path: String, new_name: String) -> Answer<Folder> {
+    core.rename_folder(&path, &new_name).map_err(body)
+}
+
+#[tauri::command]
+pub async fn move_folder(core: Core<'_>, path: String, new_parent: Option<String>) -> Answer<Folder> {
+    core.move_folder(&path, new_parent.as_deref()).map_err(body)
+}
+
+#[tauri::command]
+pub async fn folder_contents(core: Core<'_>, path: String) -> Answer<FolderContents> {
+    core.folder_contents(&path).map_err(body)
+}
+
+#[tauri::command]
+pub async fn delete_folder(core: Core<'_>, path: String, recursive: bool) -> Answer<FolderContents> {
+    core.delete_folder(&path, recursive).map_err(body)
+}
+
+#[tauri::command]
+pub async fn search_connectors(core: Core<'_>, query: String) -> Answer<Vec<Connector>> {
+    Ok(core.connectors(&query).into_iter().cloned().collect())
+}
+
+#[tauri::command]
+pub async fn list_assets(core: Core<'_>, folder: String) -> Answer<Vec<Asset>> {
+    core.list_assets(Some(&folder)).map_err(body)
+}
+
+#[tauri::command]
+pub async fn create_asset(core: Core<'_>, folder: String, name: String, value: Secret) -> Answer<Asset> {
+    core.create_asset(&folder, &name, value).map_err(body)
+}
+
+#[tauri::command]
+pub async fn delete_asset(core: Core<'_>, folder: String, name: String, force: bool) -> Answer<()> {
+    core.delete_asset(&folder, &name, force).map_err(body)
+}
+
+#[tauri::command]
+pub async fn list_connections(
+    core: Core<'_>,
+    folder: Option<String>,
+    search: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+) -> Answer<ConnectionPage> {
+    let query = ConnectionQuery { folder, search, limit, offset: offset.unwrap_or(0) };
+    core.list_connections(&query).map_err(body)
+}
+
+#[tauri::command]
+pub async fn get_connection(core: Core<'_>, id: String) -> Answer<Connection> {
+    core.connection(&id).map_err(body)
+}
+
+/// The Twilio form as the window sends it: the token is either typed (`authToken`) or
+/// the name of a credential asset (`authTokenAsset`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TwilioForm {
+    folder: String,
+    name: Option<String>,
+    phone_number: String,
+    account_sid: String,
+    test_credentials: bool,
+    auth_token: Option<Secret>,
+    auth_token_asset: Option<String>,
+}
+
+/// Connects in flight, by the window's request id, so Cancel can stop one.
+#[derive(Default)]
+pub struct PendingConnects(Mutex<HashMap<String, AbortHandle>>);
+
+#[tauri::command]
+pub async fn add_twilio_connection(
+    core: Core<'_>,
+    pending: State<'_, PendingConnects>,
+    request_id: String,
+    form: TwilioForm,
+) -> Answer<Connection> {
+    let auth_token = match (form.auth_token, form.auth_token_asset) {
+        (_, Some(asset)) => TokenSource::Asset(asset),
+        (Some(token), None) => TokenSource::Value(token),
+        (None, None) => {
+            return Err(patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body());
+        }
+    };
+    let new = NewTwilioConnection {
+        folder: form.folder,
+        name: form.name.filter(|name| !name.trim().is_empty()),
+        phone_number: form.phone_number,
+        account_sid: form.account_sid,
+        test_credentials: form.test_credentials,
+        auth_token,
+    };
+    let core = Arc::clone(&core);
+    // Run as its own task so Cancel can abort it while Twilio is being asked; the core
+    // saves only after Twilio answered, with no await in between, so an abort never
+    // leaves half a connection.
+    let task = tokio::spawn(async move { core.add_twilio_connection(new).await });
+    lock(&pending).insert(request_id.clone(), task.abort_handle());
+    let outcome = task.await;
+    lock(&pending).remove(&request_id);
+    match outcome {
+        Ok(result) => result.map_err(body),
+        Err(_) => Err(ErrorBody {
+            code: "cancelled".into(),
+            message: "Connect was cancelled; nothing was saved".into(),
+            field: None,
+            twilio_code: None,
+        }),
+    }
+}
+
+#[tauri::command]
+pub async fn cancel_connect(pending: State<'_, PendingConnects>, request_id: String) -> Answer<bool> {
+    Ok(lock(&pending).remove(&request_id).map(|task| task.abort()).is_some())
+}
+
+fn lock<'a>(pending: &'a State<'_, PendingConnects>) -> std::sync::MutexGuard<'a, HashMap<String, AbortHandle>> {
+    pending.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[tauri::command]
+pub async fn test_connection(core: Core<'_>, id: String) -> Answer<Connection> {
+    core.test_connection(&id).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn delete_connection(core: Core<'_>, id: String) -> Answer<()> {
+    core.delete_connection(&id).map_err(body)
+}

@@ -1,0 +1,51 @@
+//! Patchbay's window. A thin Tauri shell: each command parses its arguments, calls
+//! `patchbay-core` and maps the error; no rule lives here.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+
+use std::sync::Arc;
+
+use patchbay_core::{Config, Patchbay};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    // Same data folder, database and vault as the CLI (PATCHBAY_DATA_DIR or app data).
+    let core = match Config::load(None).and_then(Patchbay::open) {
+        Ok(core) => Arc::new(core),
+        Err(err) => {
+            eprintln!("Patchbay cannot start: {err} [{}]", err.code());
+            std::process::exit(1);
+        }
+    };
+    let result = tauri::Builder::default()
+        .manage(core)
+        .manage(commands::PendingConnects::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::list_folders,
+            commands::create_folder,
+            commands::rename_folder,
+            commands::move_folder,
+            commands::folder_contents,
+            commands::delete_folder,
+            commands::search_connectors,
+            commands::list_assets,
+            commands::create_asset,
+            commands::delete_asset,
+            commands::list_connections,
+            commands::get_connection,
+            commands::add_twilio_connection,
+            commands::cancel_connect,
+            commands::test_connection,
+            commands::delete_connection,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(err) = result {
+        eprintln!("Patchbay's window failed: {err}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,87 @@
+// A small WebDriver client for the real window: tauri-driver in front of WebKitWebDriver.
+import { spawn } from "node:child_process";
+
+export class Window {
+  /** Starts tauri-driver with `env` (the app inherits it) and opens `application`. */
+  static async open(application, env) {
+    const port = 4444 + Math.floor(Math.random() * 1000);
+    const driver = spawn("tauri-driver", ["--port", String(port)], { env, stdio: ["ignore", "ignore", "inherit"] });
+    const window = new Window(`http://127.0.0.1:${port}`, driver);
+    await waitFor("tauri-driver", () => fetch(`${window.base}/status`).then((r) => r.ok), 15000);
+    const created = await window.call("POST", "/session", {
+      capabilities: { alwaysMatch: { "tauri:options": { application } } },
+    });
+    window.session = created.sessionId;
+    // Elements appear a frame or an IPC answer after the action that shows them.
+    await window.call("POST", `/session/${window.session}/timeouts`, { implicit: 5000 });
+    return window;
+  }
+
+  constructor(base, driver) {
+    this.base = base;
+    this.driver = driver;
+  }
+
+  /** tauri-driver sometimes drops a request without answering: those are retried. */
+  async call(method, path, body) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await fetch(`${this.base}${path}`, {
+          method,
+          headers: { "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const json = await response.json();
+        if (!response.ok) {
+          throw Object.assign(new Error(`${method} ${path}: ${JSON.stringify(json.value)}`), { final: true });
+        }
+        return json.value;
+      } catch (err) {
+        if (err.final || attempt >= 5) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 300 * attempt));
+      }
+    }
+  }
+
+  find(css) {
+    return this.call("POST", `/session/${this.session}/element`, { using: "css selector", value: css }).then(
+      (element) => Object.values(element)[0],
+    );
+  }
+
+  async click(css) {
+    return this.call("POST", `/session/${this.session}/element/${await this.find(css)}/click`, {});
+  }
+
+  async type(css, text) {
+    return this.call("POST", `/session/${this.session}/element/${await this.find(css)}/value`, { text });
+  }
+
+  async text(css) {
+    return this.call("GET", `/session/${this.session}/element/${await this.find(css)}/text`);
+  }
+
+  async screenshot() {
+    return Buffer.from(await this.call("GET", `/session/${this.session}/screenshot`), "base64");
+  }
+
+  async close() {
+    if (this.session) await this.call("DELETE", `/session/${this.session}`).catch(() => {});
+    this.driver.kill();
+  }
+}
+
+/** Polls `check` until it returns something truthy (errors count as not yet). */
+export async function waitFor(what, check, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

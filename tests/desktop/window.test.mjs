@@ -1,0 +1,70 @@
+// The real window: the built `patchbay-desktop` under Xvfb, driven over WebDriver
+// (tauri-driver + WebKitWebDriver), against the fake Twilio and the real Secret Service
+// of tests/run.sh. Creates a folder, adds a Twilio connection through the catalog, and
+// checks that the CLI sees what the window saved. Leaves a screenshot of the Connections
+// tab in tests/desktop/artifacts/.
+import { after, before, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Window, waitFor } from "./webdriver.mjs";
+
+const repo = fileURLToPath(new URL("../../", import.meta.url));
+const bin = (name) => join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", name);
+const artifacts = join(repo, "tests", "desktop", "artifacts");
+
+let fake, window, env, seed;
+
+before(async () => {
+  fake = spawn(bin("fake-twilio"), [], { stdio: ["ignore", "pipe", "inherit"] });
+  const announced = JSON.parse(await new Promise((resolve) => createInterface({ input: fake.stdout }).once("line", resolve)));
+  seed = announced.seed;
+  env = {
+    ...process.env,
+    PATCHBAY_DATA_DIR: mkdtempSync(join(tmpdir(), "patchbay-window-")),
+    PATCHBAY_TWILIO_API_BASE: announced.api_base,
+    PATCHBAY_TWILIO_ACCOUNTS_BASE: announced.accounts_base,
+    PATCHBAY_VAULT_SERVICE: `patchbay-window-${process.pid}`,
+  };
+  window = await Window.open(bin("patchbay-desktop"), env);
+});
+
+after(async () => {
+  await window?.close();
+  fake?.kill();
+});
+
+it("adds a Twilio connection in the real window, and the CLI sees it", async () => {
+  const { live } = seed;
+  await waitFor("the folder tree", () => window.find('[role="treeitem"]'));
+
+  await window.click(".folder-actions button");
+  await window.type("#folder-name", "Finance");
+  await window.click('dialog[open] button[type="submit"]');
+  await waitFor("the new folder", async () => (await window.text(".folder-title")) === "Shared/Finance");
+
+  await window.click(".empty-state button");
+  await window.type("#connector-search", "twi");
+  await waitFor("Twilio in the catalog", async () => (await window.text("#connector-twilio")).includes("Twilio"));
+  await window.type("#connector-search", "\uE007"); // Enter picks the highlighted connector
+  await window.type("#field-phone_number", live.phone_numbers[0]);
+  await window.type("#field-account_sid", live.sid);
+  await window.type("#field-auth_token", live.auth_token);
+  await window.click('dialog[open] button[type="submit"]');
+
+  const status = await waitFor("the new row", () => window.text(".table-body .row .status"));
+  assert.equal(status, "Connected");
+  mkdirSync(artifacts, { recursive: true });
+  writeFileSync(join(artifacts, "connections-tab.png"), await window.screenshot());
+
+  const listed = JSON.parse(
+    execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance"], { env }).toString(),
+  );
+  assert.equal(listed.total, 1);
+  assert.equal(listed.items[0].phone_number, live.phone_numbers[0]);
+  assert.equal(listed.items[0].status.state, "connected");
+});

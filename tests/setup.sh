@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh Debian 12 machine lacks; quick and
+# silent when everything is there already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Secret Service for the vault tests; WebKitGTK and its WebDriver for the window;
+# Xvfb for a display; Chromium for the UI flow tests.
+packages=(
+  dbus-daemon gnome-keyring libsecret-tools
+  build-essential pkg-config libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
+  webkit2gtk-driver xvfb xauth chromium
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The UI's packages, exactly as locked.
+if [ ! -f ui/node_modules/.package-lock.json ] || ! cmp -s ui/package-lock.json ui/node_modules/.package-lock.json; then
+  npm ci --prefix ui --no-audit --no-fund
+fi
+
+# tauri-driver bridges WebDriver to the app's WebKitWebDriver.
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --quiet

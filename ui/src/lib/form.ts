@@ -1,0 +1,83 @@
+// The connector form's logic, kept out of the components so it is tested on its own.
+// Format checks only: Twilio's word comes with Connect.
+import type { AuthField } from "./bindings/AuthField";
+import type { Connector } from "./bindings/Connector";
+
+export type Values = Record<string, string | boolean>;
+/** Secret fields that use a credential asset instead of a typed value. */
+export type AssetChoices = Record<string, string | null>;
+
+/** Spaces, dashes, dots and brackets go, as the core does before its own check. */
+export function normalizePhone(raw: string): string {
+  return raw.replace(/[\s\-.()\u00a0]/g, "");
+}
+
+/** Every secret field starts with a typed value, not an asset. */
+export function initialAssetChoices(connector: Connector): AssetChoices {
+  return Object.fromEntries(connector.fields.filter((f) => f.kind === "secret").map((f) => [f.name, null]));
+}
+
+export function initialValues(connector: Connector): Values {
+  return Object.fromEntries(connector.fields.map((field) => [field.name, field.kind === "toggle" ? false : ""]));
+}
+
+/** The message to show under the field, or null when its format is right. */
+export function fieldError(field: AuthField, value: string | boolean, asset: string | null): string | null {
+  if (field.kind === "toggle") return null;
+  if (field.kind === "secret" && asset != null) return asset ? null : "Choose a credential asset";
+  const text = field.kind === "phone" ? normalizePhone(String(value)) : String(value).trim();
+  if (!text) return field.required ? `Enter the ${field.label}` : null;
+  if (field.kind === "phone" && !text.startsWith("+")) return "Start with + and the country code, e.g. +15551230001";
+  if (field.pattern && !new RegExp(field.pattern).test(text)) {
+    return `The ${field.label} must be ${field.format_hint ?? "in the expected format"}`;
+  }
+  return null;
+}
+
+export function formErrors(connector: Connector, values: Values, assets: AssetChoices): Record<string, string> {
+  const errors: Record<string, string> = {};
+  for (const field of connector.fields) {
+    const error = fieldError(field, values[field.name], assets[field.name] ?? null);
+    if (error) errors[field.name] = error;
+  }
+  return errors;
+}
+
+/** Case- and accent-insensitive folding, one folded string per input character. */
+function foldChar(c: string): string {
+  return c.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+}
+
+/** Splits `text` into runs that do and do not match `query`, for <mark>ing as text. */
+export function highlight(text: string, query: string): { text: string; match: boolean }[] {
+  const needle = [...query.trim()].map(foldChar).join("");
+  if (!needle) return [{ text, match: false }];
+  const chars = [...text];
+  const folded = chars.map(foldChar);
+  // starts[i] = offset of chars[i] in the folded string
+  const starts: number[] = [];
+  let offset = 0;
+  for (const f of folded) {
+    starts.push(offset);
+    offset += f.length;
+  }
+  const haystack = folded.join("");
+  const marked = new Array(chars.length).fill(false);
+  for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + needle.length)) {
+    chars.forEach((_, i) => {
+      if (starts[i] < at + needle.length && starts[i] + folded[i].length > at) marked[i] = true;
+    });
+  }
+  const runs: { text: string; match: boolean }[] = [];
+  chars.forEach((c, i) => {
+    const last = runs[runs.length - 1];
+    if (last && last.match === marked[i]) last.text += c;
+    else runs.push({ text: c, match: marked[i] });
+  });
+  return runs;
+}
+
+/** `AC1234…cdef`: enough to recognise an account, short enough for a table. */
+export function shortSid(sid: string): string {
+  return sid.length > 12 ? `${sid.slice(0, 6)}…${sid.slice(-4)}` : sid;
+}

@@ -1,0 +1,57 @@
+// The one module that talks to the Rust side: nothing else imports @tauri-apps/*.
+import { invoke } from "@tauri-apps/api/core";
+import type { Asset } from "./bindings/Asset";
+import type { Connection } from "./bindings/Connection";
+import type { ConnectionPage } from "./bindings/ConnectionPage";
+import type { Connector } from "./bindings/Connector";
+import type { ErrorBody } from "./bindings/ErrorBody";
+import type { Folder } from "./bindings/Folder";
+import type { FolderContents } from "./bindings/FolderContents";
+
+export type { Asset, Connection, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
+
+/** What Connect sends: the token typed, or the name of a credential asset. */
+export interface TwilioForm {
+  folder: string;
+  name: string | null;
+  phoneNumber: string;
+  accountSid: string;
+  testCredentials: boolean;
+  authToken: string | null;
+  authTokenAsset: string | null;
+}
+
+/** Every failed call rejects with an ErrorBody; anything else becomes one. */
+async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (err) {
+    if (err && typeof err === "object" && "code" in err && "message" in err) throw err as ErrorBody;
+    throw { code: "ipc_failed", message: String(err) } satisfies ErrorBody;
+  }
+}
+
+export const api = {
+  listFolders: () => call<Folder[]>("list_folders"),
+  createFolder: (path: string) => call<Folder>("create_folder", { path }),
+  renameFolder: (path: string, newName: string) => call<Folder>("rename_folder", { path, newName }),
+  moveFolder: (path: string, newParent: string | null) => call<Folder>("move_folder", { path, newParent }),
+  folderContents: (path: string) => call<FolderContents>("folder_contents", { path }),
+  deleteFolder: (path: string, recursive: boolean) => call<FolderContents>("delete_folder", { path, recursive }),
+  searchConnectors: (query: string) => call<Connector[]>("search_connectors", { query }),
+  listAssets: (folder: string) => call<Asset[]>("list_assets", { folder }),
+  createAsset: (folder: string, name: string, value: string) => call<Asset>("create_asset", { folder, name, value }),
+  deleteAsset: (folder: string, name: string, force: boolean) => call<null>("delete_asset", { folder, name, force }),
+  listConnections: (folder: string | null, search: string | null, offset: number, limit: number) =>
+    call<ConnectionPage>("list_connections", { folder, search, offset, limit }),
+  getConnection: (id: string) => call<Connection>("get_connection", { id }),
+  addTwilioConnection: (requestId: string, form: TwilioForm) =>
+    call<Connection>("add_twilio_connection", { requestId, form }),
+  cancelConnect: (requestId: string) => call<boolean>("cancel_connect", { requestId }),
+  testConnection: (id: string) => call<Connection>("test_connection", { id }),
+  deleteConnection: (id: string) => call<null>("delete_connection", { id }),
+};
+
+export function isErrorBody(value: unknown): value is ErrorBody {
+  return !!value && typeof value === "object" && "code" in value && "message" in value;
+}

@@ -1,0 +1,253 @@
+// The built UI in Debian's Chromium (playwright-core), over the mocked IPC of
+// harness.ts: every flow a person goes through, by keyboard where it matters.
+import { after, before, beforeEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = fileURLToPath(new URL("../../dist-test/", import.meta.url));
+const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json" };
+const SID = `AC${"0123456789abcdef".repeat(2)}`;
+const TOKEN = "f".repeat(32);
+
+let server, browser, page, base;
+
+before(async () => {
+  server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    try {
+      const body = await readFile(join(root, path));
+      response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+beforeEach(async () => {
+  page = await browser.newPage({ viewport: { width: 1200, height: 780 } });
+  page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
+  page.on("dialog", (dialog) => assert.fail(`unexpected alert: ${dialog.message()}`));
+  await page.goto(`${base}/tests/browser/harness.html`);
+  await page.getByRole("treeitem", { name: "Shared" }).waitFor();
+});
+
+async function openTwilioForm() {
+  await page.getByRole("button", { name: "Add connection" }).first().click();
+  await page.getByRole("combobox", { name: "Search connectors" }).fill("twi");
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Phone number").waitFor();
+}
+
+async function fillTwilio({ phone = "+1 555 123 0001", sid = SID, token = TOKEN } = {}) {
+  await page.getByLabel("Phone number").fill(phone);
+  await page.getByLabel("Account SID").fill(sid);
+  await page.getByLabel("Auth Token", { exact: true }).fill(token);
+}
+
+describe("Add connection", () => {
+  it("works from the keyboard alone: search, choose, fill, Connect", async () => {
+    await page.locator("body").focus();
+    // Tab to the Connections tab's Add connection button.
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press("Tab");
+      if (await page.evaluate(() => document.activeElement?.textContent?.trim() === "Add connection")) break;
+    }
+    await page.keyboard.press("Enter");
+    const search = page.getByRole("combobox", { name: "Search connectors" });
+    assert.equal(await search.evaluate((el) => el === document.activeElement), true, "the search box is focused");
+    await page.keyboard.type("twi");
+    const option = page.getByRole("option").first();
+    assert.equal(await option.getAttribute("aria-selected"), "true");
+    assert.equal(await option.locator("mark").first().textContent(), "Twi");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+
+    await page.keyboard.press("Tab"); // connection name
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("+1 (555) 123-0001");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab"); // past the Use Test Credentials switch
+    await page.keyboard.type(SID);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(TOKEN);
+    await page.keyboard.press("Enter");
+
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    const row = page.getByRole("row", { name: /Twilio \+15551230001/ });
+    await row.waitFor();
+    assert.match(await row.textContent(), /Connected/);
+    assert.match(await row.textContent(), /Live/);
+  });
+
+  it("closes the catalog with Esc", async () => {
+    await page.getByRole("button", { name: "Add connection" }).first().click();
+    await page.getByRole("combobox", { name: "Search connectors" }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+  });
+
+  it("hides the Auth Token by default and Show/Hide toggles it", async () => {
+    await openTwilioForm();
+    const token = page.getByLabel("Auth Token", { exact: true });
+    assert.equal(await token.getAttribute("type"), "password");
+    const show = page.getByRole("button", { name: "Show" });
+    assert.equal(await show.getAttribute("aria-pressed"), "false");
+    await show.click();
+    assert.equal(await token.getAttribute("type"), "text");
+    assert.equal(await page.getByRole("button", { name: "Hide" }).getAttribute("aria-pressed"), "true");
+    await page.getByRole("button", { name: "Hide" }).click();
+    assert.equal(await token.getAttribute("type"), "password");
+  });
+
+  it("keeps Connect disabled until the form is valid and says what connecting permits", async () => {
+    await openTwilioForm();
+    const connect = page.getByRole("button", { name: "Connect", exact: true });
+    assert.equal(await connect.isDisabled(), true);
+    await fillTwilio({ sid: "AC123" });
+    await page.getByLabel("Account SID").blur();
+    assert.match(await page.locator("#field-account_sid-error").textContent(), /34 characters/);
+    assert.equal(await connect.isDisabled(), true);
+    await page.getByLabel("Account SID").fill(SID);
+    assert.equal(await connect.isDisabled(), false);
+    assert.match(await page.locator(".permissions").textContent(), /read, write, modify and delete Twilio data/);
+  });
+
+  it("uses a credential asset: the picker lists the folder's assets and New asset…", async () => {
+    await openTwilioForm();
+    await fillTwilio({ token: "" });
+    await page.getByRole("button", { name: "More options for Auth Token" }).click();
+    await page.getByRole("menuitem", { name: "Use credential asset" }).click();
+    const picker = page.getByLabel("Auth Token", { exact: true });
+    await picker.selectOption({ label: "New asset…" });
+    await page.getByLabel("Asset name").fill("Twilio token");
+    await page.getByLabel("Value", { exact: true }).fill(TOKEN);
+    await page.getByRole("button", { name: "Create asset" }).click();
+    assert.equal(await picker.inputValue(), "Twilio token");
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.getByRole("row", { name: /Twilio \+15551230001/ }).waitFor();
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_twilio_connection").args.form);
+    assert.deepEqual([sent.authToken, sent.authTokenAsset], [null, "Twilio token"], "a reference, never the value");
+  });
+
+  it("puts Twilio's word next to the field it concerns and keeps what was typed", async () => {
+    await openTwilioForm();
+    await fillTwilio({ phone: "+15551230009" });
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    const error = page.locator("#field-phone_number-error");
+    await error.waitFor();
+    assert.match(await error.textContent(), /not registered in the Twilio account/);
+    assert.equal(await page.getByLabel("Phone number").evaluate((el) => el === document.activeElement), true);
+    assert.equal(await page.getByLabel("Account SID").inputValue(), SID);
+    assert.equal(await page.getByLabel("Auth Token", { exact: true }).inputValue(), TOKEN);
+    assert.equal((await page.locator("dialog[open]").textContent()).includes(TOKEN), false, "the token is never echoed");
+  });
+
+  it("shows account-level errors at the top", async () => {
+    await openTwilioForm();
+    await fillTwilio({ token: "0".repeat(32) });
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /did not accept this Account SID and Auth Token/);
+  });
+
+  it("shows progress while connecting and can be cancelled, saving nothing", async () => {
+    await page.evaluate(() => (window.patchbayMock.state.connectDelayMs = 5000));
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    const progress = page.getByRole("status").filter({ hasText: "Connecting to Twilio" });
+    await progress.waitFor();
+    assert.equal(await page.getByRole("button", { name: "Connect", exact: true }).isDisabled(), true);
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await progress.waitFor({ state: "hidden" });
+    assert.equal(await page.getByRole("button", { name: "Connect", exact: true }).isDisabled(), false);
+    assert.equal(await page.evaluate(() => window.patchbayMock.connections.length), 0);
+  });
+});
+
+describe("Connections tab", () => {
+  it("renders a hostile name as text", async () => {
+    const hostile = "<img src=x onerror=alert(1)>";
+    await openTwilioForm();
+    await page.getByLabel("Connection name").fill(hostile);
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    const cell = page.getByRole("cell", { name: hostile, exact: true });
+    await cell.waitFor();
+    assert.equal(await page.locator(".table img").count(), 0);
+  });
+
+  it("invites Add connection when the folder is empty, and filters as you type", async () => {
+    assert.match(await page.locator(".empty-state").textContent(), /No connections in Shared yet/);
+    for (const phone of ["+15551230001", "+15551230002"]) {
+      await openTwilioForm();
+      await fillTwilio({ phone });
+      await page.getByRole("button", { name: "Connect", exact: true }).click();
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
+    }
+    await page.getByRole("row", { name: /0002/ }).waitFor();
+    await page.getByLabel("Filter connections").fill("0002");
+    await page.getByRole("row", { name: /0001/ }).waitFor({ state: "hidden" });
+    assert.equal(await page.getByRole("row").count(), 2, "the header and one match");
+  });
+});
+
+describe("Folders", () => {
+  it("creates a sub-folder, moves through the tree with arrow keys, and names what a delete would remove", async () => {
+    await page.getByRole("button", { name: "New folder" }).click();
+    await page.getByLabel("Folder name").fill("Finance");
+    await page.getByRole("button", { name: "Create", exact: true }).click();
+    const finance = page.getByRole("treeitem", { name: "Finance" });
+    await finance.waitFor();
+    assert.equal(await finance.getAttribute("aria-selected"), "true");
+    assert.equal(await finance.getAttribute("aria-level"), "2");
+
+    await page.getByRole("tree").focus();
+    await page.keyboard.press("ArrowUp");
+    assert.equal(await page.getByRole("treeitem", { name: "Shared" }).getAttribute("aria-selected"), "true");
+    await page.keyboard.press("ArrowLeft");
+    await finance.waitFor({ state: "hidden" });
+    await page.keyboard.press("ArrowRight");
+    await finance.waitFor();
+
+    await page.getByRole("button", { name: "Delete", exact: true }).first().click();
+    assert.match(await page.getByRole("dialog").textContent(), /“Shared” holds 1 sub-folder/);
+  });
+});
+
+describe("Screenshots", () => {
+  it("captures the Connections tab and the Twilio form for README", async () => {
+    for (const phone of ["+15551230001", "+15551230002"]) {
+      await openTwilioForm();
+      await fillTwilio({ phone });
+      await page.getByRole("button", { name: "Connect", exact: true }).click();
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
+    }
+    const out = process.env.SCREENSHOT_DIR;
+    if (!out) return;
+    await page.screenshot({ path: join(out, "connections-tab.png") });
+    await openTwilioForm();
+    await fillTwilio({ phone: "+1 555 123 0001" });
+    await page.screenshot({ path: join(out, "twilio-form.png") });
+  });
+});

@@ -1,0 +1,179 @@
+// An in-memory stand-in for patchbay-core behind the IPC, shaped by the generated types.
+import type { Asset } from "../../src/lib/bindings/Asset";
+import type { Connection } from "../../src/lib/bindings/Connection";
+import type { Connector } from "../../src/lib/bindings/Connector";
+import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
+import type { Folder } from "../../src/lib/bindings/Folder";
+import definition from "../../../src-tauri/core/connectors/twilio.json";
+
+const twilio = definition as Connector;
+export const WRONG_TOKEN = "0".repeat(32);
+export const UNOWNED_PHONE = "+15551230009";
+
+function fail(code: string, message: string, field?: string): never {
+  throw { code, message, ...(field ? { field } : {}) } satisfies ErrorBody;
+}
+
+export function createBackend() {
+  let nextId = 1;
+  const folders: { id: number; parent: number | null; name: string }[] = [{ id: nextId++, parent: null, name: "Shared" }];
+  const assets: (Asset & { value: string })[] = [];
+  const connections: Connection[] = [];
+  const pending = new Map<string, () => void>();
+  const state = { connectDelayMs: 0, calls: [] as { command: string; args: Record<string, unknown> }[] };
+
+  const pathOf = (id: number): string => {
+    const folder = folders.find((f) => f.id === id)!;
+    return folder.parent === null ? folder.name : `${pathOf(folder.parent)}/${folder.name}`;
+  };
+  const byPath = (path: string) => {
+    const folder = folders.find((f) => pathOf(f.id) === path);
+    return folder ?? fail("folder_not_found", `folder '${path}' does not exist`);
+  };
+  const listFolders = (): Folder[] => {
+    const out: Folder[] = [];
+    const walk = (parent: number | null, depth: number) =>
+      folders
+        .filter((f) => f.parent === parent)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .forEach((f) => {
+          out.push({
+            id: f.id,
+            parent_id: f.parent,
+            name: f.name,
+            path: pathOf(f.id),
+            depth,
+            child_count: folders.filter((c) => c.parent === f.id).length,
+            connection_count: connections.filter((c) => c.folder === pathOf(f.id)).length,
+          });
+          walk(f.id, depth + 1);
+        });
+    walk(null, 0);
+    return out;
+  };
+
+  async function addTwilio(requestId: string, form: Record<string, unknown>): Promise<Connection> {
+    const folder = pathOf(byPath(String(form.folder)).id);
+    const phone = String(form.phoneNumber);
+    const name = (form.name as string | null) ?? `Twilio ${phone}`;
+    if (connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase()))
+      fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
+    const token = form.authTokenAsset
+      ? (assets.find((a) => a.name === form.authTokenAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
+      : String(form.authToken);
+    if (state.connectDelayMs) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, state.connectDelayMs);
+        pending.set(requestId, () => {
+          clearTimeout(timer);
+          reject({ code: "cancelled", message: "Connect was cancelled; nothing was saved" });
+        });
+      });
+      pending.delete(requestId);
+    }
+    if (token === WRONG_TOKEN)
+      fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003); copy both again from the Twilio Console (Account → General Settings)");
+    if (phone === UNOWNED_PHONE)
+      fail("twilio_phone_not_in_account", `${phone} is not registered in the Twilio account ${form.accountSid}; enter a number listed under Phone Numbers → Active numbers`, "phone_number");
+    const now = new Date().toISOString();
+    const connection: Connection = {
+      id: crypto.randomUUID(),
+      folder,
+      connector: "twilio",
+      name,
+      account_sid: String(form.accountSid),
+      phone_number: phone,
+      test_credentials: Boolean(form.testCredentials),
+      auth: form.authTokenAsset ? { kind: "asset", name: String(form.authTokenAsset), folder: "Shared" } : { kind: "own" },
+      status: { state: "connected" },
+      account_friendly_name: form.testCredentials ? null : "Acme Operations",
+      account_type: form.testCredentials ? null : "Full",
+      last_checked_at: now,
+      created_at: now,
+      updated_at: now,
+    };
+    connections.push(connection);
+    return connection;
+  }
+
+  const handlers: Record<string, (args: Record<string, unknown>) => unknown> = {
+    list_folders: () => listFolders(),
+    create_folder: ({ path }) => {
+      const parts = String(path).split("/");
+      const name = parts.pop()!.trim();
+      const parent = parts.length ? byPath(parts.join("/")).id : null;
+      if (folders.some((f) => f.parent === parent && f.name.toLowerCase() === name.toLowerCase()))
+        fail("name_taken", `folder '${name}' already exists; choose another name`, "name");
+      folders.push({ id: nextId++, parent, name });
+      return listFolders().find((f) => f.path === [...parts, name].join("/"));
+    },
+    rename_folder: ({ path, newName }) => {
+      const folder = byPath(String(path));
+      folder.name = String(newName).trim();
+      return listFolders().find((f) => f.id === folder.id);
+    },
+    move_folder: ({ path, newParent }) => {
+      const folder = byPath(String(path));
+      folder.parent = newParent ? byPath(String(newParent)).id : null;
+      return listFolders().find((f) => f.id === folder.id);
+    },
+    folder_contents: ({ path }) => {
+      const root = pathOf(byPath(String(path)).id);
+      const inside = (p: string) => p === root || p.startsWith(`${root}/`);
+      return {
+        folders: listFolders().filter((f) => f.path.startsWith(`${root}/`)).length,
+        connections: connections.filter((c) => inside(c.folder)).length,
+        assets: assets.filter((a) => inside(a.folder)).length,
+      };
+    },
+    delete_folder: ({ path }) => {
+      const folder = byPath(String(path));
+      folders.splice(folders.indexOf(folder), 1);
+      return { folders: 0, connections: 0, assets: 0 };
+    },
+    search_connectors: ({ query }) => {
+      const q = String(query).toLowerCase();
+      return [twilio].filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.description}`.toLowerCase().includes(q));
+    },
+    list_assets: () => assets.map(({ value: _value, ...asset }) => asset),
+    create_asset: ({ folder, name, value }) => {
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, created_at: "", updated_at: "", value: String(value) };
+      assets.push(asset);
+      const { value: _value, ...shown } = asset;
+      return shown;
+    },
+    delete_asset: ({ name }) => {
+      assets.splice(assets.findIndex((a) => a.name === name), 1);
+      return null;
+    },
+    list_connections: ({ folder, search, offset, limit }) => {
+      const q = search ? String(search).toLowerCase() : "";
+      const matching = connections
+        .filter((c) => !folder || c.folder === folder)
+        .filter((c) => !q || `${c.name} ${c.phone_number} ${c.account_sid}`.toLowerCase().includes(q))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      return { total: matching.length, items: matching.slice(Number(offset), Number(offset) + Number(limit)) };
+    },
+    get_connection: ({ id }) => connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`),
+    add_twilio_connection: ({ requestId, form }) => addTwilio(String(requestId), form as Record<string, unknown>),
+    cancel_connect: ({ requestId }) => {
+      pending.get(String(requestId))?.();
+      return pending.delete(String(requestId));
+    },
+    test_connection: ({ id }) => connections.find((c) => c.id === id),
+    delete_connection: ({ id }) => {
+      connections.splice(connections.findIndex((c) => c.id === id), 1);
+      return null;
+    },
+  };
+
+  return {
+    state,
+    connections,
+    handle(command: string, args: Record<string, unknown>) {
+      state.calls.push({ command, args });
+      const handler = handlers[command] ?? fail("unknown_command", command);
+      return handler(args);
+    },
+  };
+}

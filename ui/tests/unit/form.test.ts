@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { fieldError, formErrors, highlight, initialValues, normalizePhone, shortSid } from "../../src/lib/form";
+import { twilio } from "./fixtures";
+
+const field = (name: string) => twilio.fields.find((f) => f.name === name)!;
+
+describe("the Twilio form's format checks", () => {
+  it("normalises phone numbers the way the core does", () => {
+    expect(normalizePhone(" +1 (555) 123-0001 ")).toBe("+15551230001");
+    expect(normalizePhone("+1.555.123.0001")).toBe("+15551230001");
+  });
+
+  it("asks for a leading + and a valid E.164 number", () => {
+    expect(fieldError(field("phone_number"), "5551230001", null)).toMatch(/Start with \+/);
+    expect(fieldError(field("phone_number"), "+1 555 123 0001", null)).toBeNull();
+    expect(fieldError(field("phone_number"), "+1555abc", null)).toMatch(/must be/);
+  });
+
+  it("checks the Account SID and Auth Token formats from the connector definition", () => {
+    expect(fieldError(field("account_sid"), `AC${"a".repeat(32)}`, null)).toBeNull();
+    expect(fieldError(field("account_sid"), "AC123", null)).toBe(
+      "The Account SID must be 34 characters: AC followed by 32 hexadecimal digits",
+    );
+    expect(fieldError(field("auth_token"), "zz", null)).toMatch(/32 hexadecimal digits/);
+    expect(fieldError(field("auth_token"), "", null)).toBe("Enter the Auth Token");
+  });
+
+  it("accepts a chosen credential asset instead of a token, and asks for one when none is chosen", () => {
+    expect(fieldError(field("auth_token"), "", "Twilio token")).toBeNull();
+    expect(fieldError(field("auth_token"), "", "")).toBe("Choose a credential asset");
+  });
+
+  it("is valid only when every required field is", () => {
+    const values = initialValues(twilio);
+    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["phone_number", "account_sid", "auth_token"]);
+    Object.assign(values, { phone_number: "+15551230001", account_sid: `AC${"0".repeat(32)}`, auth_token: "f".repeat(32) });
+    expect(formErrors(twilio, values, {})).toEqual({});
+  });
+});
+
+describe("highlighting", () => {
+  it("marks matches case- and accent-insensitively without changing the text", () => {
+    expect(highlight("Télécom Twilio", "twi")).toEqual([
+      { text: "Télécom ", match: false },
+      { text: "Twi", match: true },
+      { text: "lio", match: false },
+    ]);
+    expect(highlight("Télécom", "TELE")).toEqual([
+      { text: "Télé", match: true },
+      { text: "com", match: false },
+    ]);
+    expect(highlight("abc", "")).toEqual([{ text: "abc", match: false }]);
+  });
+
+  it("keeps markup as text", () => {
+    const runs = highlight("<img src=x onerror=alert(1)>", "img");
+    expect(runs.map((r) => r.text).join("")).toBe("<img src=x onerror=alert(1)>");
+  });
+
+  it("shortens SIDs for tables", () => {
+    expect(shortSid(`AC${"0123456789abcdef".repeat(2)}`)).toBe("AC0123…cdef");
+  });
+});
