@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use patchbay_core::{
     Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents, NewTwilioConnection,
-    Patchbay, Secret, TokenSource,
+    Patchbay, Secret, TokenSource, TwilioChanges,
 };
 use serde::Deserialize;
 use tauri::State;
@@ -86,18 +86,27 @@ pub async fn get_connection(core: Core<'_>, id: String) -> Answer<Connection> {
     core.connection(&id).map_err(body)
 }
 
-/// The Twilio form as the window sends it: the token is either typed (`authToken`) or
-/// the name of a credential asset (`authTokenAsset`).
+/// The Twilio form as the window sends it: the token is typed (`authToken`), the name
+/// of a credential asset (`authTokenAsset`), or, when editing, neither (keep it).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TwilioForm {
-    folder: String,
     name: Option<String>,
     phone_number: String,
     account_sid: String,
     test_credentials: bool,
     auth_token: Option<Secret>,
     auth_token_asset: Option<String>,
+}
+
+impl TwilioForm {
+    fn token(&mut self) -> Option<TokenSource> {
+        match (self.auth_token.take(), self.auth_token_asset.take()) {
+            (_, Some(asset)) => Some(TokenSource::Asset(asset)),
+            (Some(token), None) => Some(TokenSource::Value(token)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Connects in flight, by the window's request id, so Cancel can stop one.
@@ -109,17 +118,14 @@ pub async fn add_twilio_connection(
     core: Core<'_>,
     pending: State<'_, PendingConnects>,
     request_id: String,
-    form: TwilioForm,
+    folder: String,
+    mut form: TwilioForm,
 ) -> Answer<Connection> {
-    let auth_token = match (form.auth_token, form.auth_token_asset) {
-        (_, Some(asset)) => TokenSource::Asset(asset),
-        (Some(token), None) => TokenSource::Value(token),
-        (None, None) => {
-            return Err(patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body());
-        }
+    let Some(auth_token) = form.token() else {
+        return Err(patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body());
     };
     let new = NewTwilioConnection {
-        folder: form.folder,
+        folder,
         name: form.name.filter(|name| !name.trim().is_empty()),
         phone_number: form.phone_number,
         account_sid: form.account_sid,
@@ -127,13 +133,40 @@ pub async fn add_twilio_connection(
         auth_token,
     };
     let core = Arc::clone(&core);
-    // Run as its own task so Cancel can abort it while Twilio is being asked; the core
-    // saves only after Twilio answered, with no await in between, so an abort never
-    // leaves half a connection.
-    let task = tokio::spawn(async move { core.add_twilio_connection(new).await });
-    lock(&pending).insert(request_id.clone(), task.abort_handle());
+    cancellable(&pending, request_id, async move { core.add_twilio_connection(new).await }).await
+}
+
+#[tauri::command]
+pub async fn update_twilio_connection(
+    core: Core<'_>,
+    pending: State<'_, PendingConnects>,
+    request_id: String,
+    id: String,
+    mut form: TwilioForm,
+) -> Answer<Connection> {
+    let changes = TwilioChanges {
+        auth_token: form.token(),
+        name: form.name.unwrap_or_default(),
+        phone_number: form.phone_number,
+        account_sid: form.account_sid,
+        test_credentials: form.test_credentials,
+    };
+    let core = Arc::clone(&core);
+    cancellable(&pending, request_id, async move { core.update_twilio_connection(&id, changes).await }).await
+}
+
+/// Runs a Connect as its own task so Cancel can abort it while Twilio is being asked;
+/// the core saves only after Twilio answered, with no await in between, so an abort
+/// never leaves half a connection.
+async fn cancellable(
+    pending: &State<'_, PendingConnects>,
+    request_id: String,
+    connect: impl Future<Output = patchbay_core::Result<Connection>> + Send + 'static,
+) -> Answer<Connection> {
+    let task = tokio::spawn(connect);
+    lock(pending).insert(request_id.clone(), task.abort_handle());
     let outcome = task.await;
-    lock(&pending).remove(&request_id);
+    lock(pending).remove(&request_id);
     match outcome {
         Ok(result) => result.map_err(body),
         Err(_) => Err(ErrorBody {

@@ -39,6 +39,7 @@ fn main() {
             commands::list_connections,
             commands::get_connection,
             commands::add_twilio_connection,
+            commands::update_twilio_connection,
             commands::cancel_connect,
             commands::test_connection,
             commands::delete_connection,

@@ -1,8 +1,8 @@
 // The real window: the built `patchbay-desktop` under Xvfb, driven over WebDriver
 // (tauri-driver + WebKitWebDriver), against the fake Twilio and the real Secret Service
 // of tests/run.sh. Creates a folder, adds a Twilio connection through the catalog, and
-// checks that the CLI sees what the window saved. Leaves a screenshot of the Connections
-// tab in tests/desktop/artifacts/.
+// checks that the CLI sees what the window saved. Leaves screenshots of the Twilio form
+// and the Connections tab in tests/desktop/artifacts/.
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -54,11 +54,12 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
   await window.type("#field-phone_number", live.phone_numbers[0]);
   await window.type("#field-account_sid", live.sid);
   await window.type("#field-auth_token", live.auth_token);
+  mkdirSync(artifacts, { recursive: true });
+  writeFileSync(join(artifacts, "twilio-form.png"), await window.screenshot());
   await window.click('dialog[open] button[type="submit"]');
 
   const status = await waitFor("the new row", () => window.text(".table-body .row .status"));
   assert.equal(status, "Connected");
-  mkdirSync(artifacts, { recursive: true });
   writeFileSync(join(artifacts, "connections-tab.png"), await window.screenshot());
 
   const listed = JSON.parse(

@@ -81,6 +81,16 @@ pub struct NewTwilioConnection {
     pub auth_token: TokenSource,
 }
 
+/// What Edit submits: every field again; `auth_token: None` keeps the current token.
+#[derive(Debug)]
+pub struct TwilioChanges {
+    pub name: String,
+    pub phone_number: String,
+    pub account_sid: String,
+    pub test_credentials: bool,
+    pub auth_token: Option<TokenSource>,
+}
+
 #[derive(Debug)]
 pub enum TokenSource {
     /// Typed or piped in; kept in the vault under the new connection's id.
@@ -251,11 +261,12 @@ pub(crate) fn view(db: &Db, row: Stored) -> Result<Connection> {
     Ok(views(db, vec![row])?.pop().expect("one row in, one view out"))
 }
 
-pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str) -> Result<()> {
+/// Refuses a name another connection of the folder has (`except`: the one being edited).
+pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<&str>) -> Result<()> {
     let taken: bool = db
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM connections WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE)",
-            params![folder, name],
+            "SELECT EXISTS (SELECT 1 FROM connections WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE AND id IS NOT ?3)",
+            params![folder, name, except],
             |row| row.get(0),
         )
         .map_err(store_err)?;
@@ -317,6 +328,44 @@ pub(crate) fn insert(db: &Db, row: &NewRow<'_>) -> Result<()> {
 
 pub(crate) fn search_text(name: &str, phone: &str, sid: &str, friendly_name: Option<&str>) -> String {
     fold(&format!("{name} {phone} {sid} {}", friendly_name.unwrap_or_default()))
+}
+
+/// The new values of an edited connection that Twilio accepted.
+pub(crate) struct EditedRow<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub account_sid: &'a str,
+    pub phone_number: &'a str,
+    pub test_credentials: bool,
+    pub asset_id: Option<&'a str>,
+    pub account: &'a VerifiedAccount,
+    pub checked_at: &'a str,
+}
+
+pub(crate) fn update(db: &Db, row: &EditedRow<'_>) -> Result<()> {
+    let auth_kind = if row.asset_id.is_some() { "asset" } else { "own" };
+    let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
+    db.execute(
+        "UPDATE connections SET name = ?2, account_sid = ?3, phone_number = ?4, test_credentials = ?5, auth_kind = ?6,
+             auth_asset_id = ?7, status = 'connected', status_code = NULL, status_message = NULL,
+             account_friendly_name = ?8, account_type = ?9, last_checked_at = ?10, updated_at = ?10, search_text = ?11
+         WHERE id = ?1",
+        params![
+            row.id,
+            row.name,
+            row.account_sid,
+            row.phone_number,
+            row.test_credentials,
+            auth_kind,
+            row.asset_id,
+            row.account.friendly_name,
+            row.account.account_type,
+            row.checked_at,
+            search_text,
+        ],
+    )
+    .map_err(store_err)?;
+    Ok(())
 }
 
 /// Records the outcome of a Connect or Test connection.

@@ -23,7 +23,9 @@ use uuid::Uuid;
 pub use assets::Asset;
 pub use catalog::Connector;
 pub use config::Config;
-pub use connections::{AuthRef, Connection, ConnectionPage, ConnectionQuery, ConnectionStatus, NewTwilioConnection, TokenSource};
+pub use connections::{
+    AuthRef, Connection, ConnectionPage, ConnectionQuery, ConnectionStatus, NewTwilioConnection, TokenSource, TwilioChanges,
+};
 pub use error::{Error, ErrorBody, Result};
 pub use folders::{Folder, FolderContents};
 pub use secret::Secret;
@@ -196,19 +198,8 @@ impl Patchbay {
                 Some(name) => folders::clean_name("name", name)?,
                 None => format!("Twilio {phone_number}"),
             };
-            connections::ensure_name_free(&conn, folder_id, &name)?;
-            let (asset_id, token) = match new.auth_token {
-                TokenSource::Value(token) => {
-                    connections::check_auth_token(&token, "Auth Token")?;
-                    (None, token)
-                }
-                TokenSource::Asset(asset_name) => {
-                    let asset_id = assets::resolve_visible(&conn, folder_id, asset_name.trim())?;
-                    let token = self.vault.get(&VaultKey::Asset(asset_id.clone()))?;
-                    connections::check_auth_token(&token, &format!("value of credential asset '{}'", asset_name.trim()))?;
-                    (Some(asset_id), token)
-                }
-            };
+            connections::ensure_name_free(&conn, folder_id, &name, None)?;
+            let (asset_id, token) = self.resolve_token(&conn, folder_id, new.auth_token)?;
             (folder_id, name, asset_id, token)
         };
 
@@ -217,7 +208,7 @@ impl Patchbay {
 
         let conn = self.store.conn();
         // Checked again: the name may have been taken while Twilio answered.
-        connections::ensure_name_free(&conn, folder_id, &name)?;
+        connections::ensure_name_free(&conn, folder_id, &name, None)?;
         let id = Uuid::new_v4().to_string();
         connections::insert(
             &conn,
@@ -237,6 +228,68 @@ impl Patchbay {
             self.commit_secret(&conn, "connections", &id, &VaultKey::Connection(id.clone()), &token)?;
         }
         connections::view(&conn, connections::load(&conn, &id)?)
+    }
+
+    /// Edit: validates the changed connection with Twilio like Connect, and saves only
+    /// what Twilio accepted. A token left out (`None`) is the one the connection has.
+    pub async fn update_twilio_connection(&self, id: &str, changes: TwilioChanges) -> Result<Connection> {
+        let phone_number = connections::normalize_phone(&changes.phone_number)?;
+        let account_sid = connections::check_account_sid(&changes.account_sid)?;
+        let name = folders::clean_name("name", &changes.name)?;
+        let (stored, asset_id, token) = {
+            let conn = self.store.conn();
+            let stored = connections::load(&conn, id)?;
+            connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
+            let (asset_id, token) = match changes.auth_token {
+                Some(source) => self.resolve_token(&conn, stored.folder_id, source)?,
+                None => (stored.auth_asset_id.clone().filter(|_| stored.auth_kind == "asset"), self.token_of(&stored)?),
+            };
+            (stored, asset_id, token)
+        };
+
+        let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
+        let account = twilio::verify(&self.twilio, credentials, &phone_number, changes.test_credentials).await?;
+
+        let conn = self.store.conn();
+        connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
+        let own_key = VaultKey::Connection(stored.id.clone());
+        if asset_id.is_none() {
+            // Overwrites the old value in place: the row never points at a missing secret.
+            self.vault.put(&own_key, &token)?;
+        }
+        connections::update(
+            &conn,
+            &connections::EditedRow {
+                id: &stored.id,
+                name: &name,
+                account_sid: &account_sid,
+                phone_number: &phone_number,
+                test_credentials: changes.test_credentials,
+                asset_id: asset_id.as_deref(),
+                account: &account,
+                checked_at: &now(),
+            },
+        )?;
+        if asset_id.is_some() && stored.auth_kind == "own" {
+            self.vault.delete(&own_key)?;
+        }
+        connections::view(&conn, connections::load(&conn, &stored.id)?)
+    }
+
+    /// A typed token (format-checked) or a credential asset visible from `folder`.
+    fn resolve_token(&self, conn: &rusqlite::Connection, folder: i64, source: TokenSource) -> Result<(Option<String>, Secret)> {
+        match source {
+            TokenSource::Value(token) => {
+                connections::check_auth_token(&token, "Auth Token")?;
+                Ok((None, token))
+            }
+            TokenSource::Asset(asset_name) => {
+                let asset_id = assets::resolve_visible(conn, folder, asset_name.trim())?;
+                let token = self.vault.get(&VaultKey::Asset(asset_id.clone()))?;
+                connections::check_auth_token(&token, &format!("value of credential asset '{}'", asset_name.trim()))?;
+                Ok((Some(asset_id), token))
+            }
+        }
     }
 
     pub fn list_connections(&self, query: &ConnectionQuery) -> Result<ConnectionPage> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{World, twilio};
 use patchbay_core::twilio::{Credentials, TwilioClient};
-use patchbay_core::{ConnectionQuery, ConnectionStatus, Error, Secret};
+use patchbay_core::{ConnectionQuery, ConnectionStatus, Error, Secret, TokenSource, TwilioChanges};
 use patchbay_tests::fake_twilio::{CredentialKind, Fault};
 
 fn saved(world: &World) -> u32 {
@@ -245,4 +245,47 @@ async fn deleting_a_connection_removes_its_secret() {
     world.core.delete_connection(&connection.id).unwrap();
     assert_eq!(world.vault_value(&user), None);
     assert!(matches!(world.core.connection(&connection.id), Err(Error::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let own_key = format!("connection/{}", connection.id);
+    let changes = |name: &str, phone: &str, token: Option<TokenSource>| TwilioChanges {
+        name: name.into(),
+        phone_number: phone.into(),
+        account_sid: seed.live.sid.clone(),
+        test_credentials: false,
+        auth_token: token,
+    };
+
+    // Keeping the token: the stored one is used.
+    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
+    assert_eq!((edited.name.as_str(), edited.phone_number.as_str()), ("Alerts", "+15551230002"));
+
+    // A wrong new token changes nothing, the old secret included.
+    let wrong = Some(TokenSource::Value(Secret::new("0".repeat(32))));
+    let err = world.core.update_twilio_connection(&connection.id, changes("Renamed", "+15551230001", wrong)).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_auth_failed");
+    assert_eq!(world.core.connection(&connection.id).unwrap().name, "Alerts");
+    assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
+
+    // Switching to a credential asset drops the connection's own secret.
+    world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let via_asset = Some(TokenSource::Asset("token".into()));
+    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", via_asset)).await.unwrap();
+    assert_eq!(edited.auth, patchbay_core::AuthRef::Asset { name: "token".into(), folder: "Shared".into() });
+    assert_eq!(world.vault_value(&own_key), None);
+
+    // And back to a typed token.
+    let typed = Some(TokenSource::Value(Secret::new(seed.live.auth_token.clone())));
+    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", typed)).await.unwrap();
+    assert_eq!(edited.auth, patchbay_core::AuthRef::Own);
+    assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
+
+    let other = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let err = world.core.update_twilio_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
+    assert_eq!(err.code(), "name_taken");
 }

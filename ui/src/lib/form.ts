@@ -1,6 +1,7 @@
 // The connector form's logic, kept out of the components so it is tested on its own.
 // Format checks only: Twilio's word comes with Connect.
 import type { AuthField } from "./bindings/AuthField";
+import type { Connection } from "./bindings/Connection";
 import type { Connector } from "./bindings/Connector";
 
 export type Values = Record<string, string | boolean>;
@@ -21,10 +22,24 @@ export function initialValues(connector: Connector): Values {
   return Object.fromEntries(connector.fields.map((field) => [field.name, field.kind === "toggle" ? false : ""]));
 }
 
-/** The message to show under the field, or null when its format is right. */
-export function fieldError(field: AuthField, value: string | boolean, asset: string | null): string | null {
+/** The form of an existing Twilio connection: its values, secrets left empty (kept). */
+export function valuesOf(connection: Connection): Values {
+  return {
+    phone_number: connection.phone_number,
+    test_credentials: connection.test_credentials,
+    account_sid: connection.account_sid,
+    auth_token: "",
+  };
+}
+
+/**
+ * The message to show under the field, or null when its format is right. `keepSecret`:
+ * editing, where an empty secret field keeps the stored one.
+ */
+export function fieldError(field: AuthField, value: string | boolean, asset: string | null, keepSecret = false): string | null {
   if (field.kind === "toggle") return null;
   if (field.kind === "secret" && asset != null) return asset ? null : "Choose a credential asset";
+  if (field.kind === "secret" && keepSecret && !value) return null;
   const text = field.kind === "phone" ? normalizePhone(String(value)) : String(value).trim();
   if (!text) return field.required ? `Enter the ${field.label}` : null;
   if (field.kind === "phone" && !text.startsWith("+")) return "Start with + and the country code, e.g. +15551230001";
@@ -34,10 +49,10 @@ export function fieldError(field: AuthField, value: string | boolean, asset: str
   return null;
 }
 
-export function formErrors(connector: Connector, values: Values, assets: AssetChoices): Record<string, string> {
+export function formErrors(connector: Connector, values: Values, assets: AssetChoices, keepSecrets = false): Record<string, string> {
   const errors: Record<string, string> = {};
   for (const field of connector.fields) {
-    const error = fieldError(field, values[field.name], assets[field.name] ?? null);
+    const error = fieldError(field, values[field.name], assets[field.name] ?? null, keepSecrets);
     if (error) errors[field.name] = error;
   }
   return errors;

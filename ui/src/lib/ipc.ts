@@ -10,9 +10,8 @@ import type { FolderContents } from "./bindings/FolderContents";
 
 export type { Asset, Connection, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
 
-/** What Connect sends: the token typed, or the name of a credential asset. */
+/** What Connect sends: the token typed, the name of a credential asset, or (Edit) neither to keep it. */
 export interface TwilioForm {
-  folder: string;
   name: string | null;
   phoneNumber: string;
   accountSid: string;
@@ -45,8 +44,10 @@ export const api = {
   listConnections: (folder: string | null, search: string | null, offset: number, limit: number) =>
     call<ConnectionPage>("list_connections", { folder, search, offset, limit }),
   getConnection: (id: string) => call<Connection>("get_connection", { id }),
-  addTwilioConnection: (requestId: string, form: TwilioForm) =>
-    call<Connection>("add_twilio_connection", { requestId, form }),
+  addTwilioConnection: (requestId: string, folder: string, form: TwilioForm) =>
+    call<Connection>("add_twilio_connection", { requestId, folder, form }),
+  updateTwilioConnection: (requestId: string, id: string, form: TwilioForm) =>
+    call<Connection>("update_twilio_connection", { requestId, id, form }),
   cancelConnect: (requestId: string) => call<boolean>("cancel_connect", { requestId }),
   testConnection: (id: string) => call<Connection>("test_connection", { id }),
   deleteConnection: (id: string) => call<null>("delete_connection", { id }),

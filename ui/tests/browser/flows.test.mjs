@@ -212,6 +212,26 @@ describe("Connections tab", () => {
   });
 });
 
+describe("Edit", () => {
+  it("fills the form from the connection, keeps the token unless replaced, and saves", async () => {
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.getByRole("button", { name: "Edit connection Twilio +15551230001" }).click();
+    assert.equal(await page.getByLabel("Phone number").inputValue(), "+15551230001");
+    assert.equal(await page.getByLabel("Account SID").inputValue(), SID);
+    const token = page.getByLabel("Auth Token", { exact: true });
+    assert.equal(await token.inputValue(), "", "the token is never sent back to the window");
+    assert.equal(await token.getAttribute("placeholder"), "Unchanged: type to replace");
+    await page.getByLabel("Connection name").fill("Alerts");
+    await page.getByRole("button", { name: "Save and connect" }).click();
+    await page.getByRole("cell", { name: "Alerts", exact: true }).waitFor();
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "update_twilio_connection").args.form);
+    assert.deepEqual([sent.name, sent.authToken, sent.authTokenAsset], ["Alerts", null, null]);
+  });
+});
+
 describe("Folders", () => {
   it("creates a sub-folder, moves through the tree with arrow keys, and names what a delete would remove", async () => {
     await page.getByRole("button", { name: "New folder" }).click();

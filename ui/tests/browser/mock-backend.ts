@@ -52,8 +52,8 @@ export function createBackend() {
     return out;
   };
 
-  async function addTwilio(requestId: string, form: Record<string, unknown>): Promise<Connection> {
-    const folder = pathOf(byPath(String(form.folder)).id);
+  async function addTwilio(requestId: string, folderPath: string, form: Record<string, unknown>): Promise<Connection> {
+    const folder = pathOf(byPath(folderPath).id);
     const phone = String(form.phoneNumber);
     const name = (form.name as string | null) ?? `Twilio ${phone}`;
     if (connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase()))
@@ -155,7 +155,21 @@ export function createBackend() {
       return { total: matching.length, items: matching.slice(Number(offset), Number(offset) + Number(limit)) };
     },
     get_connection: ({ id }) => connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`),
-    add_twilio_connection: ({ requestId, form }) => addTwilio(String(requestId), form as Record<string, unknown>),
+    add_twilio_connection: ({ requestId, folder, form }) =>
+      addTwilio(String(requestId), String(folder), form as Record<string, unknown>),
+    update_twilio_connection: ({ id, form }) => {
+      const connection = connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`);
+      const changes = form as Record<string, unknown>;
+      if (changes.authToken === WRONG_TOKEN) fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003)");
+      Object.assign(connection, {
+        name: changes.name ?? connection.name,
+        phone_number: changes.phoneNumber,
+        account_sid: changes.accountSid,
+        test_credentials: changes.testCredentials,
+        auth: changes.authTokenAsset ? { kind: "asset", name: changes.authTokenAsset, folder: "Shared" } : changes.authToken ? { kind: "own" } : connection.auth,
+      });
+      return connection;
+    },
     cancel_connect: ({ requestId }) => {
       pending.get(String(requestId))?.();
       return pending.delete(String(requestId));
