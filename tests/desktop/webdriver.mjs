@@ -61,6 +61,10 @@ export class Window {
     return this.call("GET", `/session/${this.session}/element/${await this.find(css)}/text`);
   }
 
+  async enabled(css) {
+    return this.call("GET", `/session/${this.session}/element/${await this.find(css)}/enabled`);
+  }
+
   async screenshot() {
     return Buffer.from(await this.call("GET", `/session/${this.session}/screenshot`), "base64");
   }

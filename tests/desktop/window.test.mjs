@@ -54,6 +54,7 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
   await window.type("#field-phone_number", live.phone_numbers[0]);
   await window.type("#field-account_sid", live.sid);
   await window.type("#field-auth_token", live.auth_token);
+  await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
   mkdirSync(artifacts, { recursive: true });
   writeFileSync(join(artifacts, "twilio-form.png"), await window.screenshot());
   await window.click('dialog[open] button[type="submit"]');
