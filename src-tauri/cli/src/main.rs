@@ -45,6 +45,35 @@ enum Command {
     /// Add, list, show, test and delete connections.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Serve the provisioning HTTP API (POST /instances …) until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on; loopback unless --allow-remote (with TLS).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Allow a non-loopback address; requires --tls-cert and --tls-key.
+        #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+        allow_remote: bool,
+        /// PEM certificate chain for HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for HTTPS.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// The HTTP API's own settings.
+    #[command(subcommand)]
+    Api(ApiCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Print the User and Organization secrets of the API's Authorization header
+    /// (made on first use, kept in the OS vault).
+    Credentials {
+        /// Replace both secrets; callers using the old ones get 401 from then on.
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +218,30 @@ fn main() -> ExitCode {
 async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
     let core = Patchbay::open(Config::load(cli.data_dir)?)?;
     match cli.command {
+        Command::Serve { listen, allow_remote, tls_cert, tls_key } => {
+            let options = patchbay_api::ServeOptions { listen, allow_remote, tls: tls_cert.zip(tls_key) };
+            let json = out.json;
+            let served = patchbay_api::serve(std::sync::Arc::new(core), options, |address| {
+                // The first line scripts (and tests) wait for.
+                if json {
+                    println!("{}", serde_json::json!({ "listening": address.to_string() }));
+                } else {
+                    println!("Patchbay API listening on http://{address} (SIGINT or SIGTERM stops it)");
+                }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await;
+            return served.map_err(|err| match err {
+                patchbay_api::ServeError::Core(err) => err,
+                other => Error::invalid("listen", other.to_string()),
+            });
+        }
+        Command::Api(ApiCommand::Credentials { rotate }) => {
+            let credentials = core.api_credentials(rotate)?;
+            let (user, organization) = (credentials.user.reveal_to_owner(), credentials.organization.reveal_to_owner());
+            out.credentials(user, organization);
+        }
         Command::Folder(command) => match command {
             FolderCommand::Create { path } => out.folder(&core.create_folder(&path)?),
             FolderCommand::List => out.folders(&core.list_folders()?),

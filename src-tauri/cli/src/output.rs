@@ -28,6 +28,13 @@ impl Output {
         self.emit(&serde_json::json!({ "ok": true, "message": message }), || message.to_owned());
     }
 
+    /// The API's platform secrets: printed because the person asked for them.
+    pub fn credentials(&self, user: &str, organization: &str) {
+        self.emit(&serde_json::json!({ "user": user, "organization": organization }), || {
+            format!("Authorization: User {user}, Organization {organization}")
+        });
+    }
+
     pub fn folder(&self, folder: &Folder) {
         self.emit(folder, || folder.path.clone());
     }

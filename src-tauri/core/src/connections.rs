@@ -159,7 +159,7 @@ pub(crate) struct Stored {
     status: String,
     status_code: Option<String>,
     status_message: Option<String>,
-    account_friendly_name: Option<String>,
+    pub account_friendly_name: Option<String>,
     account_type: Option<String>,
     last_checked_at: Option<String>,
     created_at: String,
@@ -363,6 +363,16 @@ pub(crate) fn update(db: &Db, row: &EditedRow<'_>) -> Result<()> {
             row.checked_at,
             search_text,
         ],
+    )
+    .map_err(store_err)?;
+    Ok(())
+}
+
+pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
+    let search_text = search_text(name, &stored.phone_number, &stored.account_sid, stored.account_friendly_name.as_deref());
+    db.execute(
+        "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4 WHERE id = ?1",
+        params![stored.id, name, search_text, crate::store::now()],
     )
     .map_err(store_err)?;
     Ok(())

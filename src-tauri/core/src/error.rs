@@ -86,6 +86,14 @@ impl Error {
         }
     }
 
+    /// What Twilio itself said, when it said something.
+    pub fn provider_message(&self) -> Option<String> {
+        match self {
+            Self::Connect(err) => err.provider_message(),
+            _ => None,
+        }
+    }
+
     pub fn to_body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code().to_owned(),

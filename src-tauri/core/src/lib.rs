@@ -11,6 +11,7 @@ pub mod connections;
 pub mod error;
 pub mod fixtures;
 pub mod folders;
+pub mod instances;
 pub mod secret;
 mod search_index;
 pub mod store;
@@ -294,6 +295,16 @@ impl Patchbay {
 
     pub fn list_connections(&self, query: &ConnectionQuery) -> Result<ConnectionPage> {
         connections::query(&self.store.conn(), &self.search, query)
+    }
+
+    /// Renames a connection; nothing else changes, so Twilio is not asked.
+    pub fn rename_connection(&self, id: &str, name: &str) -> Result<Connection> {
+        let name = folders::clean_name("name", name)?;
+        let conn = self.store.conn();
+        let stored = connections::load(&conn, id)?;
+        connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
+        connections::rename(&conn, &stored, &name)?;
+        connections::view(&conn, connections::load(&conn, &stored.id)?)
     }
 
     pub fn connection(&self, id: &str) -> Result<Connection> {

@@ -29,6 +29,13 @@ impl Secret {
         &self.0
     }
 
+    /// The value, for the few places a secret is handed to the person it belongs to on
+    /// purpose: the instance token in the answer to `POST /instances`, and
+    /// `patchbay api credentials`. Anywhere else is a leak.
+    pub fn reveal_to_owner(&self) -> &str {
+        &self.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -17,7 +17,7 @@ pub enum StoreError {
 }
 
 /// Applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_init.sql"), include_str!("../migrations/002_instances.sql")];
 
 pub struct Store {
     conn: Mutex<Connection>,

@@ -62,6 +62,8 @@ fn variant_name(err: &keyring_core::Error) -> String {
 pub enum VaultKey {
     Connection(String),
     Asset(String),
+    /// The HTTP API's platform secrets (`user`, `organization`).
+    Platform(&'static str),
 }
 
 impl VaultKey {
@@ -69,6 +71,7 @@ impl VaultKey {
         match self {
             Self::Connection(id) => format!("connection/{id}"),
             Self::Asset(id) => format!("asset/{id}"),
+            Self::Platform(name) => format!("api/{name}"),
         }
     }
 
@@ -76,6 +79,7 @@ impl VaultKey {
         match self {
             Self::Connection(id) => format!("of connection {id}"),
             Self::Asset(id) => format!("of credential asset {id}"),
+            Self::Platform(name) => format!("API {name} secret"),
         }
     }
 }

@@ -65,6 +65,14 @@ impl ConnectError {
         }
     }
 
+    pub fn provider_message(&self) -> Option<String> {
+        match self {
+            Self::TestPhoneInvalid { twilio_message, .. } => Some(twilio_message.clone()),
+            Self::Twilio(super::client::TwilioError::Rejected(api)) => Some(api.message.clone()),
+            _ => None,
+        }
+    }
+
     pub fn twilio_code(&self) -> Option<u32> {
         match self {
             Self::AuthFailed { twilio_code } => *twilio_code,

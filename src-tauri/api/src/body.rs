@@ -1,0 +1,210 @@
+//! The JSON of `/instances`: parsing requests into core specs, and instances into answers.
+
+use patchbay_core::instances::{ELEMENT_KEY, EventSettings, Instance, InstanceSettings, InstanceSpec};
+use patchbay_core::{AuthRef, Secret, TokenSource};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceBody {
+    element: ElementRef,
+    name: String,
+    folder: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    configuration: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ElementRef {
+    key: String,
+}
+
+const REQUIRED: [&str; 3] = ["username", "password", "phone_number"];
+const OPTIONAL: [&str; 7] = [
+    "test_credentials",
+    "event.notification.enabled",
+    "event.vendor.type",
+    "event.notification.type",
+    "event.notification.callback.url",
+    "event.poller.refresh_interval",
+    "filter.response.nulls",
+];
+
+pub fn parse(bytes: &[u8]) -> Result<InstanceBody, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
+}
+
+impl InstanceBody {
+    /// The core's view of the request. On PUT (`keep_token`) a missing password keeps the
+    /// instance's current token.
+    pub fn into_spec(self, keep_token: bool) -> Result<InstanceSpec, ApiError> {
+        if self.element.key != ELEMENT_KEY {
+            return Err(ApiError::bad_request(format!(
+                "unknown element key '{}'; known keys: {ELEMENT_KEY}",
+                self.element.key
+            )));
+        }
+        let config = self.configuration;
+        if let Some(unknown) = config.keys().find(|key| !REQUIRED.contains(&key.as_str()) && !OPTIONAL.contains(&key.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "unknown configuration entry '{unknown}'; known entries: {}",
+                REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|key| !(keep_token && *key == "password"))
+            .filter(|key| config.get(*key).is_none_or(Value::is_null))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(format!("missing required configuration: {}", missing.join(", "))));
+        }
+        let defaults = EventSettings::default();
+        let events = EventSettings {
+            enabled: boolean(&config, "event.notification.enabled")?.unwrap_or(false),
+            vendor_type: text(&config, "event.vendor.type")?.unwrap_or(defaults.vendor_type),
+            notification_type: text(&config, "event.notification.type")?.unwrap_or(defaults.notification_type),
+            callback_url: text(&config, "event.notification.callback.url")?,
+            refresh_minutes: match config.get("event.poller.refresh_interval") {
+                None | Some(Value::Null) => defaults.refresh_minutes,
+                Some(value) => value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| ApiError::bad_request("event.poller.refresh_interval must be a whole number of minutes"))?,
+            },
+        };
+        let auth_token = match config.get("password") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => Some(TokenSource::Value(Secret::new(token.clone()))),
+            Some(Value::Object(asset)) => match (asset.len(), asset.get("asset")) {
+                (1, Some(Value::String(name))) => Some(TokenSource::Asset(name.clone())),
+                _ => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
+            },
+            Some(_) => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
+        };
+        Ok(InstanceSpec {
+            folder: self.folder.unwrap_or_else(|| "Shared".into()),
+            name: self.name,
+            tags: self.tags,
+            phone_number: text(&config, "phone_number")?.unwrap_or_default(),
+            account_sid: match config.get("username") {
+                Some(Value::String(sid)) => sid.clone(),
+                _ => return Err(ApiError::bad_request("username must be the Account SID (AC followed by 32 hex digits)")),
+            },
+            test_credentials: boolean(&config, "test_credentials")?.unwrap_or(false),
+            auth_token,
+            settings: InstanceSettings { events, filter_nulls: boolean(&config, "filter.response.nulls")?.unwrap_or(true) },
+        })
+    }
+}
+
+fn text(config: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(ApiError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+fn boolean(config: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(_) => Err(ApiError::bad_request(format!("{key} must be true or false"))),
+    }
+}
+
+/// An instance as the API shows it: secrets masked, the token only when just made.
+pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
+    let connection = &instance.connection;
+    let events = &instance.settings.events;
+    let password = match &connection.auth {
+        AuthRef::Own => json!("********"),
+        AuthRef::Asset { name, .. } => json!({ "asset": name }),
+        AuthRef::MissingAsset => Value::Null,
+    };
+    let mut answer = json!({
+        "id": connection.id,
+        "name": connection.name,
+        "element": { "key": ELEMENT_KEY, "name": "Twilio" },
+        "folder": connection.folder,
+        "tags": instance.tags,
+        "configuration": {
+            "username": connection.account_sid,
+            "password": password,
+            "phone_number": connection.phone_number,
+            "test_credentials": connection.test_credentials,
+            "event.notification.enabled": events.enabled,
+            "event.vendor.type": events.vendor_type,
+            "event.notification.type": events.notification_type,
+            "event.notification.callback.url": events.callback_url,
+            "event.poller.refresh_interval": events.refresh_minutes,
+            "filter.response.nulls": instance.settings.filter_nulls,
+        },
+        "valid": matches!(connection.status, patchbay_core::ConnectionStatus::Connected),
+        "disabled": false,
+        "accountName": connection.account_friendly_name,
+        "createdDate": connection.created_at,
+        "updatedDate": connection.updated_at,
+    });
+    if let Some(token) = token {
+        answer["token"] = json!(token.reveal_to_owner());
+    }
+    if instance.settings.filter_nulls {
+        drop_nulls(&mut answer);
+    }
+    answer
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(configuration: Value) -> InstanceBody {
+        parse(json!({"element": {"key": "twiliov2"}, "name": "Finance SMS", "configuration": configuration}).to_string().as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn missing_configuration_is_named_entry_by_entry() {
+        let err = body(json!({"password": "x"})).into_spec(false).unwrap_err();
+        assert_eq!(err.message, "missing required configuration: username, phone_number");
+        assert!(body(json!({"username": "AC1", "phone_number": "+1"})).into_spec(true).is_ok(), "PUT keeps the token");
+    }
+
+    #[test]
+    fn unknown_fields_and_elements_are_refused_clearly() {
+        let err = body(json!({"username": "AC1", "password": "x", "phone_number": "+1", "colour": "red"})).into_spec(false).unwrap_err();
+        assert!(err.message.starts_with("unknown configuration entry 'colour'"));
+        let err = parse(br#"{"element": {"key": "twiliov2"}, "name": "x", "configuration": {}, "extra": 1}"#).err().unwrap();
+        assert!(err.message.contains("unknown field `extra`"));
+        let err = parse(br#"{"element": {"key": "slack"}, "name": "x", "configuration": {}}"#).unwrap().into_spec(false).unwrap_err();
+        assert_eq!(err.message, "unknown element key 'slack'; known keys: twiliov2");
+    }
+
+    #[test]
+    fn a_password_may_name_a_credential_asset() {
+        let spec = body(json!({"username": "AC1", "password": {"asset": "token"}, "phone_number": "+1"})).into_spec(false).unwrap();
+        assert!(matches!(spec.auth_token, Some(TokenSource::Asset(name)) if name == "token"));
+        assert_eq!(spec.folder, "Shared");
+        assert!(spec.settings.filter_nulls);
+    }
+}

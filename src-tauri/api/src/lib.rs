@@ -1,0 +1,86 @@
+//! The provisioning HTTP API: `POST /instances` and friends, the way connector platforms
+//! provision a Twilio connection (`twiliov2`). Each handler parses the request, makes one
+//! core call and maps the answer; the rules live in patchbay-core.
+
+mod auth;
+mod body;
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use patchbay_core::Patchbay;
+
+pub use error::ApiError;
+
+/// Requests larger than this are refused unread.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Needed to listen on anything but loopback, and then only with TLS.
+    pub allow_remote: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "{0} is not a loopback address: the API would be reachable from the network. Pass --allow-remote with --tls-cert and --tls-key to allow it"
+    )]
+    RemoteRefused(SocketAddr),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Tls(std::io::Error),
+    #[error(transparent)]
+    Core(#[from] patchbay_core::Error),
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let remote = !options.listen.ip().is_loopback();
+    if remote && !(options.allow_remote && options.tls.is_some()) {
+        return Err(ServeError::RemoteRefused(options.listen));
+    }
+    let app = routes::router(core)?;
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let listener = std::net::TcpListener::bind(options.listen).map_err(|err| ServeError::Listen(options.listen, err))?;
+    listener.set_nonblocking(true).map_err(|err| ServeError::Listen(options.listen, err))?;
+    let address = listener.local_addr().map_err(|err| ServeError::Listen(options.listen, err))?;
+    ready(address);
+    let service = app.into_make_service();
+    let served = match options.tls {
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(ServeError::Tls)?;
+            axum_server::from_tcp_rustls(listener, tls)
+                .map_err(|err| ServeError::Listen(address, err))?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => axum_server::from_tcp(listener).map_err(|err| ServeError::Listen(address, err))?.handle(handle).serve(service).await,
+    };
+    served.map_err(|err| ServeError::Listen(address, err))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,324 @@
+//! Instances: connections provisioned by scripts through the HTTP API (`POST /instances`),
+//! with tags, an instance token (only its SHA-256 is kept) and event settings. A
+//! connection added in the window or the CLI is an instance too, without a token.
+
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::connections::{self, Connection, ConnectionQuery, MAX_PAGE_SIZE, NewTwilioConnection, TokenSource, TwilioChanges};
+use crate::error::{Error, Result};
+use crate::folders::store_err;
+use crate::secret::Secret;
+use crate::vault::VaultKey;
+use crate::Patchbay;
+
+/// The connector key scripts use for Twilio, as connector platforms name it.
+pub const ELEMENT_KEY: &str = "twiliov2";
+
+/// How the instance hears about new inbound messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSettings {
+    pub enabled: bool,
+    /// `polling`: the only kind a desktop can do (Twilio cannot call back into it).
+    pub vendor_type: String,
+    /// `webhook`: Patchbay POSTs each event to `callback_url`.
+    pub notification_type: String,
+    pub callback_url: Option<String>,
+    pub refresh_minutes: u32,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            vendor_type: "polling".into(),
+            notification_type: "webhook".into(),
+            callback_url: None,
+            refresh_minutes: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSettings {
+    pub events: EventSettings,
+    /// Leave null-valued fields out of this instance's responses.
+    pub filter_nulls: bool,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        Self { events: EventSettings::default(), filter_nulls: true }
+    }
+}
+
+impl InstanceSettings {
+    /// The rules of event configuration, each reported against its configuration key.
+    pub fn check(&self) -> Result<()> {
+        let events = &self.events;
+        if events.vendor_type == "webhook" {
+            return Err(Error::invalid(
+                "event.vendor.type",
+                "event.vendor.type 'webhook' is not possible: Twilio cannot call back into a desktop; use 'polling'",
+            ));
+        }
+        if events.vendor_type != "polling" {
+            return Err(Error::invalid("event.vendor.type", "event.vendor.type must be 'polling'"));
+        }
+        if events.notification_type != "webhook" {
+            return Err(Error::invalid("event.notification.type", "event.notification.type must be 'webhook'"));
+        }
+        if events.refresh_minutes < 1 {
+            return Err(Error::invalid("event.poller.refresh_interval", "event.poller.refresh_interval is at least 1 minute"));
+        }
+        match (&events.callback_url, events.enabled) {
+            (None, true) => Err(Error::invalid(
+                "event.notification.callback.url",
+                "event.notification.callback.url is required when event.notification.enabled is true",
+            )),
+            (Some(url), _) => check_callback_url(url),
+            (None, false) => Ok(()),
+        }
+    }
+}
+
+/// `https`, or plain `http` to this machine only: events carry message bodies.
+fn check_callback_url(raw: &str) -> Result<()> {
+    let field = "event.notification.callback.url";
+    let url = reqwest::Url::parse(raw).map_err(|_| Error::invalid(field, format!("{field} is not a valid URL")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(Error::invalid(field, format!("{field} must use https (plain http only to localhost)"))),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub connection: Connection,
+    pub tags: Vec<String>,
+    pub settings: InstanceSettings,
+}
+
+/// What `POST /instances` and `PUT /instances/{id}` carry, already parsed.
+#[derive(Debug)]
+pub struct InstanceSpec {
+    pub folder: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub phone_number: String,
+    pub account_sid: String,
+    pub test_credentials: bool,
+    /// `None` on PUT: keep the current token.
+    pub auth_token: Option<TokenSource>,
+    pub settings: InstanceSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub folder: Option<String>,
+    /// Instances carrying every one of these tags.
+    pub tags: Vec<String>,
+}
+
+/// The two secrets of the API's `Authorization: User …, Organization …` header.
+pub struct ApiCredentials {
+    pub user: Secret,
+    pub organization: Secret,
+}
+
+fn random_token() -> Secret {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn hash(token: &Secret) -> String {
+    Sha256::digest(token.expose().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn secrets_equal(a: &Secret, b: &Secret) -> bool {
+    a.expose().as_bytes().ct_eq(b.expose().as_bytes()).into()
+}
+
+impl Patchbay {
+    /// Connect through the API: the same validation as the window, then the instance's
+    /// metadata. Returns the instance token, the only time it exists outside a hash.
+    pub async fn provision_instance(&self, spec: InstanceSpec) -> Result<(Instance, Secret)> {
+        spec.settings.check()?;
+        let auth_token = spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
+        let connection = self
+            .add_twilio_connection(NewTwilioConnection {
+                folder: spec.folder,
+                name: Some(spec.name),
+                phone_number: spec.phone_number,
+                account_sid: spec.account_sid,
+                test_credentials: spec.test_credentials,
+                auth_token,
+            })
+            .await?;
+        let token = random_token();
+        let saved = self.store.conn().execute(
+            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, ?3, ?4)",
+            params![connection.id, json(&spec.tags), hash(&token), json(&spec.settings)],
+        );
+        if let Err(err) = saved {
+            self.delete_connection(&connection.id)?;
+            return Err(store_err(err));
+        }
+        Ok((Instance { connection, tags: spec.tags, settings: spec.settings }, token))
+    }
+
+    /// Every instance (connection), by name, filtered by folder and tags.
+    pub fn instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
+        let query = ConnectionQuery { folder: filter.folder.clone(), limit: Some(MAX_PAGE_SIZE), ..Default::default() };
+        let page = self.list_connections(&query)?;
+        let mut found = Vec::new();
+        for connection in page.items {
+            let instance = self.with_metadata(connection)?;
+            if filter.tags.iter().all(|tag| instance.tags.contains(tag)) {
+                found.push(instance);
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn instance(&self, id: &str) -> Result<Instance> {
+        self.with_metadata(self.connection(id)?)
+    }
+
+    /// PUT: name, tags and settings change in place; changed credentials or phone are
+    /// validated with Twilio first, like Connect.
+    pub async fn replace_instance(&self, id: &str, spec: InstanceSpec) -> Result<Instance> {
+        spec.settings.check()?;
+        let current = self.connection(id)?;
+        let credentials_change = spec.auth_token.is_some()
+            || spec.account_sid.trim() != current.account_sid
+            || connections::normalize_phone(&spec.phone_number)? != current.phone_number
+            || spec.test_credentials != current.test_credentials;
+        if credentials_change {
+            let changes = TwilioChanges {
+                name: spec.name,
+                phone_number: spec.phone_number,
+                account_sid: spec.account_sid,
+                test_credentials: spec.test_credentials,
+                auth_token: spec.auth_token,
+            };
+            self.update_twilio_connection(id, changes).await?;
+        } else {
+            self.rename_connection(id, &spec.name)?;
+        }
+        self.store
+            .conn()
+            .execute(
+                "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, '', ?3)
+                 ON CONFLICT (connection_id) DO UPDATE SET tags = excluded.tags, settings = excluded.settings",
+                params![current.id, json(&spec.tags), json(&spec.settings)],
+            )
+            .map_err(store_err)?;
+        self.instance(id)
+    }
+
+    /// Whether `token` is this instance's token (constant-time on the hashes).
+    pub fn instance_token_matches(&self, id: &str, token: &Secret) -> Result<bool> {
+        let stored: Option<String> = self
+            .store
+            .conn()
+            .query_row("SELECT token_hash FROM instances WHERE connection_id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(store_err)?;
+        Ok(stored.is_some_and(|stored| !stored.is_empty() && stored.as_bytes().ct_eq(hash(token).as_bytes()).into()))
+    }
+
+    /// The API's platform secrets, made on first use and kept in the vault; `rotate`
+    /// replaces both.
+    pub fn api_credentials(&self, rotate: bool) -> Result<ApiCredentials> {
+        let mut pair = Vec::with_capacity(2);
+        for name in ["user", "organization"] {
+            let key = VaultKey::Platform(name);
+            let secret = match self.vault.get(&key) {
+                Ok(secret) if !rotate => secret,
+                Ok(_) | Err(crate::vault::VaultError::Missing(_)) => {
+                    let fresh = random_token();
+                    self.vault.put(&key, &fresh)?;
+                    fresh
+                }
+                Err(err) => return Err(err.into()),
+            };
+            pair.push(secret);
+        }
+        let organization = pair.pop().expect("two secrets");
+        let user = pair.pop().expect("two secrets");
+        Ok(ApiCredentials { user, organization })
+    }
+
+    fn with_metadata(&self, connection: Connection) -> Result<Instance> {
+        let row: Option<(String, String)> = self
+            .store
+            .conn()
+            .query_row("SELECT tags, settings FROM instances WHERE connection_id = ?1", [&connection.id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .map_err(store_err)?;
+        let (tags, settings) = match row {
+            Some((tags, settings)) => (
+                serde_json::from_str(&tags).unwrap_or_default(),
+                serde_json::from_str(&settings).unwrap_or_default(),
+            ),
+            None => (Vec::new(), InstanceSettings::default()),
+        };
+        Ok(Instance { connection, tags, settings })
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(enabled: bool, url: Option<&str>) -> InstanceSettings {
+        InstanceSettings {
+            events: EventSettings { enabled, callback_url: url.map(str::to_owned), ..Default::default() },
+            filter_nulls: true,
+        }
+    }
+
+    #[test]
+    fn event_settings_follow_the_rules() {
+        assert!(events(false, None).check().is_ok());
+        assert_eq!(events(true, None).check().unwrap_err().field(), Some("event.notification.callback.url"));
+        assert!(events(true, Some("https://hooks.example.com/twilio")).check().is_ok());
+        assert!(events(true, Some("http://127.0.0.1:8080/events")).check().is_ok());
+        assert!(events(true, Some("http://localhost/events")).check().is_ok());
+        assert!(events(true, Some("http://hooks.example.com/events")).check().is_err());
+        let mut webhook = events(false, None);
+        webhook.events.vendor_type = "webhook".into();
+        assert!(webhook.check().unwrap_err().to_string().contains("cannot call back into a desktop"));
+        let mut zero = events(false, None);
+        zero.events.refresh_minutes = 0;
+        assert_eq!(zero.check().unwrap_err().field(), Some("event.poller.refresh_interval"));
+    }
+
+    #[test]
+    fn tokens_are_compared_by_value_in_constant_time() {
+        let token = random_token();
+        assert_eq!(token.expose().len(), 64);
+        assert!(secrets_equal(&token, &Secret::new(token.expose())));
+        assert!(!secrets_equal(&token, &random_token()));
+        assert_eq!(hash(&Secret::new("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

@@ -1,0 +1,276 @@
+//! `patchbay serve` as a real process: the provisioning API against the fake Twilio and
+//! the real Secret Service.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use patchbay_tests::fake_twilio::{FakeTwilio, Fault};
+use patchbay_tests::harness::{Patchbay, require_secret_service};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    auth: String,
+    user: String,
+    http: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(patchbay: &Patchbay) -> Self {
+        let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
+        let (user, org) = (credentials["user"].as_str().unwrap().to_owned(), credentials["organization"].as_str().unwrap());
+        let mut child = patchbay
+            .command(&["--json", "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("patchbay serve starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let listening: Value = serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the listening line: {first}"));
+        Server {
+            child,
+            base: format!("http://{}", listening["listening"].as_str().unwrap()),
+            auth: format!("User {user}, Organization {org}"),
+            user,
+            http: Client::new(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("Authorization", &self.auth)
+    }
+
+    fn post(&self, body: &Value) -> (StatusCode, Value) {
+        send(self.request(reqwest::Method::POST, "/instances").json(body))
+    }
+
+    fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(reqwest::Method::GET, path))
+    }
+}
+
+fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().expect("the server answers");
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn instance(fake: &FakeTwilio, name: &str, phone: &str) -> Value {
+    let seed = fake.seed();
+    json!({
+        "element": { "key": "twiliov2" }, "name": name, "folder": "Shared", "tags": ["sms"],
+        "configuration": { "username": seed.live.sid, "password": seed.live.auth_token, "phone_number": phone,
+                           "test_credentials": false, "event.notification.enabled": false, "filter.response.nulls": true }
+    })
+}
+
+fn setup() -> (FakeTwilio, Patchbay, Server) {
+    require_secret_service();
+    let fake = FakeTwilio::start();
+    let patchbay = Patchbay::new(&fake);
+    let server = Server::start(&patchbay);
+    (fake, patchbay, server)
+}
+
+#[test]
+fn platform_auth_is_required_and_checked() {
+    let (_fake, _patchbay, server) = setup();
+    let anonymous = send(server.http.get(format!("{}/instances", server.base)));
+    assert_eq!(anonymous.0, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.1["requestId"].is_string());
+    let wrong = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", format!("User {}, Organization nope", server.user)));
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.get("/instances"), (StatusCode::OK, json!([])));
+}
+
+#[test]
+fn post_instances_validates_like_connect_and_returns_the_token_once() {
+    let (fake, patchbay, server) = setup();
+    let seed = fake.seed();
+    let (status, created) = server.post(&instance(&fake, "Finance SMS", "+15551230001"));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let token = created["token"].as_str().expect("the instance token").to_owned();
+    assert_eq!(created["configuration"]["password"], "********");
+    assert_eq!(created["configuration"]["username"], seed.live.sid.as_str());
+    assert_eq!((created["valid"].clone(), created["disabled"].clone()), (json!(true), json!(false)));
+    assert_eq!(created["element"], json!({"key": "twiliov2", "name": "Twilio"}));
+    assert!(created["configuration"].get("event.notification.callback.url").is_none(), "nulls filtered by default");
+    assert!(!created.to_string().contains(&seed.live.auth_token));
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, fetched) = server.get(&format!("/instances/{id}"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(fetched.get("token").is_none(), "the token is returned once");
+
+    // The instance token opens that instance, and only it.
+    let element = format!("User {}, Element {token}", server.user);
+    let own = send(server.http.get(format!("{}/instances/{id}", server.base)).header("Authorization", &element));
+    assert_eq!(own.0, StatusCode::OK);
+    let all = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", &element));
+    assert_eq!(all.0, StatusCode::UNAUTHORIZED);
+    let bad = send(server.http.get(format!("{}/instances/{id}", server.base)).header("Authorization", format!("User {}, Element x", server.user)));
+    assert_eq!(bad.0, StatusCode::UNAUTHORIZED);
+
+    // The same connection, seen by the CLI; its secret in the vault.
+    let listed = patchbay.run(&["--json", "connection", "list"]).ok().json();
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert_eq!(patchbay.vault_entries().iter().filter(|e| e.starts_with("connection/")).count(), 1);
+    let stored = std::fs::read(patchbay.data_dir.path().join("patchbay.sqlite3")).unwrap();
+    assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "only a hash of the token is stored");
+}
+
+#[test]
+fn every_status_code_and_message() {
+    let (fake, _patchbay, server) = setup();
+    let seed = fake.seed();
+    let mut missing = instance(&fake, "x", "+15551230001");
+    missing["configuration"] = json!({ "password": "x" });
+    let (status, body) = server.post(&missing);
+    assert_eq!((status, body["message"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing required configuration: username, phone_number"));
+
+    let mut unknown_element = instance(&fake, "x", "+15551230001");
+    unknown_element["element"]["key"] = json!("slack");
+    let (status, body) = server.post(&unknown_element);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("known keys: twiliov2"));
+
+    let mut extra = instance(&fake, "x", "+15551230001");
+    extra["colour"] = json!("red");
+    let (status, body) = server.post(&extra);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("unknown field `colour`"));
+
+    let (status, body) = server.post(&instance(&fake, "x", "+15551230009"));
+    assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "twilio_phone_not_in_account"));
+
+    let mut test_phone = instance(&fake, "x", "+15005550001");
+    test_phone["configuration"]["username"] = json!(seed.test.sid);
+    test_phone["configuration"]["password"] = json!(seed.test.auth_token);
+    test_phone["configuration"]["test_credentials"] = json!(true);
+    let (status, body) = server.post(&test_phone);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["providerMessage"].as_str().unwrap().contains("not a valid phone number"), "{body}");
+
+    fake.inject(Fault::Status(503), 3);
+    let (status, body) = server.post(&instance(&fake, "x", "+15551230001"));
+    assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::BAD_GATEWAY, "twilio_server_error"));
+
+    assert_eq!(server.post(&instance(&fake, "Dup", "+15551230001")).0, StatusCode::OK);
+    let (status, body) = server.post(&instance(&fake, "dup", "+15551230001"));
+    assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::CONFLICT, "name_taken"));
+
+    assert_eq!(server.get("/instances/no-such-id").0, StatusCode::NOT_FOUND);
+
+    let mut events = instance(&fake, "y", "+15551230001");
+    events["configuration"]["event.vendor.type"] = json!("webhook");
+    let (status, body) = server.post(&events);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("cannot call back into a desktop"));
+
+    let huge = "x".repeat(patchbay_api_limit() + 1);
+    let (status, _) = send(server.request(reqwest::Method::POST, "/instances").body(huge).header("content-type", "application/json"));
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+fn patchbay_api_limit() -> usize {
+    64 * 1024
+}
+
+#[test]
+fn nulls_filters_and_listing() {
+    let (fake, _patchbay, server) = setup();
+    let mut keep_nulls = instance(&fake, "Keeps nulls", "+15551230001");
+    keep_nulls["configuration"]["filter.response.nulls"] = json!(false);
+    keep_nulls["tags"] = json!(["sms", "alerts"]);
+    let (_, shown) = server.post(&keep_nulls);
+    assert!(shown["configuration"]["event.notification.callback.url"].is_null());
+    assert!(shown["configuration"].get("event.notification.callback.url").is_some(), "nulls kept on request");
+
+    let created = server.request(reqwest::Method::POST, "/folders").send().unwrap().status();
+    assert_eq!(created, StatusCode::NOT_FOUND);
+    let mut elsewhere = instance(&fake, "Elsewhere", "+15551230002");
+    elsewhere["folder"] = json!("Shared");
+    elsewhere["tags"] = json!([]);
+    server.post(&elsewhere);
+
+    let names = |path: &str| -> Vec<String> {
+        server.get(path).1.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names("/instances"), ["Elsewhere", "Keeps nulls"]);
+    assert_eq!(names("/instances?tags=alerts"), ["Keeps nulls"]);
+    assert_eq!(names("/instances?tags=sms,alerts"), ["Keeps nulls"]);
+    assert_eq!(names("/instances?element=twiliov2&folder=Shared"), ["Elsewhere", "Keeps nulls"]);
+    assert_eq!(names("/instances?element=slack"), Vec::<String>::new());
+}
+
+#[test]
+fn put_revalidates_only_when_credentials_change_and_delete_cleans_up() {
+    let (fake, patchbay, server) = setup();
+    let (_, created) = server.post(&instance(&fake, "Finance SMS", "+15551230001"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/instances/{id}");
+
+    let mut renamed = instance(&fake, "Finance alerts", "+15551230001");
+    renamed["configuration"].as_object_mut().unwrap().remove("password");
+    renamed["tags"] = json!(["alerts"]);
+    let before = fake.requests().len();
+    let (status, body) = send(server.request(reqwest::Method::PUT, &path).json(&renamed));
+    assert_eq!((status, body["name"].as_str().unwrap()), (StatusCode::OK, "Finance alerts"));
+    assert_eq!(body["tags"], json!(["alerts"]));
+    assert_eq!(fake.requests().len(), before, "a rename asks Twilio nothing");
+
+    let mut wrong = renamed.clone();
+    wrong["configuration"]["password"] = json!("0".repeat(32));
+    let (status, body) = send(server.request(reqwest::Method::PUT, &path).json(&wrong));
+    assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "twilio_auth_failed"));
+
+    let mut moved_phone = renamed.clone();
+    moved_phone["configuration"]["phone_number"] = json!("+15551230002");
+    let (status, body) = send(server.request(reqwest::Method::PUT, &path).json(&moved_phone));
+    assert_eq!((status, body["configuration"]["phone_number"].as_str().unwrap()), (StatusCode::OK, "+15551230002"));
+    assert!(fake.requests().len() > before, "a changed number is validated");
+
+    let (status, _) = send(server.request(reqwest::Method::DELETE, &path));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.get(&path).0, StatusCode::NOT_FOUND);
+    assert_eq!(patchbay.vault_entries().iter().filter(|e| e.starts_with("connection/")).count(), 0);
+}
+
+#[test]
+fn fifty_concurrent_posts_are_all_stored() {
+    let (fake, patchbay, server) = setup();
+    std::thread::scope(|scope| {
+        for n in 0..50 {
+            let (fake, server) = (&fake, &server);
+            scope.spawn(move || {
+                let (status, body) = server.post(&instance(fake, &format!("Line {n:02}"), "+15551230001"));
+                assert_eq!(status, StatusCode::OK, "{body}");
+            });
+        }
+    });
+    assert_eq!(server.get("/instances").1.as_array().unwrap().len(), 50);
+    assert_eq!(patchbay.run(&["--json", "connection", "list"]).ok().json()["total"], 50);
+}
+
+#[test]
+fn serve_refuses_the_network_without_tls_and_stops_on_sigterm() {
+    let (_fake, patchbay, server) = setup();
+    let refused = patchbay.run(&["--json", "serve", "--listen", "0.0.0.0:0"]);
+    assert!(refused.error()["message"].as_str().unwrap().contains("not a loopback address"));
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut child = server;
+    let status = child.child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
