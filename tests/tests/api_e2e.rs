@@ -274,3 +274,19 @@ fn serve_refuses_the_network_without_tls_and_stops_on_sigterm() {
     let status = child.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+#[test]
+fn credentials_rotate_and_the_old_ones_stop_working() {
+    let (fake, patchbay, server) = setup();
+    drop(server);
+    let before = patchbay.run(&["--json", "api", "credentials"]).ok().json();
+    let rotated = patchbay.run(&["--json", "api", "credentials", "--rotate"]).ok().json();
+    assert_ne!(before["user"], rotated["user"]);
+    assert_ne!(before["organization"], rotated["organization"]);
+    let server = Server::start(&patchbay);
+    assert_eq!(server.get("/instances").0, StatusCode::OK, "the new secrets work");
+    let old = format!("User {}, Organization {}", before["user"].as_str().unwrap(), before["organization"].as_str().unwrap());
+    let (status, _) = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", old));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    drop(fake);
+}

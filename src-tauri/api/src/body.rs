@@ -25,8 +25,9 @@ struct ElementRef {
 }
 
 const REQUIRED: [&str; 3] = ["username", "password", "phone_number"];
-const OPTIONAL: [&str; 7] = [
+const OPTIONAL: [&str; 8] = [
     "test_credentials",
+    "event.notification.signature.key",
     "event.notification.enabled",
     "event.vendor.type",
     "event.notification.type",
@@ -100,7 +101,12 @@ impl InstanceBody {
             },
             test_credentials: boolean(&config, "test_credentials")?.unwrap_or(false),
             auth_token,
-            settings: InstanceSettings { events, filter_nulls: boolean(&config, "filter.response.nulls")?.unwrap_or(true) },
+            settings: InstanceSettings {
+                events,
+                filter_nulls: boolean(&config, "filter.response.nulls")?.unwrap_or(true),
+                signing_key: false,
+            },
+            signature_key: text(&config, "event.notification.signature.key")?.map(Secret::new),
         })
     }
 }
@@ -146,6 +152,7 @@ pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
             "event.notification.type": events.notification_type,
             "event.notification.callback.url": events.callback_url,
             "event.poller.refresh_interval": events.refresh_minutes,
+            "event.notification.signature.key": if instance.settings.signing_key { json!("********") } else { Value::Null },
             "filter.response.nulls": instance.settings.filter_nulls,
         },
         "valid": matches!(connection.status, patchbay_core::ConnectionStatus::Connected),

@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 mod error;
+pub mod events;
 mod routes;
 
 use std::net::SocketAddr;
@@ -45,7 +46,8 @@ pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnc
     if remote && !(options.allow_remote && options.tls.is_some()) {
         return Err(ServeError::RemoteRefused(options.listen));
     }
-    let app = routes::router(core)?;
+    let app = routes::router(core.clone())?;
+    let worker = tokio::spawn(events::EventWorker::new(core).run());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
@@ -68,6 +70,7 @@ pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnc
         }
         None => axum_server::from_tcp(listener).map_err(|err| ServeError::Listen(address, err))?.handle(handle).serve(service).await,
     };
+    worker.abort();
     served.map_err(|err| ServeError::Listen(address, err))
 }
 

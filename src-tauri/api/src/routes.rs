@@ -32,6 +32,7 @@ pub fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error> {
     Ok(Router::new()
         .route("/instances", get(list).post(create))
         .route("/instances/{id}", get(fetch).put(replace).delete(remove))
+        .route("/instances/{id}/events", get(events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api))
@@ -56,20 +57,10 @@ impl Api {
     }
 }
 
-fn refuse_events_until_supported(spec: &patchbay_core::instances::InstanceSpec) -> Result<(), ApiError> {
-    if spec.settings.events.enabled {
-        return Err(ApiError::bad_request(
-            "event.notification.enabled: event polling is not available in this version of Patchbay; leave it false",
-        ));
-    }
-    Ok(())
-}
-
 async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
     api.organization(&headers)?;
     let spec = parse(&body)?.into_spec(false)?;
     spec.settings.check()?;
-    refuse_events_until_supported(&spec)?;
     let (instance, token) = api.core.provision_instance(spec).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&instance, Some(&token)))))
 }
@@ -106,8 +97,14 @@ async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Stri
     api.instance(&headers, &id)?;
     let spec = parse(&body)?.into_spec(true)?;
     spec.settings.check()?;
-    refuse_events_until_supported(&spec)?;
     Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(&id, spec).await?, None))))
+}
+
+/// The instance's events and where their delivery stands (failures stay visible).
+async fn events(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    api.instance(&headers, &id)?;
+    let deliveries = api.core.deliveries(&id)?;
+    Ok((StatusCode::OK, axum::Json(serde_json::to_value(deliveries).expect("plain data serialises"))))
 }
 
 async fn remove(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {

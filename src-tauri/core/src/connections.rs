@@ -418,13 +418,18 @@ pub(crate) fn delete_row(db: &Db, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ids of rows a crash left half-written or half-deleted, with whether they own a secret.
-pub(crate) fn unfinished(db: &Db) -> Result<Vec<(String, bool)>> {
+/// Rows a crash left half-written or half-deleted: id, whether it owns a secret, and
+/// whether it has an event signing key.
+pub(crate) fn unfinished(db: &Db) -> Result<Vec<(String, bool, bool)>> {
     let mut statement = db
-        .prepare("SELECT id, auth_kind = 'own' FROM connections WHERE lifecycle != 'active'")
+        .prepare(
+            "SELECT c.id, c.auth_kind = 'own', ifnull(json_extract(i.settings, '$.signing_key'), 0)
+             FROM connections c LEFT JOIN instances i ON i.connection_id = c.id
+             WHERE c.lifecycle != 'active'",
+        )
         .map_err(store_err)?;
     statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .map_err(store_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(store_err)

@@ -47,11 +47,14 @@ pub struct InstanceSettings {
     pub events: EventSettings,
     /// Leave null-valued fields out of this instance's responses.
     pub filter_nulls: bool,
+    /// Whether events are signed (the key itself is in the vault).
+    #[serde(default)]
+    pub signing_key: bool,
 }
 
 impl Default for InstanceSettings {
     fn default() -> Self {
-        Self { events: EventSettings::default(), filter_nulls: true }
+        Self { events: EventSettings::default(), filter_nulls: true, signing_key: false }
     }
 }
 
@@ -121,6 +124,8 @@ pub struct InstanceSpec {
     /// `None` on PUT: keep the current token.
     pub auth_token: Option<TokenSource>,
     pub settings: InstanceSettings,
+    /// `event.notification.signature.key`: events are signed with it (HMAC-SHA256).
+    pub signature_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -154,8 +159,9 @@ pub fn secrets_equal(a: &Secret, b: &Secret) -> bool {
 impl Patchbay {
     /// Connect through the API: the same validation as the window, then the instance's
     /// metadata. Returns the instance token, the only time it exists outside a hash.
-    pub async fn provision_instance(&self, spec: InstanceSpec) -> Result<(Instance, Secret)> {
+    pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
         spec.settings.check()?;
+        spec.settings.signing_key = spec.signature_key.is_some();
         let auth_token = spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
         let connection = self
             .add_twilio_connection(NewTwilioConnection {
@@ -176,6 +182,7 @@ impl Patchbay {
             self.delete_connection(&connection.id)?;
             return Err(store_err(err));
         }
+        self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref())?;
         Ok((Instance { connection, tags: spec.tags, settings: spec.settings }, token))
     }
 
@@ -199,9 +206,11 @@ impl Patchbay {
 
     /// PUT: name, tags and settings change in place; changed credentials or phone are
     /// validated with Twilio first, like Connect.
-    pub async fn replace_instance(&self, id: &str, spec: InstanceSpec) -> Result<Instance> {
+    pub async fn replace_instance(&self, id: &str, mut spec: InstanceSpec) -> Result<Instance> {
         spec.settings.check()?;
         let current = self.connection(id)?;
+        let had_key = self.instance(id)?.settings.signing_key;
+        spec.settings.signing_key = spec.signature_key.is_some() || had_key;
         let credentials_change = spec.auth_token.is_some()
             || spec.account_sid.trim() != current.account_sid
             || connections::normalize_phone(&spec.phone_number)? != current.phone_number
@@ -226,7 +235,19 @@ impl Patchbay {
                 params![current.id, json(&spec.tags), json(&spec.settings)],
             )
             .map_err(store_err)?;
+        self.apply_event_settings(&current.id, &spec.settings, spec.signature_key.as_ref())?;
         self.instance(id)
+    }
+
+    /// Starts the event cursor when events are on, and keeps a new signing key.
+    fn apply_event_settings(&self, id: &str, settings: &InstanceSettings, signature_key: Option<&Secret>) -> Result<()> {
+        if let Some(key) = signature_key {
+            self.vault.put(&VaultKey::EventSigningKey(id.to_owned()), key)?;
+        }
+        if settings.events.enabled {
+            self.start_events(id)?;
+        }
+        Ok(())
     }
 
     /// Whether `token` is this instance's token (constant-time on the hashes).
@@ -293,7 +314,7 @@ mod tests {
     fn events(enabled: bool, url: Option<&str>) -> InstanceSettings {
         InstanceSettings {
             events: EventSettings { enabled, callback_url: url.map(str::to_owned), ..Default::default() },
-            filter_nulls: true,
+            ..Default::default()
         }
     }
 

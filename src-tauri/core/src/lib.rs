@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod events;
 pub mod fixtures;
 pub mod folders;
 pub mod instances;
@@ -367,9 +368,12 @@ impl Patchbay {
     /// then the row. Pending rows never reached the user (their Connect failed or
     /// crashed), so removing them is the safe outcome.
     fn remove_unfinished(&self, conn: &rusqlite::Connection) -> Result<()> {
-        for (id, owns_secret) in connections::unfinished(conn)? {
+        for (id, owns_secret, signs_events) in connections::unfinished(conn)? {
             if owns_secret {
                 self.vault.delete(&VaultKey::Connection(id.clone()))?;
+            }
+            if signs_events {
+                self.vault.delete(&VaultKey::EventSigningKey(id.clone()))?;
             }
             connections::delete_row(conn, &id)?;
         }

@@ -17,7 +17,11 @@ pub enum StoreError {
 }
 
 /// Applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_init.sql"), include_str!("../migrations/002_instances.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001_init.sql"),
+    include_str!("../migrations/002_instances.sql"),
+    include_str!("../migrations/003_events.sql"),
+];
 
 pub struct Store {
     conn: Mutex<Connection>,

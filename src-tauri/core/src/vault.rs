@@ -64,6 +64,8 @@ pub enum VaultKey {
     Asset(String),
     /// The HTTP API's platform secrets (`user`, `organization`).
     Platform(&'static str),
+    /// The key that signs an instance's events.
+    EventSigningKey(String),
 }
 
 impl VaultKey {
@@ -72,6 +74,7 @@ impl VaultKey {
             Self::Connection(id) => format!("connection/{id}"),
             Self::Asset(id) => format!("asset/{id}"),
             Self::Platform(name) => format!("api/{name}"),
+            Self::EventSigningKey(id) => format!("event-key/{id}"),
         }
     }
 
@@ -80,6 +83,7 @@ impl VaultKey {
             Self::Connection(id) => format!("of connection {id}"),
             Self::Asset(id) => format!("of credential asset {id}"),
             Self::Platform(name) => format!("API {name} secret"),
+            Self::EventSigningKey(id) => format!("event signing key of {id}"),
         }
     }
 }

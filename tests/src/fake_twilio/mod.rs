@@ -102,6 +102,17 @@ impl FakeTwilio {
         self.state().accounts.get(account_sid).map(|account| account.primary_token.clone())
     }
 
+    /// A message that arrived at `to` from `from` (direction `inbound`), as a phone
+    /// texting the account's number would leave it. Returns its SID.
+    pub fn receive_message(&self, account_sid: &str, from: &str, to: &str, body: &str) -> String {
+        let mut message = routes::message_json(account_sid, from, to, body, "inbound");
+        message["status"] = "received".into();
+        message["date_sent"] = chrono::Utc::now().to_rfc2822().into();
+        let sid = message["sid"].as_str().expect("a sid").to_owned();
+        self.state().messages.entry(account_sid.to_owned()).or_default().push(state::StoredMessage { json: message });
+        sid
+    }
+
     /// Registers another phone number in an account.
     pub fn add_phone_number(&self, account_sid: &str, phone_number: &str) {
         if let Some(account) = self.state().accounts.get_mut(account_sid) {

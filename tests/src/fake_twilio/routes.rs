@@ -400,7 +400,7 @@ fn create_message(ctx: &Ctx, request: &Request) -> Response {
     ok(StatusCode::CREATED, message)
 }
 
-fn message_json(account_sid: &str, from: &str, to: &str, body: &str, direction: &str) -> Value {
+pub(crate) fn message_json(account_sid: &str, from: &str, to: &str, body: &str, direction: &str) -> Value {
     let sid = new_sid("SM");
     let now = rfc2822(chrono::Utc::now());
     json!({
@@ -430,6 +430,19 @@ fn message_json(account_sid: &str, from: &str, to: &str, body: &str, direction: 
 fn list_messages(ctx: &Ctx, request: &Request) -> Response {
     let to = request.query("To");
     let from = request.query("From");
+    // `DateSent`, `DateSent<` and `DateSent>` (inclusive), by day: YYYY-MM-DD.
+    let mut day_filters = Vec::new();
+    for (name, op) in [("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">")] {
+        if let Some(value) = request.query(name) {
+            match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+                Ok(day) => day_filters.push((op, day)),
+                Err(_) => return invalid_parameter(&format!("Invalid {name}: use YYYY-MM-DD")),
+            }
+        }
+    }
+    let sent_day = |message: &Value| {
+        message["date_sent"].as_str().and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()).map(|d| d.date_naive())
+    };
     let messages: Vec<Value> = ctx
         .state()
         .messages
@@ -440,6 +453,14 @@ fn list_messages(ctx: &Ctx, request: &Request) -> Response {
                 .rev() // newest first, as Twilio lists them
                 .filter(|m| to.is_none_or(|to| m.json["to"] == to))
                 .filter(|m| from.is_none_or(|from| m.json["from"] == from))
+                .filter(|m| {
+                    day_filters.iter().all(|(op, day)| match (sent_day(&m.json), *op) {
+                        (Some(sent), "=") => sent == *day,
+                        (Some(sent), "<") => sent <= *day,
+                        (Some(sent), _) => sent >= *day,
+                        (None, _) => false,
+                    })
+                })
                 .map(|m| m.json.clone())
                 .collect()
         })

@@ -97,7 +97,27 @@ struct IncomingPhoneNumber {
 pub struct Message {
     pub sid: String,
     pub status: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// RFC 2822, e.g. `Thu, 30 Jul 2015 20:00:00 +0000`.
+    #[serde(default)]
+    pub date_sent: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
 }
+
+#[derive(Debug, Deserialize)]
+struct MessagePage {
+    messages: Vec<Message>,
+    next_page_uri: Option<String>,
+}
+
+/// Pages followed at most per listing: a poll that finds more waits for the next one.
+const MAX_PAGES: usize = 20;
 
 /// Accounts v1 `SecondaryAuthToken` / `AuthTokenPromotion`: the token is the one
 /// field Patchbay reads, straight into a [`Secret`].
@@ -163,6 +183,33 @@ impl TwilioClient {
         })
         .await?
         .json()
+    }
+
+    /// Messages sent to `to` on or after the day `sent_since` (`YYYY-MM-DD`; Twilio's
+    /// `DateSent>` filter is inclusive and day-granular), newest first, across pages.
+    pub async fn list_messages_to(
+        &self,
+        credentials: Credentials<'_>,
+        to: &str,
+        sent_since: &str,
+    ) -> Result<Vec<Message>, TwilioError> {
+        let first = format!("/2010-04-01/Accounts/{}/Messages.json", credentials.account_sid);
+        let page: MessagePage = self
+            .call(Host::Api, Method::GET, &first, credentials, |request| {
+                request.query(&[("To", to), ("DateSent>", sent_since), ("PageSize", "100")])
+            })
+            .await?
+            .json()?;
+        let mut messages = page.messages;
+        let mut next = page.next_page_uri;
+        for _ in 1..MAX_PAGES {
+            let Some(uri) = next.take() else { break };
+            // Twilio's paging URIs are relative and repeat the filters.
+            let page: MessagePage = self.call(Host::Api, Method::GET, &uri, credentials, |request| request).await?.json()?;
+            messages.extend(page.messages);
+            next = page.next_page_uri;
+        }
+        Ok(messages)
     }
 
     /// `POST /v1/AuthTokens/Secondary`: a second token that works beside the primary.

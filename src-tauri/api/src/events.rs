@@ -1,0 +1,117 @@
+//! The event worker of `patchbay serve`: polls Twilio for each instance whose events are
+//! on, and POSTs every new event to its callback, signed when the instance has a key,
+//! retrying failures with backoff. What it found and delivered is kept by the core, so
+//! a restart neither loses nor repeats an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use patchbay_core::Patchbay;
+use patchbay_core::events::Delivery;
+use sha2::Sha256;
+
+/// The header that carries `sha256=<hex HMAC of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-Patchbay-Signature";
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct EventWorker {
+    core: Arc<Patchbay>,
+    http: reqwest::Client,
+    /// Overrides every instance's poll interval (PATCHBAY_EVENT_POLL_INTERVAL_MS), for
+    /// tests and operators who need events faster than once a minute.
+    poll_override: Option<Duration>,
+}
+
+impl EventWorker {
+    pub fn new(core: Arc<Patchbay>) -> Self {
+        let poll_override = std::env::var("PATCHBAY_EVENT_POLL_INTERVAL_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
+        let http = reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).build().expect("a plain HTTP client");
+        Self { core, http, poll_override }
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let tick = self.poll_override.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            interval.tick().await;
+            self.poll_due().await;
+            self.deliver_due().await;
+        }
+    }
+
+    async fn poll_due(&self) {
+        let instances = match self.core.event_instances() {
+            Ok(instances) => instances,
+            Err(err) => return tracing::warn!(code = err.code(), "cannot list instances with events: {err}"),
+        };
+        for (id, refresh_minutes, polled_at) in instances {
+            let every = self.poll_override.unwrap_or(Duration::from_secs(u64::from(refresh_minutes) * 60));
+            let due = polled_at.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every);
+            if !due {
+                continue;
+            }
+            if let Err(err) = self.core.poll_events(&id).await {
+                tracing::warn!(instance = %id, code = err.code(), "polling Twilio for events failed: {err}");
+            }
+        }
+    }
+
+    async fn deliver_due(&self) {
+        let due = match self.core.due_deliveries(100) {
+            Ok(due) => due,
+            Err(err) => return tracing::warn!(code = err.code(), "cannot read pending events: {err}"),
+        };
+        for delivery in due {
+            let outcome = self.deliver(&delivery).await;
+            if let Err(reason) = &outcome {
+                tracing::warn!(instance = %delivery.connection_id, message = %delivery.message_sid, "event delivery failed: {reason}");
+            }
+            if let Err(err) = self.core.record_delivery(&delivery, outcome) {
+                tracing::warn!(code = err.code(), "cannot record an event delivery: {err}");
+            }
+        }
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
+        let mut request = self
+            .http
+            .post(&delivery.callback_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(delivery.payload.clone());
+        let key = self.core.event_signing_key(&delivery.connection_id).map_err(|err| err.to_string())?;
+        if let Some(key) = key {
+            request = request.header(SIGNATURE_HEADER, format!("sha256={}", sign(key.reveal_to_owner(), &delivery.payload)));
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("the callback answered HTTP {}", response.status().as_u16())),
+            Err(err) if err.is_timeout() => Err("the callback did not answer in time".into()),
+            Err(_) => Err("the callback could not be reached".into()),
+        }
+    }
+}
+
+/// Hex HMAC-SHA256 of `body` under `key`, as receivers check it.
+pub fn sign(key: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures_match_the_rfc_4231_vector() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            super::sign("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Events by polling: new inbound messages of an instance's number become events,
+//! remembered in the store so that a restart neither loses nor repeats one. Delivery
+//! (the HTTP POST to the callback) is the API server's; its outcome is recorded here.
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::connections;
+use crate::error::Result;
+use crate::folders::store_err;
+use crate::secret::Secret;
+use crate::store::now;
+use crate::twilio::Credentials;
+use crate::vault::VaultKey;
+use crate::Patchbay;
+
+/// One event waiting to be POSTed.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub connection_id: String,
+    pub message_sid: String,
+    pub payload: String,
+    pub callback_url: String,
+    pub attempts: u32,
+}
+
+/// What `GET /instances/{id}/events` shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStatus {
+    pub message_sid: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// Waiting after the n-th failed attempt: 1 s, 2 s, 4 s … then every 512 s (8.5 min).
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::seconds(1_i64 << attempts.saturating_sub(1).min(9))
+}
+
+impl Patchbay {
+    /// Starts (or keeps) the event cursor of an instance whose events are enabled:
+    /// messages sent from now on are its events.
+    pub(crate) fn start_events(&self, connection_id: &str) -> Result<()> {
+        self.store
+            .conn()
+            .execute("INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)", params![connection_id, now()])
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Instances whose events are on, with when they were last polled.
+    pub fn event_instances(&self) -> Result<Vec<(String, u32, Option<DateTime<Utc>>)>> {
+        let conn = self.store.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT i.connection_id, i.settings, e.polled_at FROM instances i
+                 JOIN event_cursors e ON e.connection_id = i.connection_id",
+            )
+            .map_err(store_err)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?)))
+            .map_err(store_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(store_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, settings, polled)| {
+                let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
+                settings.events.enabled.then(|| {
+                    (id, settings.events.refresh_minutes, polled.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(Into::into))
+                })
+            })
+            .collect())
+    }
+
+    /// Asks Twilio for the instance's new inbound messages and queues one event for each
+    /// message not seen before. Returns how many were new.
+    pub async fn poll_events(&self, connection_id: &str) -> Result<usize> {
+        let (stored, enabled_at) = {
+            let conn = self.store.conn();
+            let stored = connections::load(&conn, connection_id)?;
+            let enabled_at: String = conn
+                .query_row("SELECT enabled_at FROM event_cursors WHERE connection_id = ?1", [connection_id], |r| r.get(0))
+                .map_err(store_err)?;
+            (stored, enabled_at)
+        };
+        let token = self.token_of(&stored)?;
+        // Twilio's dates have whole seconds: a message of the same second counts, rather
+        // than risk losing it.
+        let enabled_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&enabled_at)
+            .map(Into::into)
+            .unwrap_or_else(|_| Utc::now())
+            .with_nanosecond(0)
+            .expect("zero nanoseconds is valid");
+        let polled_at = now();
+        // Twilio's filter is by day; the exact start is checked below, and messages seen
+        // before are ignored by the delivery table's key.
+        let since_day = enabled_at.format("%Y-%m-%d").to_string();
+        let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
+        let messages = self
+            .twilio
+            .list_messages_to(credentials, &stored.phone_number, &since_day)
+            .await
+            .map_err(|err| crate::Error::Connect(err.into()))?;
+
+        let conn = self.store.conn();
+        let mut new = 0;
+        for message in messages.into_iter().filter(|m| m.direction.as_deref() == Some("inbound")) {
+            let sent = message.date_sent.as_deref().and_then(|d| DateTime::parse_from_rfc2822(d).ok()).map(DateTime::<Utc>::from);
+            if sent.is_some_and(|sent| sent < enabled_at) {
+                continue;
+            }
+            let payload = json!({
+                "instanceId": connection_id,
+                "eventType": "message.received",
+                "messageSid": message.sid,
+                "from": message.from,
+                "to": message.to,
+                "body": message.body,
+                "date": sent.map(|d| d.to_rfc3339()),
+            });
+            new += conn
+                .execute(
+                    "INSERT OR IGNORE INTO event_deliveries (connection_id, message_sid, payload, state, next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+                    params![connection_id, message.sid, payload.to_string(), polled_at],
+                )
+                .map_err(store_err)?;
+        }
+        conn.execute("UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1", params![connection_id, polled_at])
+            .map_err(store_err)?;
+        Ok(new)
+    }
+
+    /// Events whose next attempt is due, oldest first.
+    pub fn due_deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
+        let conn = self.store.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT d.connection_id, d.message_sid, d.payload, d.attempts, i.settings FROM event_deliveries d
+                 JOIN instances i ON i.connection_id = d.connection_id
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.created_at LIMIT ?2",
+            )
+            .map_err(store_err)?;
+        let rows = statement
+            .query_map(params![now(), limit], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?, row.get::<_, String>(4)?))
+            })
+            .map_err(store_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(store_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(connection_id, message_sid, payload, attempts, settings)| {
+                let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
+                let callback_url = settings.events.callback_url?;
+                Some(Delivery { connection_id, message_sid, payload, callback_url, attempts })
+            })
+            .collect())
+    }
+
+    /// Records a delivery attempt: delivered, or failed with the reason and a later retry.
+    pub fn record_delivery(&self, delivery: &Delivery, outcome: std::result::Result<(), String>) -> Result<()> {
+        let conn = self.store.conn();
+        match outcome {
+            Ok(()) => conn.execute(
+                "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1, last_error = NULL, delivered_at = ?3
+                 WHERE connection_id = ?1 AND message_sid = ?2",
+                params![delivery.connection_id, delivery.message_sid, now()],
+            ),
+            Err(reason) => {
+                let next = Utc::now() + backoff(delivery.attempts + 1);
+                conn.execute(
+                    "UPDATE event_deliveries SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
+                     WHERE connection_id = ?1 AND message_sid = ?2",
+                    params![
+                        delivery.connection_id,
+                        delivery.message_sid,
+                        reason,
+                        next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    ],
+                )
+            }
+        }
+        .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Every event of an instance and where its delivery stands, newest first.
+    pub fn deliveries(&self, connection_id: &str) -> Result<Vec<DeliveryStatus>> {
+        self.connection(connection_id)?;
+        let conn = self.store.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT message_sid, state, attempts, last_error, next_attempt_at, delivered_at FROM event_deliveries
+                 WHERE connection_id = ?1 ORDER BY created_at DESC",
+            )
+            .map_err(store_err)?;
+        statement
+            .query_map([connection_id], |row| {
+                let state: String = row.get(1)?;
+                Ok(DeliveryStatus {
+                    message_sid: row.get(0)?,
+                    next_attempt_at: if state == "pending" { row.get(4)? } else { None },
+                    state,
+                    attempts: row.get(2)?,
+                    last_error: row.get(3)?,
+                    delivered_at: row.get(5)?,
+                })
+            })
+            .map_err(store_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(store_err)
+    }
+
+    /// The key that signs this instance's events, if it has one.
+    pub fn event_signing_key(&self, connection_id: &str) -> Result<Option<Secret>> {
+        match self.vault.get(&VaultKey::EventSigningKey(connection_id.to_owned())) {
+            Ok(key) => Ok(Some(key)),
+            Err(crate::vault::VaultError::Missing(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_then_levels_off() {
+        let seconds: Vec<i64> = [1, 2, 3, 4, 11, 30].iter().map(|n| super::backoff(*n).num_seconds()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 512, 512]);
+    }
+}
