@@ -280,11 +280,9 @@ pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<
     Ok(())
 }
 
-/// A row for a connection Twilio accepted. With its own secret the row starts
-/// `pending` (the vault write follows); with an asset it is complete at once.
-pub(crate) struct NewRow<'a> {
+/// A connection's values as Twilio accepted them, for a new row or an edited one.
+pub(crate) struct ValidatedRow<'a> {
     pub id: &'a str,
-    pub folder_id: i64,
     pub name: &'a str,
     pub account_sid: &'a str,
     pub phone_number: &'a str,
@@ -294,7 +292,9 @@ pub(crate) struct NewRow<'a> {
     pub checked_at: &'a str,
 }
 
-pub(crate) fn insert(db: &Db, row: &NewRow<'_>) -> Result<()> {
+/// With its own secret the new row starts `pending` (the vault write follows); with an
+/// asset it is complete at once.
+pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>) -> Result<()> {
     let (auth_kind, lifecycle) = match row.asset_id {
         Some(_) => ("asset", "active"),
         None => ("own", "pending"),
@@ -307,7 +307,7 @@ pub(crate) fn insert(db: &Db, row: &NewRow<'_>) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?12, ?12, ?14)",
         params![
             row.id,
-            row.folder_id,
+            folder_id,
             TWILIO,
             row.name,
             row.account_sid,
@@ -330,19 +330,7 @@ pub(crate) fn search_text(name: &str, phone: &str, sid: &str, friendly_name: Opt
     fold(&format!("{name} {phone} {sid} {}", friendly_name.unwrap_or_default()))
 }
 
-/// The new values of an edited connection that Twilio accepted.
-pub(crate) struct EditedRow<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub account_sid: &'a str,
-    pub phone_number: &'a str,
-    pub test_credentials: bool,
-    pub asset_id: Option<&'a str>,
-    pub account: &'a VerifiedAccount,
-    pub checked_at: &'a str,
-}
-
-pub(crate) fn update(db: &Db, row: &EditedRow<'_>) -> Result<()> {
+pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
     let auth_kind = if row.asset_id.is_some() { "asset" } else { "own" };
     let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(

@@ -33,7 +33,7 @@ pub use folders::{Folder, FolderContents};
 pub use secret::Secret;
 pub use vault::Vault;
 
-use connections::NewRow;
+use connections::ValidatedRow;
 use search_index::SearchIndex;
 use folders::store_err;
 use store::{Store, now};
@@ -214,9 +214,9 @@ impl Patchbay {
         let id = Uuid::new_v4().to_string();
         connections::insert(
             &conn,
-            &NewRow {
+            folder_id,
+            &ValidatedRow {
                 id: &id,
-                folder_id,
                 name: &name,
                 account_sid: &account_sid,
                 phone_number: &phone_number,
@@ -261,7 +261,7 @@ impl Patchbay {
         }
         connections::update(
             &conn,
-            &connections::EditedRow {
+            &ValidatedRow {
                 id: &stored.id,
                 name: &name,
                 account_sid: &account_sid,
