@@ -104,6 +104,15 @@ impl Patchbay {
         run_command(self.command(args), stdin)
     }
 
+    /// The secret stored under `user` (e.g. `asset/<id>`), read with `secret-tool lookup`.
+    pub fn vault_secret(&self, user: &str) -> Option<String> {
+        let output = Command::new("secret-tool")
+            .args(["lookup", "service", &self.vault_service, "username", user])
+            .output()
+            .expect("secret-tool (libsecret-tools) is installed");
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
     /// `secret-tool search` over this instance's vault entries: their `username`s.
     pub fn vault_entries(&self) -> Vec<String> {
         let output = Command::new("secret-tool")

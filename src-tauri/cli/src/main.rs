@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use patchbay_core::rotation::RotationSubject;
 use patchbay_core::{Config, ConnectionQuery, Error, NewTwilioConnection, Patchbay, Secret, TokenSource};
 
 use output::Output;
@@ -63,6 +64,40 @@ enum Command {
     /// The HTTP API's own settings.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Rotate Twilio Auth Tokens and see past rotations.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Rotate an Auth Token (secondary → validate → promote → store), updating every
+    /// connection that depends on it.
+    Rotate(RotateArgs),
+    /// Past rotations: start, end, outcome, connections re-validated.
+    History,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["asset", "connection", "resume", "cancel"])))]
+struct RotateArgs {
+    /// The credential asset holding the token (with --folder).
+    #[arg(long, requires = "folder")]
+    asset: Option<String>,
+    #[arg(long)]
+    folder: Option<String>,
+    /// A connection that holds its own token.
+    #[arg(long, conflicts_with = "asset")]
+    connection: Option<String>,
+    /// Go ahead without asking (after reading the plan).
+    #[arg(long)]
+    yes: bool,
+    /// Finish rotations a crash or a timeout left unfinished.
+    #[arg(long, conflicts_with_all = ["asset", "connection", "cancel"])]
+    resume: bool,
+    /// Cancel unfinished rotations that have not promoted yet.
+    #[arg(long, conflicts_with_all = ["asset", "connection"])]
+    cancel: bool,
 }
 
 #[derive(Subcommand)]
@@ -237,6 +272,30 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
                 other => Error::invalid("listen", other.to_string()),
             });
         }
+        Command::Credential(CredentialCommand::History) => out.rotations(&core.rotation_history()?),
+        Command::Credential(CredentialCommand::Rotate(args)) => {
+            if args.resume {
+                out.rotations(&core.resume_rotations().await?);
+                return Ok(());
+            }
+            if args.cancel {
+                out.rotations(&core.cancel_rotations().await?);
+                return Ok(());
+            }
+            let subject = match (args.asset, args.folder, args.connection) {
+                (Some(name), Some(folder), _) => RotationSubject::Asset { folder, name },
+                (_, _, Some(id)) => RotationSubject::Connection(id),
+                _ => return Err(Error::invalid("arguments", "name --asset NAME --folder PATH, or --connection ID")),
+            };
+            let plan = core.plan_rotation(&subject)?;
+            if !args.yes {
+                out.rotation_plan(&plan);
+                if !confirm("Rotate this Auth Token now?") {
+                    return Err(Error::invalid("yes", "not rotated: confirm with --yes after reading the plan"));
+                }
+            }
+            out.rotations(&[core.rotate(&subject).await?]);
+        }
         Command::Api(ApiCommand::Credentials { rotate }) => {
             let credentials = core.api_credentials(rotate)?;
             let (user, organization) = (credentials.user.reveal_to_owner(), credentials.organization.reveal_to_owner());
@@ -289,6 +348,16 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
         },
     }
     Ok(())
+}
+
+/// Asks at a terminal; never assumes yes when nobody can answer.
+fn confirm(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// A secret from standard input: typed without echo at a terminal, or piped.

@@ -1,5 +1,6 @@
 //! How the CLI prints: tables for people, JSON for scripts (`--json`).
 
+use patchbay_core::rotation::{RotationPlan, RotationRecord};
 use patchbay_core::{Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents};
 use serde::Serialize;
 
@@ -32,6 +33,46 @@ impl Output {
     pub fn credentials(&self, user: &str, organization: &str) {
         self.emit(&serde_json::json!({ "user": user, "organization": organization }), || {
             format!("Authorization: User {user}, Organization {organization}")
+        });
+    }
+
+    pub fn rotation_plan(&self, plan: &RotationPlan) {
+        // The plan goes to stderr in JSON mode so stdout stays the result alone.
+        let human = || {
+            let mut lines = vec![format!("Rotating the Auth Token of {} (account {}).", plan.subject, plan.account_sid)];
+            lines.push(format!("{} copies in the vault; these connections depend on it:", plan.copies));
+            lines.extend(plan.dependents.iter().map(|d| format!("  {}/{}  ({})", d.folder, d.name, d.status)));
+            lines.push(format!("Warning: {}", plan.warning));
+            lines.join("\n")
+        };
+        if self.json {
+            eprintln!("{}", serde_json::to_string(plan).expect("plans serialise"));
+        } else {
+            eprintln!("{}", human());
+        }
+    }
+
+    pub fn rotations(&self, rotations: &[RotationRecord]) {
+        self.emit(rotations, || {
+            if rotations.is_empty() {
+                return "no rotations".to_owned();
+            }
+            rotations
+                .iter()
+                .map(|r| {
+                    let checked = r.revalidated.iter().map(|d| format!("\n    {}/{}: {}", d.folder, d.name, d.status)).collect::<String>();
+                    format!(
+                        "{}  {}  account {}  started {}  finished {}\n  {}{checked}",
+                        r.id,
+                        r.subject,
+                        r.account_sid,
+                        r.started_at,
+                        r.finished_at.as_deref().unwrap_or("not yet"),
+                        r.outcome.as_deref().unwrap_or(&format!("unfinished at step '{}'", r.step)),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         });
     }
 

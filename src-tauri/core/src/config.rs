@@ -20,6 +20,8 @@ pub struct Config {
     /// The vault's service name; every Patchbay secret is stored under it.
     pub vault_service: String,
     pub twilio: TwilioConfig,
+    /// How long a rotation waits for Twilio to accept a promoted token.
+    pub rotation_propagation_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,7 @@ impl Default for TwilioConfig {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     vault_service: Option<String>,
+    rotation_propagation_timeout_ms: Option<u64>,
     #[serde(default)]
     twilio: TwilioFile,
 }
@@ -118,6 +121,11 @@ impl Config {
             data_dir,
             vault_service: env("PATCHBAY_VAULT_SERVICE").or(file.vault_service).unwrap_or_else(|| "patchbay".into()),
             twilio,
+            rotation_propagation_timeout: millis(
+                "PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS",
+                file.rotation_propagation_timeout_ms,
+                Duration::from_secs(60),
+            )?,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod events;
 pub mod fixtures;
 pub mod folders;
 pub mod instances;
+pub mod rotation;
 pub mod secret;
 mod search_index;
 pub mod store;

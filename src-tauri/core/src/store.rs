@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_init.sql"),
     include_str!("../migrations/002_instances.sql"),
     include_str!("../migrations/003_events.sql"),
+    include_str!("../migrations/004_rotations.sql"),
 ];
 
 pub struct Store {

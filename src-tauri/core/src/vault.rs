@@ -66,15 +66,29 @@ pub enum VaultKey {
     Platform(&'static str),
     /// The key that signs an instance's events.
     EventSigningKey(String),
+    /// A rotation's new token until it replaces the old one everywhere.
+    RotationPending(String),
 }
 
 impl VaultKey {
-    fn user(&self) -> String {
+    /// The key a `user` string (as a rotation records its targets) stands for.
+    pub(crate) fn from_user(user: &str) -> Option<Self> {
+        match user.split_once('/')? {
+            ("connection", id) => Some(Self::Connection(id.to_owned())),
+            ("asset", id) => Some(Self::Asset(id.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+impl VaultKey {
+    pub(crate) fn user(&self) -> String {
         match self {
             Self::Connection(id) => format!("connection/{id}"),
             Self::Asset(id) => format!("asset/{id}"),
             Self::Platform(name) => format!("api/{name}"),
             Self::EventSigningKey(id) => format!("event-key/{id}"),
+            Self::RotationPending(id) => format!("rotation/{id}"),
         }
     }
 
@@ -84,6 +98,7 @@ impl VaultKey {
             Self::Asset(id) => format!("of credential asset {id}"),
             Self::Platform(name) => format!("API {name} secret"),
             Self::EventSigningKey(id) => format!("event signing key of {id}"),
+            Self::RotationPending(id) => format!("new token of rotation {id}"),
         }
     }
 }

@@ -90,7 +90,22 @@ impl FakeTwilio {
 
     /// The next `times` requests (to either host) meet `fault`.
     pub fn inject(&self, fault: Fault, times: u32) {
-        self.state().faults.push_back((fault, times));
+        self.state().faults.push_back((fault, times, None));
+    }
+
+    /// The next `times` requests whose path contains `path` meet `fault`.
+    pub fn inject_on(&self, path: &str, fault: Fault, times: u32) {
+        self.state().faults.push_back((fault, times, Some(path.to_owned())));
+    }
+
+    /// How long a promoted Auth Token is refused before Twilio accepts it everywhere.
+    pub fn set_propagation_delay(&self, delay: Duration) {
+        self.state().propagation_delay = delay;
+    }
+
+    /// The account's secondary Auth Token, if it has one.
+    pub fn secondary_token(&self, account_sid: &str) -> Option<String> {
+        self.state().accounts.get(account_sid).and_then(|account| account.secondary_token.clone())
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

@@ -83,7 +83,7 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
             credential,
             form: form.iter().filter(|(key, _)| !key.to_lowercase().contains("token")).cloned().collect(),
         });
-        (credential, sid, state.take_fault())
+        (credential, sid, state.take_fault(uri.path()))
     };
 
     match fault {
@@ -494,6 +494,7 @@ fn accounts(ctx: &Ctx, request: &Request) -> Response {
     let url = format!("https://accounts.twilio.com{}", request.path);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut state = ctx.state();
+    let state_delay = state.propagation_delay;
     let account = state.accounts.get_mut(&request.sid).expect("authenticated as a live account");
     match (request.path.as_str(), &request.method) {
         ("/v1/AuthTokens/Secondary", &Method::POST) => {
@@ -511,6 +512,7 @@ fn accounts(ctx: &Ctx, request: &Request) -> Response {
         ("/v1/AuthTokens/Promote", &Method::POST) => match account.secondary_token.take() {
             Some(token) => {
                 account.primary_token = token.clone();
+                account.primary_accepted_from = Some(std::time::Instant::now() + state_delay);
                 ok(
                     StatusCode::OK,
                     json!({"account_sid": account.sid, "auth_token": token, "date_created": now, "date_updated": now, "url": url}),

@@ -85,6 +85,8 @@ pub(crate) struct Account {
     pub status: &'static str,
     pub account_type: &'static str,
     pub primary_token: String,
+    /// Until then a just-promoted primary is not accepted yet (propagation).
+    pub primary_accepted_from: Option<std::time::Instant>,
     pub secondary_token: Option<String>,
     pub phone_numbers: Vec<String>,
     pub created: chrono::DateTime<chrono::Utc>,
@@ -100,7 +102,10 @@ pub(crate) struct StoredMessage {
 pub(crate) struct State {
     pub accounts: BTreeMap<String, Account>,
     pub messages: BTreeMap<String, Vec<StoredMessage>>,
-    pub faults: VecDeque<(Fault, u32)>,
+    /// Fault, how many more requests it hits, and the path it is for (any, if None).
+    pub faults: VecDeque<(Fault, u32, Option<String>)>,
+    /// How long a promoted Auth Token takes to be accepted.
+    pub propagation_delay: Duration,
     pub log: Vec<RecordedRequest>,
     order: Vec<String>,
 }
@@ -116,8 +121,14 @@ pub(crate) fn new_sid(prefix: &str) -> String {
 
 impl State {
     pub fn seeded() -> Self {
-        let mut state =
-            Self { accounts: BTreeMap::new(), messages: BTreeMap::new(), faults: VecDeque::new(), log: Vec::new(), order: Vec::new() };
+        let mut state = Self {
+            accounts: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            faults: VecDeque::new(),
+            propagation_delay: Duration::ZERO,
+            log: Vec::new(),
+            order: Vec::new(),
+        };
         let test = TestCredentials { sid: new_sid("AC"), auth_token: random_hex(32) };
         state.add("Acme Operations", "active", "Full", &["+15551230001", "+15551230002"], Some(test));
         state.add("Acme Trial", "active", "Trial", &["+15551239001"], None);
@@ -137,6 +148,7 @@ impl State {
                 status,
                 account_type,
                 primary_token: random_hex(32),
+                primary_accepted_from: None,
                 secondary_token: None,
                 phone_numbers: numbers.iter().map(|n| n.to_string()).collect(),
                 created: chrono::Utc::now(),
@@ -168,10 +180,11 @@ impl State {
     /// Who `sid:token` is: the live account (primary or secondary token) or the test
     /// credentials of one.
     pub fn authenticate(&self, sid: &str, token: &str) -> Option<(CredentialKind, String)> {
-        if let Some(account) = self.accounts.get(sid)
-            && (account.primary_token == token || account.secondary_token.as_deref() == Some(token))
-        {
-            return Some((CredentialKind::Live, sid.to_owned()));
+        if let Some(account) = self.accounts.get(sid) {
+            let propagated = account.primary_accepted_from.is_none_or(|from| std::time::Instant::now() >= from);
+            if (account.primary_token == token && propagated) || account.secondary_token.as_deref() == Some(token) {
+                return Some((CredentialKind::Live, sid.to_owned()));
+            }
         }
         self.accounts.values().find_map(|account| {
             account
@@ -182,13 +195,14 @@ impl State {
         })
     }
 
-    /// The next fault to apply, if any.
-    pub fn take_fault(&mut self) -> Option<Fault> {
-        let (fault, remaining) = self.faults.front_mut()?;
+    /// The next fault to apply to a request for `path`, if any.
+    pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
+        let index = self.faults.iter().position(|(_, _, only)| only.as_deref().is_none_or(|only| path.contains(only)))?;
+        let (fault, remaining, _) = &mut self.faults[index];
         let fault = fault.clone();
         *remaining = remaining.saturating_sub(1);
         if *remaining == 0 {
-            self.faults.pop_front();
+            self.faults.remove(index);
         }
         Some(fault)
     }

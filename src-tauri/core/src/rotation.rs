@@ -1,0 +1,413 @@
+//! Auth Token rotation: secondary token → validate → promote → wait for propagation →
+//! replace every copy Patchbay holds → re-validate the dependents. Each step is recorded
+//! before the next, so a crash anywhere is finished by `resume_rotations`, which asks
+//! Twilio which token is primary now. The old token is only dropped once the new one
+//! works, so Patchbay is never left without a working token it could have kept.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::connections::{self, Connection};
+use crate::error::{Error, Result};
+use crate::folders::{self, store_err};
+use crate::secret::Secret;
+use crate::store::now;
+use crate::twilio::{Credentials, TwilioError};
+use crate::vault::VaultKey;
+use crate::{Patchbay, assets};
+
+/// What to rotate: the token in a credential asset, or a connection's own token.
+#[derive(Debug, Clone)]
+pub enum RotationSubject {
+    Asset { folder: String, name: String },
+    Connection(String),
+}
+
+/// What a rotation will touch, shown before anything changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationPlan {
+    pub account_sid: String,
+    pub subject: String,
+    /// Every connection that uses this token (through the asset or its own copy).
+    pub dependents: Vec<Dependent>,
+    /// How many places in the vault hold the token.
+    pub copies: usize,
+    pub warning: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dependent {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationRecord {
+    pub id: String,
+    pub account_sid: String,
+    pub subject: String,
+    pub step: String,
+    pub outcome: Option<String>,
+    pub revalidated: Vec<Dependent>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// The steps, in order; `PATCHBAY_ROTATION_STOP_AFTER=N` aborts the process right after
+/// step N (1–7), which is how the tests kill a rotation at every step.
+const STEPS: [&str; 7] = ["secondary_created", "secondary_stored", "validated", "promoted", "propagated", "stored", "done"];
+
+fn stop_after(step: usize) {
+    if std::env::var("PATCHBAY_ROTATION_STOP_AFTER").ok().and_then(|n| n.parse().ok()) == Some(step) {
+        eprintln!("PATCHBAY_ROTATION_STOP_AFTER={step}: stopping after step {step} ({})", STEPS[step - 1]);
+        std::process::abort();
+    }
+}
+
+fn status_label(connection: &Connection) -> String {
+    match &connection.status {
+        connections::ConnectionStatus::Connected => "connected".into(),
+        connections::ConnectionStatus::Failed { code, .. } => format!("failed: {code}"),
+        connections::ConnectionStatus::NotChecked => "not checked".into(),
+    }
+}
+
+impl Patchbay {
+    /// The plan of rotating `subject`'s token: the account, the connections that depend
+    /// on the token and every copy of it Patchbay holds. Changes nothing.
+    pub fn plan_rotation(&self, subject: &RotationSubject) -> Result<RotationPlan> {
+        let (plan, _) = self.rotation_targets(subject)?;
+        Ok(plan)
+    }
+
+    fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>)> {
+        let (account_sid, token, label) = {
+            let conn = self.store.conn();
+            match subject {
+                RotationSubject::Connection(id) => {
+                    let stored = connections::load(&conn, id)?;
+                    if stored.test_credentials {
+                        return Err(test_credentials_refused());
+                    }
+                    let token = self.token_of(&stored)?;
+                    (stored.account_sid.clone(), token, format!("connection '{}'", stored.name))
+                }
+                RotationSubject::Asset { folder, name } => {
+                    let folder_id = folders::resolve(&conn, folder)?;
+                    let asset_id = assets::find_in_folder(&conn, folder_id, name)?
+                        .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
+                    let users: Vec<(String, bool)> = conn
+                        .prepare("SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1")
+                        .and_then(|mut s| s.query_map([&asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                        .map_err(store_err)?;
+                    let account_sid = match users.as_slice() {
+                        [] => return Err(Error::invalid("asset", format!(
+                            "no connection uses credential asset '{name}', so Patchbay cannot tell which Twilio account it belongs to"
+                        ))),
+                        [(_, true)] => return Err(test_credentials_refused()),
+                        [(sid, false)] => sid.clone(),
+                        _ => return Err(Error::invalid("asset", format!(
+                            "credential asset '{name}' is used with several Twilio accounts; rotate each connection's token instead"
+                        ))),
+                    };
+                    let token = self.vault.get(&VaultKey::Asset(asset_id))?;
+                    (account_sid, token, format!("credential asset '{folder}/{name}'"))
+                }
+            }
+        };
+
+        // Every live connection of the account whose token (own or through an asset) is
+        // this one: all of them get the new token.
+        let candidates: Vec<connections::Stored> = {
+            let conn = self.store.conn();
+            let ids: Vec<String> = conn
+                .prepare("SELECT id FROM connections WHERE account_sid = ?1 AND test_credentials = 0 AND lifecycle = 'active' ORDER BY name")
+                .and_then(|mut s| s.query_map([&account_sid], |r| r.get(0))?.collect())
+                .map_err(store_err)?;
+            ids.iter().map(|id| connections::load(&conn, id)).collect::<Result<_>>()?
+        };
+        let mut targets = Vec::new();
+        let mut dependents = Vec::new();
+        for stored in candidates {
+            let key = match (stored.auth_kind.as_str(), &stored.auth_asset_id) {
+                ("own", _) => VaultKey::Connection(stored.id.clone()),
+                (_, Some(asset)) => VaultKey::Asset(asset.clone()),
+                (_, None) => continue,
+            };
+            if self.vault.get(&key).ok().is_some_and(|value| crate::instances::secrets_equal(&value, &token)) {
+                if !targets.contains(&key.user()) {
+                    targets.push(key.user());
+                }
+                let view = self.connection(&stored.id)?;
+                dependents.push(Dependent { id: view.id.clone(), name: view.name.clone(), folder: view.folder.clone(), status: status_label(&view) });
+            }
+        }
+        let plan = RotationPlan {
+            account_sid,
+            subject: label,
+            copies: targets.len(),
+            dependents,
+            warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted.".into(),
+        };
+        Ok((plan, targets))
+    }
+
+    /// Rotates the token: records the rotation, then runs its steps.
+    pub async fn rotate(&self, subject: &RotationSubject) -> Result<RotationRecord> {
+        let (plan, targets) = self.rotation_targets(subject)?;
+        let dependents: Vec<&str> = plan.dependents.iter().map(|d| d.id.as_str()).collect();
+        let id = Uuid::new_v4().to_string();
+        self.store
+            .conn()
+            .execute(
+                "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6)",
+                params![id, plan.account_sid, plan.subject, serde_json::to_string(&targets).unwrap(), serde_json::to_string(&dependents).unwrap(), now()],
+            )
+            .map_err(|err| match err {
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => Error::invalid(
+                    "rotation",
+                    format!("a rotation of account {} is unfinished; run `patchbay credential rotate --resume` first", plan.account_sid),
+                ),
+                other => store_err(other),
+            })?;
+        self.run_rotation(&id).await
+    }
+
+    /// Finishes every unfinished rotation (after a crash), from the step it reached.
+    pub async fn resume_rotations(&self) -> Result<Vec<RotationRecord>> {
+        let open: Vec<String> = self
+            .store
+            .conn()
+            .prepare("SELECT id FROM rotations WHERE finished_at IS NULL ORDER BY started_at")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(store_err)?;
+        let mut finished = Vec::new();
+        for id in open {
+            finished.push(self.run_rotation(&id).await?);
+        }
+        Ok(finished)
+    }
+
+    /// Cancels unfinished rotations that have not promoted yet: Twilio's secondary token
+    /// is deleted and nothing else changed.
+    pub async fn cancel_rotations(&self) -> Result<Vec<RotationRecord>> {
+        let open: Vec<(String, String)> = self
+            .store
+            .conn()
+            .prepare("SELECT id, step FROM rotations WHERE finished_at IS NULL")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(store_err)?;
+        let mut cancelled = Vec::new();
+        for (id, step) in open {
+            let (account_sid, targets) = self.rotation_account(&id)?;
+            let old = self.old_token(&targets)?;
+            let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+            let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
+                || !self.token_works(credentials).await?;
+            if promoted {
+                return Err(Error::invalid("rotation", "the new token is already promoted: finish with `patchbay credential rotate --resume`"));
+            }
+            match self.twilio.delete_secondary_auth_token(credentials).await {
+                Ok(()) | Err(TwilioError::Rejected(_)) => {}
+                Err(err) => return Err(Error::Connect(err.into())),
+            }
+            self.vault.delete(&VaultKey::RotationPending(id.clone()))?;
+            self.finish(&id, "cancelled", "cancelled before promotion; the secondary token was deleted and nothing changed", &[])?;
+            cancelled.push(self.rotation(&id)?);
+        }
+        Ok(cancelled)
+    }
+
+    /// Every rotation, newest first.
+    pub fn rotation_history(&self) -> Result<Vec<RotationRecord>> {
+        let ids: Vec<String> = self
+            .store
+            .conn()
+            .prepare("SELECT id FROM rotations ORDER BY started_at DESC")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(store_err)?;
+        ids.iter().map(|id| self.rotation(id)).collect()
+    }
+
+    fn rotation(&self, id: &str) -> Result<RotationRecord> {
+        self.store
+            .conn()
+            .query_row(
+                "SELECT id, account_sid, subject, step, outcome, revalidated, started_at, finished_at FROM rotations WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(RotationRecord {
+                        id: r.get(0)?,
+                        account_sid: r.get(1)?,
+                        subject: r.get(2)?,
+                        step: r.get(3)?,
+                        outcome: r.get(4)?,
+                        revalidated: r.get::<_, Option<String>>(5)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+                        started_at: r.get(6)?,
+                        finished_at: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(store_err)?
+            .ok_or_else(|| Error::NotFound { what: "rotation", id: id.to_owned() })
+    }
+
+    fn rotation_account(&self, id: &str) -> Result<(String, Vec<String>)> {
+        let (account_sid, targets): (String, String) = self
+            .store
+            .conn()
+            .query_row("SELECT account_sid, targets FROM rotations WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(store_err)?;
+        Ok((account_sid, serde_json::from_str(&targets).unwrap_or_default()))
+    }
+
+    /// The token the targets hold until step 6 replaces it.
+    fn old_token(&self, targets: &[String]) -> Result<Secret> {
+        let key = targets.first().and_then(|user| VaultKey::from_user(user)).ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
+        Ok(self.vault.get(&key)?)
+    }
+
+    /// Whether Twilio accepts these credentials now (401 means no).
+    async fn token_works(&self, credentials: Credentials<'_>) -> Result<bool> {
+        match self.twilio.fetch_account(credentials).await {
+            Ok(_) => Ok(true),
+            Err(TwilioError::Rejected(api)) if matches!(api.status, 401 | 403) => Ok(false),
+            Err(err) => Err(Error::Connect(err.into())),
+        }
+    }
+
+    fn set_step(&self, id: &str, step: &str) -> Result<()> {
+        self.store.conn().execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step]).map_err(store_err)?;
+        Ok(())
+    }
+
+    fn finish(&self, id: &str, step: &str, outcome: &str, revalidated: &[Dependent]) -> Result<()> {
+        self.store
+            .conn()
+            .execute(
+                "UPDATE rotations SET step = ?2, outcome = ?3, revalidated = ?4, finished_at = ?5 WHERE id = ?1",
+                params![id, step, outcome, serde_json::to_string(revalidated).unwrap(), now()],
+            )
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Runs a recorded rotation from the step it reached to the end.
+    async fn run_rotation(&self, id: &str) -> Result<RotationRecord> {
+        let (account_sid, targets) = self.rotation_account(id)?;
+        let pending = VaultKey::RotationPending(id.to_owned());
+        loop {
+            let step = self.rotation(id)?.step;
+            match step.as_str() {
+                "started" => {
+                    let old = self.old_token(&targets)?;
+                    let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+                    // A crash may have left a secondary whose value was never stored: start clean.
+                    match self.twilio.delete_secondary_auth_token(credentials).await {
+                        Ok(()) | Err(TwilioError::Rejected(_)) => {}
+                        Err(err) => return Err(Error::Connect(err.into())),
+                    }
+                    let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
+                    stop_after(1);
+                    self.vault.put(&pending, &secondary)?;
+                    self.set_step(id, "secondary_stored")?;
+                    stop_after(2);
+                }
+                "secondary_stored" => {
+                    let new = self.vault.get(&pending)?;
+                    let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
+                    if !self.token_works(credentials).await? {
+                        // The secondary is gone at Twilio (deleted elsewhere): make a new one.
+                        self.set_step(id, "started")?;
+                        continue;
+                    }
+                    self.set_step(id, "validated")?;
+                    stop_after(3);
+                }
+                "validated" => {
+                    let old = self.old_token(&targets)?;
+                    let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+                    // After a crash the promotion may have happened: the old token then fails.
+                    if self.token_works(credentials).await? {
+                        self.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
+                    }
+                    self.set_step(id, "promoted")?;
+                    stop_after(4);
+                }
+                "promoted" => {
+                    let new = self.vault.get(&pending)?;
+                    let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
+                    let deadline = Instant::now() + self.config.rotation_propagation_timeout;
+                    while !self.token_works(credentials).await? {
+                        if Instant::now() >= deadline {
+                            return Err(Error::invalid(
+                                "rotation",
+                                format!(
+                                    "Twilio promoted the new Auth Token but has not accepted it within {} s; it usually does within a minute. Run `patchbay credential rotate --resume` to finish",
+                                    self.config.rotation_propagation_timeout.as_secs()
+                                ),
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    self.set_step(id, "propagated")?;
+                    stop_after(5);
+                }
+                "propagated" => {
+                    let new = self.vault.get(&pending)?;
+                    for target in targets.iter().filter_map(|user| VaultKey::from_user(user)) {
+                        self.vault.put(&target, &new)?;
+                    }
+                    self.vault.delete(&pending)?;
+                    self.set_step(id, "stored")?;
+                    stop_after(6);
+                }
+                "stored" => {
+                    let dependents: Vec<String> = {
+                        let json: String = self
+                            .store
+                            .conn()
+                            .query_row("SELECT dependents FROM rotations WHERE id = ?1", [id], |r| r.get(0))
+                            .map_err(store_err)?;
+                        serde_json::from_str(&json).unwrap_or_default()
+                    };
+                    let mut revalidated = Vec::new();
+                    for connection in dependents {
+                        let checked = match self.test_connection(&connection).await {
+                            Ok(view) => view,
+                            Err(_) => match self.connection(&connection) {
+                                Ok(view) => view,
+                                Err(_) => continue, // deleted meanwhile
+                            },
+                        };
+                        revalidated.push(Dependent { id: checked.id.clone(), name: checked.name.clone(), folder: checked.folder.clone(), status: status_label(&checked) });
+                    }
+                    let failed = revalidated.iter().filter(|d| d.status != "connected").count();
+                    let outcome = format!(
+                        "rotated; {} of {} dependent connections connected with the new token",
+                        revalidated.len() - failed,
+                        revalidated.len()
+                    );
+                    self.finish(id, "done", &outcome, &revalidated)?;
+                    stop_after(7);
+                }
+                _ => return self.rotation(id),
+            }
+        }
+    }
+}
+
+fn twilio(err: TwilioError) -> Error {
+    Error::Connect(err.into())
+}
+
+fn test_credentials_refused() -> Error {
+    Error::invalid("test_credentials", "Test Credentials cannot be rotated: Twilio refuses auth-token requests made with them")
+}

@@ -1,0 +1,159 @@
+//! Auth Token rotation with the real binary, the fake Twilio and the real Secret
+//! Service: three dependent connections (two through one asset, one with its own copy),
+//! a kill -9 at each of the seven steps followed by --resume, cancel, and a propagation
+//! delay longer than the bound.
+
+use std::time::Duration;
+
+use patchbay_tests::fake_twilio::FakeTwilio;
+use patchbay_tests::harness::{Patchbay, Run, require_secret_service, run_command};
+use serde_json::Value;
+
+struct World {
+    fake: FakeTwilio,
+    patchbay: Patchbay,
+    sid: String,
+    old_token: String,
+    asset_user: String,
+    own_user: String,
+}
+
+fn world() -> World {
+    require_secret_service();
+    let fake = FakeTwilio::start();
+    let mut patchbay = Patchbay::new(&fake);
+    patchbay.set_env("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "5000");
+    let seed = fake.seed();
+    let (sid, token) = (seed.live.sid.clone(), seed.live.auth_token.clone());
+    let asset = patchbay.run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &token).ok().json();
+    for (name, phone) in [("Alerts", "+15551230001"), ("Invoices", "+15551230002")] {
+        patchbay
+            .run(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", name, "--phone", phone, "--account-sid", &sid, "--auth-token-asset", "Twilio token"])
+            .ok();
+    }
+    let own = patchbay
+        .run_with_stdin(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Own copy", "--phone", "+15551230001", "--account-sid", &sid, "--auth-token-stdin"], &token)
+        .ok()
+        .json();
+    World {
+        asset_user: format!("asset/{}", asset["id"].as_str().unwrap()),
+        own_user: format!("connection/{}", own["id"].as_str().unwrap()),
+        fake,
+        patchbay,
+        sid,
+        old_token: token,
+    }
+}
+
+impl World {
+    fn rotate(&self, extra_env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut command = self.patchbay.command(args);
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        run_command(command, "")
+    }
+
+    fn rotate_asset(&self, extra_env: &[(&str, &str)]) -> Run {
+        self.rotate(extra_env, &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"])
+    }
+
+    /// Every copy Patchbay holds is the fake's primary, which is not the old token, and
+    /// all three connections are Connected with it.
+    fn assert_rotated(&self) {
+        let primary = self.fake.primary_token(&self.sid).unwrap();
+        assert_ne!(primary, self.old_token, "the token changed at Twilio");
+        assert_eq!(self.patchbay.vault_secret(&self.asset_user).as_deref(), Some(primary.as_str()));
+        assert_eq!(self.patchbay.vault_secret(&self.own_user).as_deref(), Some(primary.as_str()));
+        assert!(self.patchbay.vault_entries().iter().all(|user| !user.starts_with("rotation/")), "no pending token left");
+        let listed = self.patchbay.run(&["--json", "connection", "list"]).ok().json();
+        for connection in listed["items"].as_array().unwrap() {
+            let id = connection["id"].as_str().unwrap();
+            let tested = self.patchbay.run(&["--json", "connection", "test", id]).ok().json();
+            assert_eq!(tested["status"]["state"], "connected", "{}", connection["name"]);
+        }
+        // The old token is dead at Twilio.
+        let old = self.patchbay.run_with_stdin(
+            &["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Old", "--phone", "+15551230001", "--account-sid", &self.sid, "--auth-token-stdin"],
+            &self.old_token,
+        );
+        assert_eq!(old.code(), "twilio_auth_failed");
+    }
+}
+
+#[test]
+fn rotating_an_asset_updates_every_dependent_connection() {
+    let world = world();
+    let mut plan = world.patchbay.command(&["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared"]);
+    plan.env("PATCHBAY_LOG", "off");
+    let unconfirmed = run_command(plan, "");
+    assert_eq!(unconfirmed.code(), "invalid_input", "no --yes, no rotation");
+    let shown: Value = serde_json::from_str(unconfirmed.stderr.lines().next().unwrap()).unwrap();
+    let names: Vec<&str> = shown["dependents"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Alerts", "Invoices", "Own copy"], "the plan names every dependent");
+    assert!(shown["warning"].as_str().unwrap().contains("401/403"));
+    assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "nothing changed yet");
+
+    let done = world.rotate_asset(&[]).ok().json();
+    assert_eq!(done[0]["step"], "done");
+    assert_eq!(done[0]["revalidated"].as_array().unwrap().len(), 3);
+    world.assert_rotated();
+
+    let history = world.patchbay.run(&["--json", "credential", "history"]).ok();
+    assert!(!history.stdout.contains(&world.old_token));
+    assert!(!history.stdout.contains(&world.fake.primary_token(&world.sid).unwrap()), "never a token in the history");
+    assert_eq!(history.json()[0]["outcome"], "rotated; 3 of 3 dependent connections connected with the new token");
+}
+
+#[test]
+fn a_kill_at_any_step_is_finished_by_resume() {
+    for step in 1..=7 {
+        let world = world();
+        let killed = world.rotate_asset(&[("PATCHBAY_ROTATION_STOP_AFTER", &step.to_string())]);
+        assert_eq!(killed.code, None, "step {step}: the process was killed ({})", killed.stderr);
+        world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
+        world.assert_rotated();
+        let history = world.patchbay.run(&["--json", "credential", "history"]).ok().json();
+        assert_eq!(history[0]["step"], "done", "step {step}");
+    }
+}
+
+#[test]
+fn cancelling_before_promotion_changes_nothing() {
+    let world = world();
+    let killed = world.rotate_asset(&[("PATCHBAY_ROTATION_STOP_AFTER", "3")]);
+    assert_eq!(killed.code, None);
+    assert!(world.fake.secondary_token(&world.sid).is_some());
+    let cancelled = world.rotate(&[], &["--json", "credential", "rotate", "--cancel"]).ok().json();
+    assert_eq!(cancelled[0]["step"], "cancelled");
+    assert_eq!(world.fake.secondary_token(&world.sid), None, "the secondary is deleted");
+    assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()));
+    assert_eq!(world.patchbay.vault_secret(&world.asset_user).as_deref(), Some(world.old_token.as_str()));
+}
+
+#[test]
+fn slow_propagation_gives_a_clear_error_and_a_resumable_rotation() {
+    let world = world();
+    world.fake.set_propagation_delay(Duration::from_secs(3));
+    let slow = world.rotate(&[("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "500")], &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"]);
+    let error = slow.error();
+    assert!(error["message"].as_str().unwrap().contains("--resume"), "{error}");
+    assert_eq!(world.patchbay.run(&["--json", "credential", "history"]).ok().json()[0]["step"], "promoted");
+    std::thread::sleep(Duration::from_secs(3));
+    world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
+    world.assert_rotated();
+}
+
+#[test]
+fn test_credentials_cannot_rotate() {
+    let world = world();
+    let seed = world.fake.seed();
+    let test = world
+        .patchbay
+        .run_with_stdin(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Test", "--phone", "+15005550006", "--account-sid", &seed.test.sid, "--test-credentials", "--auth-token-stdin"], &seed.test.auth_token)
+        .ok()
+        .json();
+    let refused = world.rotate(&[], &["--json", "credential", "rotate", "--connection", test["id"].as_str().unwrap(), "--yes"]);
+    assert_eq!(refused.error()["field"], "test_credentials");
+    assert!(world.fake.requests().iter().all(|r| !r.path.contains("AuthTokens")), "nothing was asked of Twilio");
+}
