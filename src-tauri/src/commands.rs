@@ -8,6 +8,7 @@ use patchbay_core::{
     Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents, NewTwilioConnection,
     Patchbay, Secret, TokenSource, TwilioChanges,
 };
+use patchbay_core::rotation::{RotationPlan, RotationRecord, RotationSubject};
 use serde::Deserialize;
 use tauri::State;
 use tokio::task::AbortHandle;
@@ -185,6 +186,26 @@ pub async fn cancel_connect(pending: State<'_, PendingConnects>, request_id: Str
 
 fn lock<'a>(pending: &'a State<'_, PendingConnects>) -> std::sync::MutexGuard<'a, HashMap<String, AbortHandle>> {
     pending.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[tauri::command]
+pub async fn rotation_plan(core: Core<'_>, subject: RotationSubject) -> Answer<RotationPlan> {
+    core.plan_rotation(&subject).map_err(body)
+}
+
+#[tauri::command]
+pub async fn rotate_auth_token(core: Core<'_>, subject: RotationSubject) -> Answer<RotationRecord> {
+    core.rotate(&subject).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn resume_rotations(core: Core<'_>) -> Answer<Vec<RotationRecord>> {
+    core.resume_rotations().await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn rotation_history(core: Core<'_>) -> Answer<Vec<RotationRecord>> {
+    core.rotation_history().map_err(body)
 }
 
 #[tauri::command]

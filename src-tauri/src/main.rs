@@ -23,6 +23,18 @@ fn main() {
         }
     };
     let result = tauri::Builder::default()
+        .setup({
+            let core = Arc::clone(&core);
+            // A rotation a crash interrupted is finished (or rolled back) at start-up.
+            move |_app| {
+                tauri::async_runtime::spawn(async move {
+                    if let Err(err) = core.resume_rotations().await {
+                        eprintln!("an unfinished Auth Token rotation could not be resumed yet: {err} [{}]", err.code());
+                    }
+                });
+                Ok(())
+            }
+        })
         .manage(core)
         .manage(commands::PendingConnects::default())
         .invoke_handler(tauri::generate_handler![
@@ -41,6 +53,10 @@ fn main() {
             commands::add_twilio_connection,
             commands::update_twilio_connection,
             commands::cancel_connect,
+            commands::rotation_plan,
+            commands::rotate_auth_token,
+            commands::resume_rotations,
+            commands::rotation_history,
             commands::test_connection,
             commands::delete_connection,
         ])

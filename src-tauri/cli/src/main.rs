@@ -284,7 +284,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             }
             let subject = match (args.asset, args.folder, args.connection) {
                 (Some(name), Some(folder), _) => RotationSubject::Asset { folder, name },
-                (_, _, Some(id)) => RotationSubject::Connection(id),
+                (_, _, Some(id)) => RotationSubject::Connection { id },
                 _ => return Err(Error::invalid("arguments", "name --asset NAME --folder PATH, or --connection ID")),
             };
             let plan = core.plan_rotation(&subject)?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use uuid::Uuid;
 
 use crate::connections::{self, Connection};
@@ -20,25 +21,30 @@ use crate::vault::VaultKey;
 use crate::{Patchbay, assets};
 
 /// What to rotate: the token in a credential asset, or a connection's own token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
 pub enum RotationSubject {
     Asset { folder: String, name: String },
-    Connection(String),
+    Connection { id: String },
 }
 
 /// What a rotation will touch, shown before anything changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
 pub struct RotationPlan {
     pub account_sid: String,
     pub subject: String,
     /// Every connection that uses this token (through the asset or its own copy).
     pub dependents: Vec<Dependent>,
     /// How many places in the vault hold the token.
+    #[ts(type = "number")]
     pub copies: usize,
     pub warning: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
 pub struct Dependent {
     pub id: String,
     pub name: String,
@@ -46,7 +52,8 @@ pub struct Dependent {
     pub status: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
 pub struct RotationRecord {
     pub id: String,
     pub account_sid: String,
@@ -89,7 +96,7 @@ impl Patchbay {
         let (account_sid, token, label) = {
             let conn = self.store.conn();
             match subject {
-                RotationSubject::Connection(id) => {
+                RotationSubject::Connection { id } => {
                     let stored = connections::load(&conn, id)?;
                     if stored.test_credentials {
                         return Err(test_credentials_refused());

@@ -7,8 +7,12 @@ import type { Connector } from "./bindings/Connector";
 import type { ErrorBody } from "./bindings/ErrorBody";
 import type { Folder } from "./bindings/Folder";
 import type { FolderContents } from "./bindings/FolderContents";
+import type { RotationPlan } from "./bindings/RotationPlan";
+import type { RotationRecord } from "./bindings/RotationRecord";
+import type { RotationSubject } from "./bindings/RotationSubject";
 
 export type { Asset, Connection, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
+export type { RotationPlan, RotationRecord, RotationSubject };
 
 /** What Connect sends: the token typed, the name of a credential asset, or (Edit) neither to keep it. */
 export interface TwilioForm {
@@ -49,6 +53,10 @@ export const api = {
   updateTwilioConnection: (requestId: string, id: string, form: TwilioForm) =>
     call<Connection>("update_twilio_connection", { requestId, id, form }),
   cancelConnect: (requestId: string) => call<boolean>("cancel_connect", { requestId }),
+  rotationPlan: (subject: RotationSubject) => call<RotationPlan>("rotation_plan", { subject }),
+  rotateAuthToken: (subject: RotationSubject) => call<RotationRecord>("rotate_auth_token", { subject }),
+  resumeRotations: () => call<RotationRecord[]>("resume_rotations"),
+  rotationHistory: () => call<RotationRecord[]>("rotation_history"),
   testConnection: (id: string) => call<Connection>("test_connection", { id }),
   deleteConnection: (id: string) => call<null>("delete_connection", { id }),
 };

@@ -232,6 +232,39 @@ describe("Edit", () => {
   });
 });
 
+describe("Rotate Auth Token", () => {
+  it("names every dependent connection before rotating, shows progress, then each result and the history", async () => {
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await page.getByLabel("Asset name").fill("Twilio token");
+    await page.getByLabel("Value", { exact: true }).fill(TOKEN);
+    await page.getByRole("button", { name: "Create asset" }).click();
+    await page.getByRole("tab", { name: "Connections" }).click();
+    for (const phone of ["+15551230001", "+15551230002"]) {
+      await openTwilioForm();
+      await fillTwilio({ phone, token: "" });
+      await page.getByRole("button", { name: "More options for Auth Token" }).click();
+      await page.getByRole("menuitem", { name: "Use credential asset" }).click();
+      await page.getByLabel("Auth Token", { exact: true }).selectOption({ label: "Twilio token (Shared)" });
+      await page.getByRole("button", { name: "Connect", exact: true }).click();
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
+    }
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await page.getByRole("button", { name: "Rotate Auth Token of asset Twilio token" }).click();
+    const dialog = page.getByRole("dialog", { name: "Rotate Auth Token" });
+    await dialog.getByText("Shared/Twilio +15551230001").waitFor();
+    await dialog.getByText("Shared/Twilio +15551230002").waitFor();
+    assert.match(await dialog.textContent(), /401\/403/);
+    await dialog.getByRole("button", { name: "Rotate Auth Token" }).click();
+    await dialog.getByText(/Rotating: secondary token/).waitFor();
+    await dialog.getByText("rotated; 2 of 2 dependent connections connected with the new token").waitFor();
+    await dialog.getByRole("button", { name: "Done" }).click();
+
+    await page.getByRole("button", { name: "Rotation history" }).click();
+    const history = page.getByRole("dialog", { name: "Rotation history" });
+    await history.getByText(/credential asset 'Shared\/Twilio token'/).waitFor();
+  });
+});
+
 describe("Folders", () => {
   it("creates a sub-folder, moves through the tree with arrow keys, and names what a delete would remove", async () => {
     await page.getByRole("button", { name: "New folder" }).click();

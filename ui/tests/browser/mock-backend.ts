@@ -4,6 +4,7 @@ import type { Connection } from "../../src/lib/bindings/Connection";
 import type { Connector } from "../../src/lib/bindings/Connector";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
+import type { RotationRecord } from "../../src/lib/bindings/RotationRecord";
 import definition from "../../../src-tauri/core/connectors/twilio.json";
 
 const twilio = definition as Connector;
@@ -20,6 +21,7 @@ export function createBackend() {
   const assets: (Asset & { value: string })[] = [];
   const connections: Connection[] = [];
   const pending = new Map<string, () => void>();
+  const rotations: RotationRecord[] = [];
   const state = { connectDelayMs: 0, calls: [] as { command: string; args: Record<string, unknown> }[] };
 
   const pathOf = (id: number): string => {
@@ -174,6 +176,39 @@ export function createBackend() {
       pending.get(String(requestId))?.();
       return pending.delete(String(requestId));
     },
+    rotation_plan: ({ subject }) => {
+      const s = subject as { kind: string; name?: string; id?: string };
+      const dependents = connections
+        .filter((c) => (s.kind === "asset" ? c.auth.kind === "asset" && c.auth.name === s.name : c.id === s.id))
+        .map((c) => ({ id: c.id, name: c.name, folder: c.folder, status: "connected" }));
+      if (s.kind === "asset" && dependents.length === 0)
+        fail("invalid_input", `no connection uses credential asset '${s.name}', so Patchbay cannot tell which Twilio account it belongs to`);
+      return {
+        account_sid: connections.find((c) => c.id === dependents[0]?.id)?.account_sid ?? "",
+        subject: s.kind === "asset" ? `credential asset 'Shared/${s.name}'` : `connection '${dependents[0]?.name}'`,
+        dependents,
+        copies: 1,
+        warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted.",
+      };
+    },
+    rotate_auth_token: async ({ subject }) => {
+      const plan = handlers.rotation_plan({ subject }) as { account_sid: string; subject: string; dependents: RotationRecord["revalidated"] };
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const record: RotationRecord = {
+        id: crypto.randomUUID(),
+        account_sid: plan.account_sid,
+        subject: plan.subject,
+        step: "done",
+        outcome: `rotated; ${plan.dependents.length} of ${plan.dependents.length} dependent connections connected with the new token`,
+        revalidated: plan.dependents,
+        started_at: new Date().toISOString(),
+        finished_at: new Date().toISOString(),
+      };
+      rotations.unshift(record);
+      return record;
+    },
+    resume_rotations: () => [],
+    rotation_history: () => rotations,
     test_connection: ({ id }) => connections.find((c) => c.id === id),
     delete_connection: ({ id }) => {
       connections.splice(connections.findIndex((c) => c.id === id), 1);
