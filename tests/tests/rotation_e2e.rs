@@ -157,3 +157,15 @@ fn test_credentials_cannot_rotate() {
     assert_eq!(refused.error()["field"], "test_credentials");
     assert!(world.fake.requests().iter().all(|r| !r.path.contains("AuthTokens")), "nothing was asked of Twilio");
 }
+
+#[test]
+fn twilio_failing_at_a_step_leaves_a_rotation_that_resumes() {
+    let world = world();
+    world.fake.inject_on("/v1/AuthTokens/Promote", patchbay_tests::fake_twilio::Fault::Status(503), 1);
+    let failed = world.rotate_asset(&[]);
+    assert_eq!(failed.code(), "twilio_server_error");
+    assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "not promoted");
+    assert_eq!(world.patchbay.vault_secret(&world.asset_user).as_deref(), Some(world.old_token.as_str()), "the working token is kept");
+    world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
+    world.assert_rotated();
+}
