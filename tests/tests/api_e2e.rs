@@ -290,3 +290,34 @@ fn credentials_rotate_and_the_old_ones_stop_working() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     drop(fake);
 }
+
+#[test]
+fn a_remote_address_is_served_over_tls_only() {
+    let (_fake, patchbay, server) = setup();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let no_tls = patchbay.run(&["--json", "serve", "--listen", "0.0.0.0:0", "--allow-remote"]);
+    assert_eq!(no_tls.code, Some(2), "clap requires the TLS material with --allow-remote");
+
+    let mut child = patchbay
+        .command(&["--json", "serve", "--listen", "0.0.0.0:0", "--allow-remote", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let port = serde_json::from_str::<Value>(&first).unwrap()["listening"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    let https = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    // Only this machine is ever contacted: the wildcard listener is reached through loopback.
+    let (status, body) = send(https.get(format!("https://localhost:{port}/instances")).header("Authorization", &server.auth));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+}
