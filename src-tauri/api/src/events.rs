@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use patchbay_core::Patchbay;
 use patchbay_core::events::Delivery;
-use sha2::Sha256;
+pub use patchbay_core::events::sign;
 
 /// The header that carries `sha256=<hex HMAC of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Patchbay-Signature";
@@ -84,9 +83,9 @@ impl EventWorker {
             .post(&delivery.callback_url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(delivery.payload.clone());
-        let key = self.core.event_signing_key(&delivery.connection_id).map_err(|err| err.to_string())?;
-        if let Some(key) = key {
-            request = request.header(SIGNATURE_HEADER, format!("sha256={}", sign(key.reveal_to_owner(), &delivery.payload)));
+        let signature = self.core.event_signature(&delivery.connection_id, &delivery.payload).map_err(|err| err.to_string())?;
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
         }
         match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
@@ -94,24 +93,5 @@ impl EventWorker {
             Err(err) if err.is_timeout() => Err("the callback did not answer in time".into()),
             Err(_) => Err("the callback could not be reached".into()),
         }
-    }
-}
-
-/// Hex HMAC-SHA256 of `body` under `key`, as receivers check it.
-pub fn sign(key: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(body.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn signatures_match_the_rfc_4231_vector() {
-        // RFC 4231, test case 2.
-        assert_eq!(
-            super::sign("Jefe", "what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

@@ -3,6 +3,8 @@
 //! (the HTTP POST to the callback) is the API server's; its outcome is recorded here.
 
 use chrono::{DateTime, Duration, Timelike, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
@@ -10,7 +12,6 @@ use serde_json::json;
 use crate::connections;
 use crate::error::Result;
 use crate::folders::store_err;
-use crate::secret::Secret;
 use crate::store::now;
 use crate::twilio::Credentials;
 use crate::vault::VaultKey;
@@ -219,18 +220,35 @@ impl Patchbay {
             .map_err(store_err)
     }
 
-    /// The key that signs this instance's events, if it has one.
-    pub fn event_signing_key(&self, connection_id: &str) -> Result<Option<Secret>> {
+    /// `sha256=<hex HMAC>` of an event body under the instance's signing key, if it has
+    /// one. The key itself never leaves the core.
+    pub fn event_signature(&self, connection_id: &str, body: &str) -> Result<Option<String>> {
         match self.vault.get(&VaultKey::EventSigningKey(connection_id.to_owned())) {
-            Ok(key) => Ok(Some(key)),
+            Ok(key) => Ok(Some(format!("sha256={}", sign(key.expose(), body)))),
             Err(crate::vault::VaultError::Missing(_)) => Ok(None),
             Err(err) => Err(err.into()),
         }
     }
 }
 
+/// Hex HMAC-SHA256 of `body` under `key`, as event receivers check it.
+pub fn sign(key: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signatures_match_the_rfc_4231_vector() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            super::sign("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
     #[test]
     fn backoff_doubles_then_levels_off() {
         let seconds: Vec<i64> = [1, 2, 3, 4, 11, 30].iter().map(|n| super::backoff(*n).num_seconds()).collect();
