@@ -4,7 +4,8 @@ import { spawn } from "node:child_process";
 export class Window {
   /** Starts tauri-driver with `env` (the app inherits it) and opens `application`. */
   static async open(application, env) {
-    const port = 4444 + Math.floor(Math.random() * 1000);
+    // Away from 4445, where tauri-driver starts WebKitWebDriver.
+    const port = 5500 + Math.floor(Math.random() * 1000);
     const driver = spawn("tauri-driver", ["--port", String(port)], { env, stdio: ["ignore", "ignore", "inherit"] });
     const window = new Window(`http://127.0.0.1:${port}`, driver);
     await waitFor("tauri-driver", () => fetch(`${window.base}/status`).then((r) => r.ok), 15000);
