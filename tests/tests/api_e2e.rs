@@ -28,7 +28,8 @@ impl Drop for Server {
 impl Server {
     fn start(patchbay: &Patchbay) -> Self {
         let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
-        let (user, org) = (credentials["user"].as_str().unwrap().to_owned(), credentials["organization"].as_str().unwrap());
+        let (user, org) =
+            (credentials["user"].as_str().unwrap().to_owned(), credentials["organization"].as_str().unwrap());
         let mut child = patchbay
             .command(&["--json", "serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -36,7 +37,8 @@ impl Server {
             .expect("patchbay serve starts");
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let listening: Value = serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the listening line: {first}"));
+        let listening: Value =
+            serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the listening line: {first}"));
         Server {
             child,
             base: format!("http://{}", listening["listening"].as_str().unwrap()),
@@ -88,7 +90,12 @@ fn platform_auth_is_required_and_checked() {
     let anonymous = send(server.http.get(format!("{}/instances", server.base)));
     assert_eq!(anonymous.0, StatusCode::UNAUTHORIZED);
     assert!(anonymous.1["requestId"].is_string());
-    let wrong = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", format!("User {}, Organization nope", server.user)));
+    let wrong = send(
+        server
+            .http
+            .get(format!("{}/instances", server.base))
+            .header("Authorization", format!("User {}, Organization nope", server.user)),
+    );
     assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
     assert_eq!(server.get("/instances"), (StatusCode::OK, json!([])));
 }
@@ -118,7 +125,12 @@ fn post_instances_validates_like_connect_and_returns_the_token_once() {
     assert_eq!(own.0, StatusCode::OK);
     let all = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", &element));
     assert_eq!(all.0, StatusCode::UNAUTHORIZED);
-    let bad = send(server.http.get(format!("{}/instances/{id}", server.base)).header("Authorization", format!("User {}, Element x", server.user)));
+    let bad = send(
+        server
+            .http
+            .get(format!("{}/instances/{id}", server.base))
+            .header("Authorization", format!("User {}, Element x", server.user)),
+    );
     assert_eq!(bad.0, StatusCode::UNAUTHORIZED);
 
     // The same connection, seen by the CLI; its secret in the vault.
@@ -136,7 +148,10 @@ fn every_status_code_and_message() {
     let mut missing = instance(&fake, "x", "+15551230001");
     missing["configuration"] = json!({ "password": "x" });
     let (status, body) = server.post(&missing);
-    assert_eq!((status, body["message"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing required configuration: username, phone_number"));
+    assert_eq!(
+        (status, body["message"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "missing required configuration: username, phone_number")
+    );
 
     let mut unknown_element = instance(&fake, "x", "+15551230001");
     unknown_element["element"]["key"] = json!("slack");
@@ -178,7 +193,8 @@ fn every_status_code_and_message() {
     assert!(body["message"].as_str().unwrap().contains("cannot call back into a desktop"));
 
     let huge = "x".repeat(patchbay_api_limit() + 1);
-    let (status, _) = send(server.request(reqwest::Method::POST, "/instances").body(huge).header("content-type", "application/json"));
+    let (status, _) =
+        send(server.request(reqwest::Method::POST, "/instances").body(huge).header("content-type", "application/json"));
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -285,7 +301,8 @@ fn credentials_rotate_and_the_old_ones_stop_working() {
     assert_ne!(before["organization"], rotated["organization"]);
     let server = Server::start(&patchbay);
     assert_eq!(server.get("/instances").0, StatusCode::OK, "the new secrets work");
-    let old = format!("User {}, Organization {}", before["user"].as_str().unwrap(), before["organization"].as_str().unwrap());
+    let old =
+        format!("User {}, Organization {}", before["user"].as_str().unwrap(), before["organization"].as_str().unwrap());
     let (status, _) = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", old));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     drop(fake);
@@ -304,20 +321,61 @@ fn a_remote_address_is_served_over_tls_only() {
     assert_eq!(no_tls.code, Some(2), "clap requires the TLS material with --allow-remote");
 
     let mut child = patchbay
-        .command(&["--json", "serve", "--listen", "0.0.0.0:0", "--allow-remote", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+        .command(&[
+            "--json",
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-remote",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let port = serde_json::from_str::<Value>(&first).unwrap()["listening"].as_str().unwrap().rsplit(':').next().unwrap().to_owned();
+    let port = serde_json::from_str::<Value>(&first).unwrap()["listening"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
     let https = Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
         .build()
         .unwrap();
     // Only this machine is ever contacted: the wildcard listener is reached through loopback.
-    let (status, body) = send(https.get(format!("https://localhost:{port}/instances")).header("Authorization", &server.auth));
+    let (status, body) =
+        send(https.get(format!("https://localhost:{port}/instances")).header("Authorization", &server.auth));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!((status, body), (StatusCode::OK, json!([])));
+}
+
+#[test]
+fn username_and_password_may_come_from_credential_assets() {
+    let (fake, patchbay, server) = setup();
+    let seed = fake.seed();
+    patchbay.run_with_stdin(&["--json", "asset", "create", "Twilio SID", "--folder", "Shared"], &seed.live.sid).ok();
+    patchbay
+        .run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &seed.live.auth_token)
+        .ok();
+    let mut body = instance(&fake, "By assets", "+15551230001");
+    body["configuration"]["username"] = json!({"asset": "Twilio SID"});
+    body["configuration"]["password"] = json!({"asset": "Twilio token"});
+    let (status, created) = server.post(&body);
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["configuration"]["username"], seed.live.sid.as_str());
+    assert_eq!(created["configuration"]["password"], json!({"asset": "Twilio token"}));
+
+    body["name"] = json!("Not a SID");
+    body["configuration"]["username"] = json!({"asset": "Twilio token"});
+    let (status, error) = server.post(&body);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("does not hold an Account SID"), "{error}");
+    assert!(!error.to_string().contains(&seed.live.auth_token), "the asset's value is never echoed");
 }

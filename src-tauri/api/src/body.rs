@@ -24,6 +24,22 @@ struct ElementRef {
     key: String,
 }
 
+const USERNAME_SHAPE: &str = "username must be the Account SID (AC followed by 32 hex digits) or {\"asset\": \"NAME\"}";
+
+/// The Account SID as given, or the credential asset that holds it.
+#[derive(Debug)]
+pub enum Username {
+    Sid(String),
+    Asset(String),
+}
+
+/// A parsed request whose username may still name an asset.
+#[derive(Debug)]
+pub struct ParsedSpec {
+    pub spec: InstanceSpec,
+    pub username: Username,
+}
+
 const REQUIRED: [&str; 3] = ["username", "password", "phone_number"];
 const OPTIONAL: [&str; 8] = [
     "test_credentials",
@@ -43,7 +59,7 @@ pub fn parse(bytes: &[u8]) -> Result<InstanceBody, ApiError> {
 impl InstanceBody {
     /// The core's view of the request. On PUT (`keep_token`) a missing password keeps the
     /// instance's current token.
-    pub fn into_spec(self, keep_token: bool) -> Result<InstanceSpec, ApiError> {
+    pub fn into_spec(self, keep_token: bool) -> Result<ParsedSpec, ApiError> {
         if self.element.key != ELEMENT_KEY {
             return Err(ApiError::bad_request(format!(
                 "unknown element key '{}'; known keys: {ELEMENT_KEY}",
@@ -51,7 +67,9 @@ impl InstanceBody {
             )));
         }
         let config = self.configuration;
-        if let Some(unknown) = config.keys().find(|key| !REQUIRED.contains(&key.as_str()) && !OPTIONAL.contains(&key.as_str())) {
+        if let Some(unknown) =
+            config.keys().find(|key| !REQUIRED.contains(&key.as_str()) && !OPTIONAL.contains(&key.as_str()))
+        {
             return Err(ApiError::bad_request(format!(
                 "unknown configuration entry '{unknown}'; known entries: {}",
                 REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect::<Vec<_>>().join(", ")
@@ -78,7 +96,9 @@ impl InstanceBody {
                     .as_u64()
                     .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| ApiError::bad_request("event.poller.refresh_interval must be a whole number of minutes"))?,
+                    .ok_or_else(|| {
+                        ApiError::bad_request("event.poller.refresh_interval must be a whole number of minutes")
+                    })?,
             },
         };
         let auth_token = match config.get("password") {
@@ -90,15 +110,20 @@ impl InstanceBody {
             },
             Some(_) => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
         };
-        Ok(InstanceSpec {
+        let username = match config.get("username") {
+            Some(Value::String(sid)) => Username::Sid(sid.clone()),
+            Some(Value::Object(asset)) => match (asset.len(), asset.get("asset")) {
+                (1, Some(Value::String(name))) => Username::Asset(name.clone()),
+                _ => return Err(ApiError::bad_request(USERNAME_SHAPE)),
+            },
+            _ => return Err(ApiError::bad_request(USERNAME_SHAPE)),
+        };
+        let spec = InstanceSpec {
             folder: self.folder.unwrap_or_else(|| "Shared".into()),
             name: self.name,
             tags: self.tags,
             phone_number: text(&config, "phone_number")?.unwrap_or_default(),
-            account_sid: match config.get("username") {
-                Some(Value::String(sid)) => sid.clone(),
-                _ => return Err(ApiError::bad_request("username must be the Account SID (AC followed by 32 hex digits)")),
-            },
+            account_sid: String::new(),
             test_credentials: boolean(&config, "test_credentials")?.unwrap_or(false),
             auth_token,
             settings: InstanceSettings {
@@ -107,7 +132,8 @@ impl InstanceBody {
                 signing_key: false,
             },
             signature_key: text(&config, "event.notification.signature.key")?.map(Secret::new),
-        })
+        };
+        Ok(ParsedSpec { spec, username })
     }
 }
 
@@ -186,8 +212,12 @@ mod tests {
     use super::*;
 
     fn body(configuration: Value) -> InstanceBody {
-        parse(json!({"element": {"key": "twiliov2"}, "name": "Finance SMS", "configuration": configuration}).to_string().as_bytes())
-            .unwrap()
+        parse(
+            json!({"element": {"key": "twiliov2"}, "name": "Finance SMS", "configuration": configuration})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -199,17 +229,27 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_elements_are_refused_clearly() {
-        let err = body(json!({"username": "AC1", "password": "x", "phone_number": "+1", "colour": "red"})).into_spec(false).unwrap_err();
+        let err = body(json!({"username": "AC1", "password": "x", "phone_number": "+1", "colour": "red"}))
+            .into_spec(false)
+            .unwrap_err();
         assert!(err.message.starts_with("unknown configuration entry 'colour'"));
-        let err = parse(br#"{"element": {"key": "twiliov2"}, "name": "x", "configuration": {}, "extra": 1}"#).err().unwrap();
+        let err =
+            parse(br#"{"element": {"key": "twiliov2"}, "name": "x", "configuration": {}, "extra": 1}"#).err().unwrap();
         assert!(err.message.contains("unknown field `extra`"));
-        let err = parse(br#"{"element": {"key": "slack"}, "name": "x", "configuration": {}}"#).unwrap().into_spec(false).unwrap_err();
+        let err = parse(br#"{"element": {"key": "slack"}, "name": "x", "configuration": {}}"#)
+            .unwrap()
+            .into_spec(false)
+            .unwrap_err();
         assert_eq!(err.message, "unknown element key 'slack'; known keys: twiliov2");
     }
 
     #[test]
-    fn a_password_may_name_a_credential_asset() {
-        let spec = body(json!({"username": "AC1", "password": {"asset": "token"}, "phone_number": "+1"})).into_spec(false).unwrap();
+    fn username_and_password_may_name_credential_assets() {
+        let parsed = body(json!({"username": {"asset": "sid"}, "password": {"asset": "token"}, "phone_number": "+1"}))
+            .into_spec(false)
+            .unwrap();
+        assert!(matches!(parsed.username, Username::Asset(name) if name == "sid"));
+        let spec = parsed.spec;
         assert!(matches!(spec.auth_token, Some(TokenSource::Asset(name)) if name == "token"));
         assert_eq!(spec.folder, "Shared");
         assert!(spec.settings.filter_nulls);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, caller};
-use crate::body::{instance_json, parse};
+use crate::body::{ParsedSpec, Username, instance_json, parse};
 use crate::{ApiError, MAX_BODY_BYTES};
 
 #[derive(Clone)]
@@ -33,7 +33,9 @@ pub fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error> {
         .route("/instances", get(list).post(create))
         .route("/instances/{id}", get(fetch).put(replace).delete(remove))
         .route("/instances/{id}/events", get(events))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml")
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api))
 }
@@ -57,10 +59,22 @@ impl Api {
     }
 }
 
+/// The core's spec, with a username given as a credential asset resolved to its SID.
+fn resolve(api: &Api, parsed: ParsedSpec, folder: &str) -> Result<patchbay_core::instances::InstanceSpec, ApiError> {
+    let mut spec = parsed.spec;
+    spec.account_sid = match parsed.username {
+        Username::Sid(sid) => sid,
+        Username::Asset(name) => api.core.account_sid_from_asset(folder, &name)?,
+    };
+    spec.settings.check()?;
+    Ok(spec)
+}
+
 async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
     api.organization(&headers)?;
-    let spec = parse(&body)?.into_spec(false)?;
-    spec.settings.check()?;
+    let parsed = parse(&body)?.into_spec(false)?;
+    let folder = parsed.spec.folder.clone();
+    let spec = resolve(&api, parsed, &folder)?;
     let (instance, token) = api.core.provision_instance(spec).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&instance, Some(&token)))))
 }
@@ -74,7 +88,11 @@ struct ListQuery {
     element: Option<String>,
 }
 
-async fn list(State(api): State<Api>, headers: HeaderMap, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Answer {
+async fn list(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
     api.organization(&headers)?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
     if query.element.as_deref().is_some_and(|element| element != ELEMENT_KEY) {
@@ -82,7 +100,10 @@ async fn list(State(api): State<Api>, headers: HeaderMap, query: Result<Query<Li
     }
     let filter = InstanceFilter {
         folder: query.folder,
-        tags: query.tags.map(|tags| tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()).unwrap_or_default(),
+        tags: query
+            .tags
+            .map(|tags| tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+            .unwrap_or_default(),
     };
     let instances = api.core.instances(&filter)?;
     Ok((StatusCode::OK, axum::Json(Value::Array(instances.iter().map(|i| instance_json(i, None)).collect()))))
@@ -95,8 +116,9 @@ async fn fetch(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String
 
 async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Answer {
     api.instance(&headers, &id)?;
-    let spec = parse(&body)?.into_spec(true)?;
-    spec.settings.check()?;
+    let parsed = parse(&body)?.into_spec(true)?;
+    let folder = api.core.connection(&id)?.folder;
+    let spec = resolve(&api, parsed, &folder)?;
     Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(&id, spec).await?, None))))
 }
 
@@ -107,7 +129,11 @@ async fn events(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Strin
     Ok((StatusCode::OK, axum::Json(serde_json::to_value(deliveries).expect("plain data serialises"))))
 }
 
-async fn remove(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn remove(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     api.instance(&headers, &id)?;
     api.core.delete_connection(&id)?;
     Ok((StatusCode::OK, axum::Json(json!({ "id": id, "deleted": true }))))

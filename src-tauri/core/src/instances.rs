@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::connections::{self, Connection, ConnectionQuery, MAX_PAGE_SIZE, NewTwilioConnection, TokenSource, TwilioChanges};
+use crate::Patchbay;
+use crate::connections::{
+    self, Connection, ConnectionQuery, MAX_PAGE_SIZE, NewTwilioConnection, TokenSource, TwilioChanges,
+};
 use crate::error::{Error, Result};
 use crate::folders::store_err;
 use crate::secret::Secret;
 use crate::vault::VaultKey;
-use crate::Patchbay;
 
 /// The connector key scripts use for Twilio, as connector platforms name it.
 pub const ELEMENT_KEY: &str = "twiliov2";
@@ -75,7 +77,10 @@ impl InstanceSettings {
             return Err(Error::invalid("event.notification.type", "event.notification.type must be 'webhook'"));
         }
         if events.refresh_minutes < 1 {
-            return Err(Error::invalid("event.poller.refresh_interval", "event.poller.refresh_interval is at least 1 minute"));
+            return Err(Error::invalid(
+                "event.poller.refresh_interval",
+                "event.poller.refresh_interval is at least 1 minute",
+            ));
         }
         match (&events.callback_url, events.enabled) {
             (None, true) => Err(Error::invalid(
@@ -162,7 +167,8 @@ impl Patchbay {
     pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
         spec.settings.check()?;
         spec.settings.signing_key = spec.signature_key.is_some();
-        let auth_token = spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
+        let auth_token =
+            spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
         let connection = self
             .add_twilio_connection(NewTwilioConnection {
                 folder: spec.folder,
@@ -240,7 +246,12 @@ impl Patchbay {
     }
 
     /// Starts the event cursor when events are on, and keeps a new signing key.
-    fn apply_event_settings(&self, id: &str, settings: &InstanceSettings, signature_key: Option<&Secret>) -> Result<()> {
+    fn apply_event_settings(
+        &self,
+        id: &str,
+        settings: &InstanceSettings,
+        signature_key: Option<&Secret>,
+    ) -> Result<()> {
         if let Some(key) = signature_key {
             self.vault.put(&VaultKey::EventSigningKey(id.to_owned()), key)?;
         }
@@ -248,6 +259,26 @@ impl Patchbay {
             self.start_events(id)?;
         }
         Ok(())
+    }
+
+    /// The Account SID kept in a credential asset visible from `folder`, for callers that
+    /// name the username by asset. A SID is no secret, so it is returned as text.
+    pub fn account_sid_from_asset(&self, folder: &str, name: &str) -> Result<String> {
+        let value = {
+            let conn = self.store.conn();
+            let folder_id = crate::folders::resolve(&conn, folder)?;
+            let asset_id = crate::assets::resolve_visible(&conn, folder_id, name.trim())?;
+            self.vault.get(&VaultKey::Asset(asset_id))?
+        };
+        connections::check_account_sid(value.expose()).map_err(|_| {
+            Error::invalid(
+                "username",
+                format!(
+                    "credential asset '{}' does not hold an Account SID (AC followed by 32 hex digits)",
+                    name.trim()
+                ),
+            )
+        })
     }
 
     /// Whether `token` is this instance's token (constant-time on the hashes).
@@ -293,10 +324,9 @@ impl Patchbay {
             .optional()
             .map_err(store_err)?;
         let (tags, settings) = match row {
-            Some((tags, settings)) => (
-                serde_json::from_str(&tags).unwrap_or_default(),
-                serde_json::from_str(&settings).unwrap_or_default(),
-            ),
+            Some((tags, settings)) => {
+                (serde_json::from_str(&tags).unwrap_or_default(), serde_json::from_str(&settings).unwrap_or_default())
+            }
             None => (Vec::new(), InstanceSettings::default()),
         };
         Ok(Instance { connection, tags, settings })
