@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use patchbay_core::{
-    Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents, NewTwilioConnection,
-    Patchbay, Secret, TokenSource, TwilioChanges,
-};
 use patchbay_core::rotation::{RotationPlan, RotationRecord, RotationSubject};
+use patchbay_core::{
+    Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents,
+    NewTwilioConnection, Patchbay, Secret, TokenSource, TwilioChanges,
+};
 use serde::Deserialize;
 use tauri::State;
 use tokio::task::AbortHandle;
@@ -123,7 +123,9 @@ pub async fn add_twilio_connection(
     mut form: TwilioForm,
 ) -> Answer<Connection> {
     let Some(auth_token) = form.token() else {
-        return Err(patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body());
+        return Err(
+            patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body()
+        );
     };
     let new = NewTwilioConnection {
         folder,

@@ -17,7 +17,11 @@ pub fn patchbay_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join(format!("patchbay{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} is missing: build it first (cargo build -p patchbay-cli) or run tests/run.sh", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p patchbay-cli) or run tests/run.sh",
+        bin.display()
+    );
     bin
 }
 
@@ -120,23 +124,16 @@ impl Patchbay {
             .output()
             .expect("secret-tool (libsecret-tools) is installed");
         let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        let mut users: Vec<String> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("attribute.username = "))
-            .map(str::to_owned)
-            .collect();
+        let mut users: Vec<String> =
+            text.lines().filter_map(|line| line.strip_prefix("attribute.username = ")).map(str::to_owned).collect();
         users.sort();
         users
     }
 }
 
 pub fn run_command(mut command: Command, stdin: &str) -> Run {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("patchbay starts");
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("patchbay starts");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
     let Output { status, stdout, stderr } = child.wait_with_output().expect("patchbay finishes");
     Run {

@@ -13,7 +13,8 @@ fn setup() -> (FakeTwilio, Patchbay) {
 }
 
 fn add_twilio<'a>(folder: &'a str, phone: &'a str, sid: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--json", "connection", "add", "twilio", "--folder", folder, "--phone", phone, "--account-sid", sid];
+    let mut args =
+        vec!["--json", "connection", "add", "twilio", "--folder", folder, "--phone", phone, "--account-sid", sid];
     args.extend_from_slice(extra);
     args
 }
@@ -33,7 +34,10 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     record(patchbay.run(&["--json", "folder", "create", "Shared/Finance"]).ok());
     let own = record(
         patchbay
-            .run_with_stdin(&add_twilio("Shared/Finance", "+1 555-123-0001", &seed.live.sid, &["--auth-token-stdin"]), &format!("{token}\n"))
+            .run_with_stdin(
+                &add_twilio("Shared/Finance", "+1 555-123-0001", &seed.live.sid, &["--auth-token-stdin"]),
+                &format!("{token}\n"),
+            )
             .ok(),
     )
     .json();
@@ -45,7 +49,12 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     record(patchbay.run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &token).ok());
     let via_asset = record(
         patchbay
-            .run(&add_twilio("Shared/Finance", "+15551230002", &seed.live.sid, &["--auth-token-asset", "Twilio token", "--name", "Alerts"]))
+            .run(&add_twilio(
+                "Shared/Finance",
+                "+15551230002",
+                &seed.live.sid,
+                &["--auth-token-asset", "Twilio token", "--name", "Alerts"],
+            ))
             .ok(),
     )
     .json();
@@ -62,7 +71,10 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     .json();
     assert_eq!(test_creds["test_credentials"], true);
 
-    let wrong = record(patchbay.run_with_stdin(&add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token-stdin"]), &"ab".repeat(16)));
+    let wrong = record(patchbay.run_with_stdin(
+        &add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token-stdin"]),
+        &"ab".repeat(16),
+    ));
     assert_eq!(wrong.error()["code"], "twilio_auth_failed");
     assert_eq!(wrong.error()["twilio_code"], 20003);
 
@@ -70,7 +82,9 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     assert_eq!(listed["total"], 2);
     let shown = record(patchbay.run(&["--json", "connection", "show", &own_id]).ok()).json();
     assert_eq!(shown["id"], own_id.as_str());
-    let tested = record(patchbay.run(&["--json", "connection", "test", &via_asset["id"].as_str().unwrap().to_owned()]).ok()).json();
+    let tested =
+        record(patchbay.run(&["--json", "connection", "test", &via_asset["id"].as_str().unwrap().to_owned()]).ok())
+            .json();
     assert_eq!(tested["status"]["state"], "connected");
     record(patchbay.run(&["connection", "list"]).ok());
     record(patchbay.run(&["asset", "list"]).ok());
@@ -99,17 +113,72 @@ fn every_connect_rule_has_its_error_code() {
     let seed = fake.seed();
     let live = &seed.live;
     let cases: Vec<(Vec<&str>, &str, &str, Option<&str>)> = vec![
-        (add_twilio("Shared", "5551230001", &live.sid, &["--auth-token-stdin"]), live.auth_token.as_str(), "invalid_input", Some("phone_number")),
-        (add_twilio("Shared", "+15551230001", "AC12", &["--auth-token-stdin"]), &live.auth_token, "invalid_input", Some("account_sid")),
-        (add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-stdin"]), "short", "invalid_input", Some("auth_token")),
-        (add_twilio("Nowhere", "+15551230001", &live.sid, &["--auth-token-stdin"]), &live.auth_token, "folder_not_found", None),
-        (add_twilio("Shared", "+15551230001", &live.sid, &["--test-credentials", "--auth-token-stdin"]), &live.auth_token, "twilio_test_credentials_expected", Some("test_credentials")),
-        (add_twilio("Shared", "+15005550006", &seed.test.sid, &["--auth-token-stdin"]), &seed.test.auth_token, "twilio_live_credentials_expected", Some("test_credentials")),
-        (add_twilio("Shared", "+15005550001", &seed.test.sid, &["--test-credentials", "--auth-token-stdin"]), &seed.test.auth_token, "twilio_test_phone_invalid", Some("phone_number")),
-        (add_twilio("Shared", "+15551239999", &live.sid, &["--auth-token-stdin"]), &live.auth_token, "twilio_phone_not_in_account", Some("phone_number")),
-        (add_twilio("Shared", "+15551238001", &seed.suspended.sid, &["--auth-token-stdin"]), &seed.suspended.auth_token, "twilio_account_suspended", None),
-        (add_twilio("Shared", "+15551237001", &seed.closed.sid, &["--auth-token-stdin"]), &seed.closed.auth_token, "twilio_account_closed", None),
-        (add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-asset", "missing"]), "", "asset_not_found", Some("auth_token")),
+        (
+            add_twilio("Shared", "5551230001", &live.sid, &["--auth-token-stdin"]),
+            live.auth_token.as_str(),
+            "invalid_input",
+            Some("phone_number"),
+        ),
+        (
+            add_twilio("Shared", "+15551230001", "AC12", &["--auth-token-stdin"]),
+            &live.auth_token,
+            "invalid_input",
+            Some("account_sid"),
+        ),
+        (
+            add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-stdin"]),
+            "short",
+            "invalid_input",
+            Some("auth_token"),
+        ),
+        (
+            add_twilio("Nowhere", "+15551230001", &live.sid, &["--auth-token-stdin"]),
+            &live.auth_token,
+            "folder_not_found",
+            None,
+        ),
+        (
+            add_twilio("Shared", "+15551230001", &live.sid, &["--test-credentials", "--auth-token-stdin"]),
+            &live.auth_token,
+            "twilio_test_credentials_expected",
+            Some("test_credentials"),
+        ),
+        (
+            add_twilio("Shared", "+15005550006", &seed.test.sid, &["--auth-token-stdin"]),
+            &seed.test.auth_token,
+            "twilio_live_credentials_expected",
+            Some("test_credentials"),
+        ),
+        (
+            add_twilio("Shared", "+15005550001", &seed.test.sid, &["--test-credentials", "--auth-token-stdin"]),
+            &seed.test.auth_token,
+            "twilio_test_phone_invalid",
+            Some("phone_number"),
+        ),
+        (
+            add_twilio("Shared", "+15551239999", &live.sid, &["--auth-token-stdin"]),
+            &live.auth_token,
+            "twilio_phone_not_in_account",
+            Some("phone_number"),
+        ),
+        (
+            add_twilio("Shared", "+15551238001", &seed.suspended.sid, &["--auth-token-stdin"]),
+            &seed.suspended.auth_token,
+            "twilio_account_suspended",
+            None,
+        ),
+        (
+            add_twilio("Shared", "+15551237001", &seed.closed.sid, &["--auth-token-stdin"]),
+            &seed.closed.auth_token,
+            "twilio_account_closed",
+            None,
+        ),
+        (
+            add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-asset", "missing"]),
+            "",
+            "asset_not_found",
+            Some("auth_token"),
+        ),
     ];
     for (args, stdin, code, field) in cases {
         let error = patchbay.run_with_stdin(&args, stdin).error();
@@ -150,13 +219,25 @@ fn folders_assets_and_names_follow_the_tree_rules() {
     let moved = run(&["--json", "folder", "move", "Shared/Accounting", "--top-level"]).ok().json();
     assert_eq!(moved["path"], "Accounting");
     run(&["--json", "folder", "move", "Accounting", "--to", "Shared"]).ok();
-    let tree: Vec<String> = run(&["--json", "folder", "list"]).ok().json().as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_owned()).collect();
+    let tree: Vec<String> = run(&["--json", "folder", "list"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(tree, ["Shared", "Shared/Accounting", "Shared/Accounting/EMEA"]);
     let human = run(&["folder", "list"]).ok().stdout;
     assert_eq!(human, "Shared\n  Accounting\n    EMEA\n");
 
-    patchbay.run_with_stdin(&["--json", "asset", "create", "token", "--folder", "Shared/Accounting"], &seed.live.auth_token).ok();
-    assert_eq!(patchbay.run_with_stdin(&["--json", "asset", "create", "token", "--folder", "Shared/Accounting"], "x").code(), "name_taken");
+    patchbay
+        .run_with_stdin(&["--json", "asset", "create", "token", "--folder", "Shared/Accounting"], &seed.live.auth_token)
+        .ok();
+    assert_eq!(
+        patchbay.run_with_stdin(&["--json", "asset", "create", "token", "--folder", "Shared/Accounting"], "x").code(),
+        "name_taken"
+    );
     patchbay
         .run(&add_twilio("Shared/Accounting/EMEA", "+15551230001", &seed.live.sid, &["--auth-token-asset", "token"]))
         .ok();
@@ -180,7 +261,8 @@ fn the_catalog_is_searchable() {
     let (_fake, patchbay) = setup();
     let found = patchbay.run(&["--json", "connectors", "--search", "TWÍ"]).ok().json();
     assert_eq!(found[0]["key"], "twilio");
-    let fields: Vec<&str> = found[0]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        found[0]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(fields, ["phone_number", "test_credentials", "account_sid", "auth_token"]);
     assert_eq!(patchbay.run(&["--json", "connectors", "--search", "salesforce"]).ok().json(), Value::Array(vec![]));
 }
@@ -189,10 +271,12 @@ fn the_catalog_is_searchable() {
 fn secrets_are_never_taken_as_arguments() {
     let (fake, patchbay) = setup();
     let seed = fake.seed();
-    let run = patchbay.run(&add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token", &seed.live.auth_token]));
+    let run =
+        patchbay.run(&add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token", &seed.live.auth_token]));
     assert_eq!(run.code, Some(2));
     assert_eq!(run.error()["code"], "invalid_input");
-    let empty = patchbay.run_with_stdin(&add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token-stdin"]), "");
+    let empty =
+        patchbay.run_with_stdin(&add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token-stdin"]), "");
     assert_eq!((empty.code().as_str(), empty.error()["field"].as_str()), ("invalid_input", Some("stdin")));
     assert!(fake.requests().is_empty());
 }
@@ -214,7 +298,13 @@ fn vault_trouble_is_named_and_nothing_is_half_saved() {
     let mut locked = std::process::Command::new("dbus-run-session");
     locked
         .env("XDG_DATA_HOME", keyring_home.path())
-        .args(["--", "sh", "-c", "gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1; exec \"$@\"", "sh"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1; exec \"$@\"",
+            "sh",
+        ])
         .arg(patchbay_bin())
         .arg("--data-dir")
         .arg(patchbay.data_dir.path())

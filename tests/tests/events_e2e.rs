@@ -38,7 +38,8 @@ fn callback_server(fail: usize) -> (String, Arc<Mutex<Received>>) {
                         if received.calls <= received.fail {
                             return StatusCode::INTERNAL_SERVER_ERROR;
                         }
-                        let signature = headers.get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                        let signature =
+                            headers.get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
                         received.delivered.push((serde_json::from_str(&body).unwrap(), signature.clone()));
                         assert_eq!(signature, format!("sha256={}", sign("shared-secret", &body)), "a valid signature");
                         StatusCode::NO_CONTENT
@@ -63,7 +64,8 @@ impl Drop for Serve {
 }
 
 fn serve(patchbay: &Patchbay) -> Serve {
-    let mut child = patchbay.command(&["--json", "serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        patchbay.command(&["--json", "serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let address = serde_json::from_str::<Value>(&first).unwrap()["listening"].as_str().unwrap().to_owned();
@@ -87,7 +89,11 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     let mut patchbay = Patchbay::new(&fake);
     patchbay.set_env("PATCHBAY_EVENT_POLL_INTERVAL_MS", "200");
     let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
-    let auth = format!("User {}, Organization {}", credentials["user"].as_str().unwrap(), credentials["organization"].as_str().unwrap());
+    let auth = format!(
+        "User {}, Organization {}",
+        credentials["user"].as_str().unwrap(),
+        credentials["organization"].as_str().unwrap()
+    );
     let (callback, received) = callback_server(2);
 
     // Before events are enabled: not an event.
@@ -114,12 +120,19 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
     assert_eq!(created["configuration"]["event.notification.signature.key"], "********");
 
-    let mut sids: Vec<String> = (1..=3).map(|n| fake.receive_message(&seed.live.sid, "+15557654321", &number, &format!("hello {n}"))).collect();
+    let mut sids: Vec<String> =
+        (1..=3).map(|n| fake.receive_message(&seed.live.sid, "+15557654321", &number, &format!("hello {n}"))).collect();
     fake.receive_message(&seed.live.sid, "+15557654321", &seed.live.phone_numbers[1], "another number");
     wait_for("three events", || received.lock().unwrap().delivered.len() >= 3);
 
     // The failures are visible, then retried with backoff until delivered.
-    let events: Value = http.get(format!("{}/instances/{id}/events", server.1)).header("Authorization", &auth).send().unwrap().json().unwrap();
+    let events: Value = http
+        .get(format!("{}/instances/{id}/events", server.1))
+        .header("Authorization", &auth)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let states: HashMap<&str, (&str, u64)> = events
         .as_array()
         .unwrap()
@@ -139,7 +152,8 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     drop(server);
 
     let received = received.lock().unwrap();
-    let delivered: Vec<&str> = received.delivered.iter().map(|(event, _)| event["messageSid"].as_str().unwrap()).collect();
+    let delivered: Vec<&str> =
+        received.delivered.iter().map(|(event, _)| event["messageSid"].as_str().unwrap()).collect();
     let mut expected: Vec<&str> = sids.iter().map(String::as_str).collect();
     let mut got = delivered.clone();
     expected.sort();

@@ -25,14 +25,49 @@ fn world() -> World {
     patchbay.set_env("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "5000");
     let seed = fake.seed();
     let (sid, token) = (seed.live.sid.clone(), seed.live.auth_token.clone());
-    let asset = patchbay.run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &token).ok().json();
+    let asset = patchbay
+        .run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &token)
+        .ok()
+        .json();
     for (name, phone) in [("Alerts", "+15551230001"), ("Invoices", "+15551230002")] {
         patchbay
-            .run(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", name, "--phone", phone, "--account-sid", &sid, "--auth-token-asset", "Twilio token"])
+            .run(&[
+                "--json",
+                "connection",
+                "add",
+                "twilio",
+                "--folder",
+                "Shared",
+                "--name",
+                name,
+                "--phone",
+                phone,
+                "--account-sid",
+                &sid,
+                "--auth-token-asset",
+                "Twilio token",
+            ])
             .ok();
     }
     let own = patchbay
-        .run_with_stdin(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Own copy", "--phone", "+15551230001", "--account-sid", &sid, "--auth-token-stdin"], &token)
+        .run_with_stdin(
+            &[
+                "--json",
+                "connection",
+                "add",
+                "twilio",
+                "--folder",
+                "Shared",
+                "--name",
+                "Own copy",
+                "--phone",
+                "+15551230001",
+                "--account-sid",
+                &sid,
+                "--auth-token-stdin",
+            ],
+            &token,
+        )
         .ok()
         .json();
     World {
@@ -55,7 +90,10 @@ impl World {
     }
 
     fn rotate_asset(&self, extra_env: &[(&str, &str)]) -> Run {
-        self.rotate(extra_env, &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"])
+        self.rotate(
+            extra_env,
+            &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"],
+        )
     }
 
     /// Every copy Patchbay holds is the fake's primary, which is not the old token, and
@@ -65,7 +103,10 @@ impl World {
         assert_ne!(primary, self.old_token, "the token changed at Twilio");
         assert_eq!(self.patchbay.vault_secret(&self.asset_user).as_deref(), Some(primary.as_str()));
         assert_eq!(self.patchbay.vault_secret(&self.own_user).as_deref(), Some(primary.as_str()));
-        assert!(self.patchbay.vault_entries().iter().all(|user| !user.starts_with("rotation/")), "no pending token left");
+        assert!(
+            self.patchbay.vault_entries().iter().all(|user| !user.starts_with("rotation/")),
+            "no pending token left"
+        );
         let listed = self.patchbay.run(&["--json", "connection", "list"]).ok().json();
         for connection in listed["items"].as_array().unwrap() {
             let id = connection["id"].as_str().unwrap();
@@ -74,7 +115,21 @@ impl World {
         }
         // The old token is dead at Twilio.
         let old = self.patchbay.run_with_stdin(
-            &["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Old", "--phone", "+15551230001", "--account-sid", &self.sid, "--auth-token-stdin"],
+            &[
+                "--json",
+                "connection",
+                "add",
+                "twilio",
+                "--folder",
+                "Shared",
+                "--name",
+                "Old",
+                "--phone",
+                "+15551230001",
+                "--account-sid",
+                &self.sid,
+                "--auth-token-stdin",
+            ],
             &self.old_token,
         );
         assert_eq!(old.code(), "twilio_auth_failed");
@@ -84,12 +139,14 @@ impl World {
 #[test]
 fn rotating_an_asset_updates_every_dependent_connection() {
     let world = world();
-    let mut plan = world.patchbay.command(&["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared"]);
+    let mut plan =
+        world.patchbay.command(&["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared"]);
     plan.env("PATCHBAY_LOG", "off");
     let unconfirmed = run_command(plan, "");
     assert_eq!(unconfirmed.code(), "invalid_input", "no --yes, no rotation");
     let shown: Value = serde_json::from_str(unconfirmed.stderr.lines().next().unwrap()).unwrap();
-    let names: Vec<&str> = shown["dependents"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        shown["dependents"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Alerts", "Invoices", "Own copy"], "the plan names every dependent");
     assert!(shown["warning"].as_str().unwrap().contains("401/403"));
     assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "nothing changed yet");
@@ -135,7 +192,10 @@ fn cancelling_before_promotion_changes_nothing() {
 fn slow_propagation_gives_a_clear_error_and_a_resumable_rotation() {
     let world = world();
     world.fake.set_propagation_delay(Duration::from_secs(3));
-    let slow = world.rotate(&[("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "500")], &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"]);
+    let slow = world.rotate(
+        &[("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "500")],
+        &["--json", "credential", "rotate", "--asset", "Twilio token", "--folder", "Shared", "--yes"],
+    );
     let error = slow.error();
     assert!(error["message"].as_str().unwrap().contains("--resume"), "{error}");
     assert_eq!(world.patchbay.run(&["--json", "credential", "history"]).ok().json()[0]["step"], "promoted");
@@ -150,10 +210,29 @@ fn test_credentials_cannot_rotate() {
     let seed = world.fake.seed();
     let test = world
         .patchbay
-        .run_with_stdin(&["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", "Test", "--phone", "+15005550006", "--account-sid", &seed.test.sid, "--test-credentials", "--auth-token-stdin"], &seed.test.auth_token)
+        .run_with_stdin(
+            &[
+                "--json",
+                "connection",
+                "add",
+                "twilio",
+                "--folder",
+                "Shared",
+                "--name",
+                "Test",
+                "--phone",
+                "+15005550006",
+                "--account-sid",
+                &seed.test.sid,
+                "--test-credentials",
+                "--auth-token-stdin",
+            ],
+            &seed.test.auth_token,
+        )
         .ok()
         .json();
-    let refused = world.rotate(&[], &["--json", "credential", "rotate", "--connection", test["id"].as_str().unwrap(), "--yes"]);
+    let refused =
+        world.rotate(&[], &["--json", "credential", "rotate", "--connection", test["id"].as_str().unwrap(), "--yes"]);
     assert_eq!(refused.error()["field"], "test_credentials");
     assert!(world.fake.requests().iter().all(|r| !r.path.contains("AuthTokens")), "nothing was asked of Twilio");
 }
@@ -165,7 +244,11 @@ fn twilio_failing_at_a_step_leaves_a_rotation_that_resumes() {
     let failed = world.rotate_asset(&[]);
     assert_eq!(failed.code(), "twilio_server_error");
     assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "not promoted");
-    assert_eq!(world.patchbay.vault_secret(&world.asset_user).as_deref(), Some(world.old_token.as_str()), "the working token is kept");
+    assert_eq!(
+        world.patchbay.vault_secret(&world.asset_user).as_deref(),
+        Some(world.old_token.as_str()),
+        "the working token is kept"
+    );
     world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
     world.assert_rotated();
 }

@@ -48,7 +48,9 @@ impl From<patchbay_core::Error> for ApiError {
             "not_found" => StatusCode::NOT_FOUND,
             "name_taken" => StatusCode::CONFLICT,
             "twilio_unreachable" | "twilio_server_error" | "twilio_rate_limited" => StatusCode::BAD_GATEWAY,
-            "vault_unavailable" | "vault_locked" | "vault_secret_missing" | "store_failed" => StatusCode::SERVICE_UNAVAILABLE,
+            "vault_unavailable" | "vault_locked" | "vault_secret_missing" | "store_failed" => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         let mut api = Self::new(status, code, err.to_string());

@@ -51,7 +51,8 @@ impl EventWorker {
         };
         for (id, refresh_minutes, polled_at) in instances {
             let every = self.poll_override.unwrap_or(Duration::from_secs(u64::from(refresh_minutes) * 60));
-            let due = polled_at.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every);
+            let due =
+                polled_at.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every);
             if !due {
                 continue;
             }
@@ -83,7 +84,8 @@ impl EventWorker {
             .post(&delivery.callback_url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(delivery.payload.clone());
-        let signature = self.core.event_signature(&delivery.connection_id, &delivery.payload).map_err(|err| err.to_string())?;
+        let signature =
+            self.core.event_signature(&delivery.connection_id, &delivery.payload).map_err(|err| err.to_string())?;
         if let Some(signature) = signature {
             request = request.header(SIGNATURE_HEADER, signature);
         }

@@ -41,7 +41,11 @@ pub enum ServeError {
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+pub async fn serve(
+    core: Arc<Patchbay>,
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
     let remote = !options.listen.ip().is_loopback();
     if remote && !(options.allow_remote && options.tls.is_some()) {
         return Err(ServeError::RemoteRefused(options.listen));
@@ -54,7 +58,8 @@ pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnc
         shutdown_signal().await;
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
-    let listener = std::net::TcpListener::bind(options.listen).map_err(|err| ServeError::Listen(options.listen, err))?;
+    let listener =
+        std::net::TcpListener::bind(options.listen).map_err(|err| ServeError::Listen(options.listen, err))?;
     listener.set_nonblocking(true).map_err(|err| ServeError::Listen(options.listen, err))?;
     let address = listener.local_addr().map_err(|err| ServeError::Listen(options.listen, err))?;
     ready(address);
@@ -68,7 +73,13 @@ pub async fn serve(core: Arc<Patchbay>, options: ServeOptions, ready: impl FnOnc
                 .serve(service)
                 .await
         }
-        None => axum_server::from_tcp(listener).map_err(|err| ServeError::Listen(address, err))?.handle(handle).serve(service).await,
+        None => {
+            axum_server::from_tcp(listener)
+                .map_err(|err| ServeError::Listen(address, err))?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
     };
     worker.abort();
     served.map_err(|err| ServeError::Listen(address, err))
@@ -78,7 +89,8 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

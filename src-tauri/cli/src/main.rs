@@ -306,7 +306,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             FolderCommand::List => out.folders(&core.list_folders()?),
             FolderCommand::Rename { path, new_name } => out.folder(&core.rename_folder(&path, &new_name)?),
             FolderCommand::Move { path, to, .. } => out.folder(&core.move_folder(&path, to.as_deref())?),
-            FolderCommand::Delete { path, recursive } => out.deleted_folder(&path, &core.delete_folder(&path, recursive)?),
+            FolderCommand::Delete { path, recursive } => {
+                out.deleted_folder(&path, &core.delete_folder(&path, recursive)?)
+            }
         },
         Command::Connectors { search } => out.connectors(&core.connectors(search.as_deref().unwrap_or(""))),
         Command::Asset(command) => match command {

@@ -1,7 +1,9 @@
 //! How the CLI prints: tables for people, JSON for scripts (`--json`).
 
 use patchbay_core::rotation::{RotationPlan, RotationRecord};
-use patchbay_core::{Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents};
+use patchbay_core::{
+    Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents,
+};
 use serde::Serialize;
 
 pub struct Output {
@@ -39,7 +41,8 @@ impl Output {
     pub fn rotation_plan(&self, plan: &RotationPlan) {
         // The plan goes to stderr in JSON mode so stdout stays the result alone.
         let human = || {
-            let mut lines = vec![format!("Rotating the Auth Token of {} (account {}).", plan.subject, plan.account_sid)];
+            let mut lines =
+                vec![format!("Rotating the Auth Token of {} (account {}).", plan.subject, plan.account_sid)];
             lines.push(format!("{} copies in the vault; these connections depend on it:", plan.copies));
             lines.extend(plan.dependents.iter().map(|d| format!("  {}/{}  ({})", d.folder, d.name, d.status)));
             lines.push(format!("Warning: {}", plan.warning));
@@ -60,7 +63,11 @@ impl Output {
             rotations
                 .iter()
                 .map(|r| {
-                    let checked = r.revalidated.iter().map(|d| format!("\n    {}/{}: {}", d.folder, d.name, d.status)).collect::<String>();
+                    let checked = r
+                        .revalidated
+                        .iter()
+                        .map(|d| format!("\n    {}/{}: {}", d.folder, d.name, d.status))
+                        .collect::<String>();
                     format!(
                         "{}  {}  account {}  started {}  finished {}\n  {}{checked}",
                         r.id,
@@ -107,7 +114,9 @@ impl Output {
         self.emit(connectors, || {
             table(
                 &["KEY", "NAME", "CATEGORY", "DESCRIPTION"],
-                connectors.iter().map(|c| vec![c.key.clone(), c.name.clone(), c.category.clone(), c.description.clone()]),
+                connectors
+                    .iter()
+                    .map(|c| vec![c.key.clone(), c.name.clone(), c.category.clone(), c.description.clone()]),
             )
         });
     }
@@ -120,7 +129,9 @@ impl Output {
         self.emit(assets, || {
             table(
                 &["NAME", "FOLDER", "USED BY", "CREATED"],
-                assets.iter().map(|a| vec![a.name.clone(), a.folder.clone(), a.used_by.to_string(), a.created_at.clone()]),
+                assets
+                    .iter()
+                    .map(|a| vec![a.name.clone(), a.folder.clone(), a.used_by.to_string(), a.created_at.clone()]),
             )
         });
     }
@@ -199,7 +210,14 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         .map(|(i, h)| rows.iter().map(|r| r[i].chars().count()).chain([h.len()]).max().unwrap_or(0))
         .collect();
     let line = |cells: Vec<&str>| {
-        cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
     };
     std::iter::once(line(headers.to_vec()))
         .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))

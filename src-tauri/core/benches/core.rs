@@ -12,7 +12,9 @@ use std::hint::black_box;
 
 use criterion::Criterion;
 use patchbay_core::twilio::{Credentials, TwilioClient, verify};
-use patchbay_core::{Config, ConnectionQuery, NewTwilioConnection, Patchbay, Secret, TokenSource, Vault, catalog, fixtures};
+use patchbay_core::{
+    Config, ConnectionQuery, NewTwilioConnection, Patchbay, Secret, TokenSource, Vault, catalog, fixtures,
+};
 use patchbay_tests::fake_twilio::FakeTwilio;
 
 const FOLDERS: usize = 10_000;
@@ -125,12 +127,19 @@ fn connect_cost() {
     twilio_only.sort();
     connect.sort();
     let median = |v: &[Duration]| v[v.len() / 2];
-    println!("{:<44} {:.3?} (median difference)", "Connect's own cost", median(&connect).saturating_sub(median(&twilio_only)));
+    println!(
+        "{:<44} {:.3?} (median difference)",
+        "Connect's own cost",
+        median(&connect).saturating_sub(median(&twilio_only))
+    );
 }
 
 fn main() {
     let (_dir, core, seeded) = big_store();
-    let mut criterion = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
     store_benches(&mut criterion, &core, &seeded);
     criterion.final_summary();
     search_percentiles(&core);

@@ -14,5 +14,10 @@ fn main() {
     let (folders, connections) = (number(10_000), number(100_000));
     let config = Config::load(Some(dir.into())).expect("a usable data folder");
     let seeded = fixtures::seed(&config.database_path(), folders, connections).expect("the store accepts the fixture");
-    println!("seeded {} folders and {} connections into {}", seeded.folder_paths.len(), seeded.connections, config.database_path().display());
+    println!(
+        "seeded {} folders and {} connections into {}",
+        seeded.folder_paths.len(),
+        seeded.connections,
+        config.database_path().display()
+    );
 }

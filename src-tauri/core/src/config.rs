@@ -115,7 +115,11 @@ impl Config {
                     .map_err(|_| Error::invalid("config", "PATCHBAY_TWILIO_MAX_RETRIES must be a whole number"))?,
                 None => file.twilio.max_retries.unwrap_or(defaults.max_retries),
             },
-            retry_backoff: millis("PATCHBAY_TWILIO_RETRY_BACKOFF_MS", file.twilio.retry_backoff_ms, defaults.retry_backoff)?,
+            retry_backoff: millis(
+                "PATCHBAY_TWILIO_RETRY_BACKOFF_MS",
+                file.twilio.retry_backoff_ms,
+                defaults.retry_backoff,
+            )?,
         };
         Ok(Self {
             data_dir,

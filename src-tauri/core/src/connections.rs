@@ -115,7 +115,10 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
     let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
     let field = catalog::field(TWILIO, "phone_number");
     if !phone.starts_with('+') {
-        return Err(Error::invalid("phone_number", "the phone number must start with + and the country code, e.g. +15551230001"));
+        return Err(Error::invalid(
+            "phone_number",
+            "the phone number must start with + and the country code, e.g. +15551230001",
+        ));
     }
     if !field.accepts(&phone) {
         return Err(Error::invalid(
@@ -194,10 +197,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
 }
 
 pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
-    db.query_row(&format!("SELECT {COLUMNS} FROM connections c WHERE c.id = ?1 AND c.lifecycle = 'active'"), [id.trim()], from_row)
-        .optional()
-        .map_err(store_err)?
-        .ok_or_else(|| Error::NotFound { what: "connection", id: id.to_owned() })
+    db.query_row(
+        &format!("SELECT {COLUMNS} FROM connections c WHERE c.id = ?1 AND c.lifecycle = 'active'"),
+        [id.trim()],
+        from_row,
+    )
+    .optional()
+    .map_err(store_err)?
+    .ok_or_else(|| Error::NotFound { what: "connection", id: id.to_owned() })
 }
 
 /// Turns stored rows into views, looking each folder and asset up once.
@@ -357,7 +364,8 @@ pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
 }
 
 pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
-    let search_text = search_text(name, &stored.phone_number, &stored.account_sid, stored.account_friendly_name.as_deref());
+    let search_text =
+        search_text(name, &stored.phone_number, &stored.account_sid, stored.account_friendly_name.as_deref());
     db.execute(
         "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4 WHERE id = ?1",
         params![stored.id, name, search_text, crate::store::now()],
@@ -367,7 +375,12 @@ pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
 }
 
 /// Records the outcome of a Connect or Test connection.
-pub(crate) fn record_check(db: &Db, id: &str, outcome: std::result::Result<&VerifiedAccount, &Error>, at: &str) -> Result<()> {
+pub(crate) fn record_check(
+    db: &Db,
+    id: &str,
+    outcome: std::result::Result<&VerifiedAccount, &Error>,
+    at: &str,
+) -> Result<()> {
     match outcome {
         Ok(account) => {
             let stored = load(db, id)?;
@@ -381,7 +394,12 @@ pub(crate) fn record_check(db: &Db, id: &str, outcome: std::result::Result<&Veri
                     account.friendly_name,
                     account.account_type,
                     at,
-                    search_text(&stored.name, &stored.phone_number, &stored.account_sid, account.friendly_name.as_deref()),
+                    search_text(
+                        &stored.name,
+                        &stored.phone_number,
+                        &stored.account_sid,
+                        account.friendly_name.as_deref()
+                    ),
                 ],
             )
         }
@@ -446,7 +464,9 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
                 .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))
                 .map_err(store_err)?;
             let rows = db
-                .prepare_cached(&format!("SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"))
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
+                ))
                 .and_then(|mut s| s.query_map(params![folder_id, limit, query.offset], from_row)?.collect())
                 .map_err(store_err)?;
             (total, rows)

@@ -20,9 +20,7 @@ pub enum Error {
     InvalidInput { field: &'static str, message: String },
     #[error("folder '{0}' does not exist")]
     FolderNotFound(String),
-    #[error(
-        "folder '{path}' is not empty: it holds {contents}; delete it recursively to remove everything inside"
-    )]
+    #[error("folder '{path}' is not empty: it holds {contents}; delete it recursively to remove everything inside")]
     FolderNotEmpty { path: String, contents: FolderContents },
     #[error("{what} '{name}' already exists in {place}; choose another name")]
     NameTaken { what: &'static str, name: String, place: String },

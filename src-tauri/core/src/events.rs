@@ -4,18 +4,18 @@
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
+use sha2::Sha256;
 
+use crate::Patchbay;
 use crate::connections;
 use crate::error::Result;
 use crate::folders::store_err;
 use crate::store::now;
 use crate::twilio::Credentials;
 use crate::vault::VaultKey;
-use crate::Patchbay;
 
 /// One event waiting to be POSTed.
 #[derive(Debug, Clone)]
@@ -50,7 +50,10 @@ impl Patchbay {
     pub(crate) fn start_events(&self, connection_id: &str) -> Result<()> {
         self.store
             .conn()
-            .execute("INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)", params![connection_id, now()])
+            .execute(
+                "INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)",
+                params![connection_id, now()],
+            )
             .map_err(store_err)?;
         Ok(())
     }
@@ -65,7 +68,9 @@ impl Patchbay {
             )
             .map_err(store_err)?;
         let rows = statement
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+            })
             .map_err(store_err)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_err)?;
@@ -74,7 +79,11 @@ impl Patchbay {
             .filter_map(|(id, settings, polled)| {
                 let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
                 settings.events.enabled.then(|| {
-                    (id, settings.events.refresh_minutes, polled.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(Into::into))
+                    (
+                        id,
+                        settings.events.refresh_minutes,
+                        polled.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(Into::into),
+                    )
                 })
             })
             .collect())
@@ -87,7 +96,9 @@ impl Patchbay {
             let conn = self.store.conn();
             let stored = connections::load(&conn, connection_id)?;
             let enabled_at: String = conn
-                .query_row("SELECT enabled_at FROM event_cursors WHERE connection_id = ?1", [connection_id], |r| r.get(0))
+                .query_row("SELECT enabled_at FROM event_cursors WHERE connection_id = ?1", [connection_id], |r| {
+                    r.get(0)
+                })
                 .map_err(store_err)?;
             (stored, enabled_at)
         };
@@ -113,7 +124,11 @@ impl Patchbay {
         let conn = self.store.conn();
         let mut new = 0;
         for message in messages.into_iter().filter(|m| m.direction.as_deref() == Some("inbound")) {
-            let sent = message.date_sent.as_deref().and_then(|d| DateTime::parse_from_rfc2822(d).ok()).map(DateTime::<Utc>::from);
+            let sent = message
+                .date_sent
+                .as_deref()
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                .map(DateTime::<Utc>::from);
             if sent.is_some_and(|sent| sent < enabled_at) {
                 continue;
             }
@@ -134,8 +149,11 @@ impl Patchbay {
                 )
                 .map_err(store_err)?;
         }
-        conn.execute("UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1", params![connection_id, polled_at])
-            .map_err(store_err)?;
+        conn.execute(
+            "UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1",
+            params![connection_id, polled_at],
+        )
+        .map_err(store_err)?;
         Ok(new)
     }
 
@@ -151,7 +169,13 @@ impl Patchbay {
             .map_err(store_err)?;
         let rows = statement
             .query_map(params![now(), limit], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?, row.get::<_, String>(4)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, u32>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
             })
             .map_err(store_err)?
             .collect::<rusqlite::Result<Vec<_>>>()

@@ -55,7 +55,8 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
             .map_err(store_err)?;
         for index in 0..connections {
             let folder = folder_ids[index % folder_ids.len().max(1)];
-            let name = format!("Twilio {} {index:06}", ["Alerts", "Invoices", "Support", "Marketing", "Ops"][index % 5]);
+            let name =
+                format!("Twilio {} {index:06}", ["Alerts", "Invoices", "Support", "Marketing", "Ops"][index % 5]);
             let sid = format!("AC{index:032x}");
             let phone = format!("+1555{index:07}");
             let friendly = format!("Customer {:04}", index % 5000);

@@ -45,11 +45,7 @@ impl FolderContents {
 
 impl fmt::Display for FolderContents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts = [
-            (self.folders, "sub-folder"),
-            (self.connections, "connection"),
-            (self.assets, "credential asset"),
-        ];
+        let parts = [(self.folders, "sub-folder"), (self.connections, "connection"), (self.assets, "credential asset")];
         let listed: Vec<String> =
             parts.iter().filter(|(count, _)| *count > 0).map(|(count, noun)| plural(*count as usize, noun)).collect();
         match listed.as_slice() {
@@ -70,7 +66,10 @@ pub fn clean_name(field: &'static str, raw: &str) -> Result<String> {
         return Err(Error::invalid(field, format!("the {field} must be at most {MAX_NAME_CHARS} characters")));
     }
     if name.contains('/') {
-        return Err(Error::invalid(field, format!("the {field} must not contain '/' (it separates folders in a path)")));
+        return Err(Error::invalid(
+            field,
+            format!("the {field} must not contain '/' (it separates folders in a path)"),
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(Error::invalid(field, format!("the {field} must not contain control characters")));
@@ -113,8 +112,7 @@ fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64
 
 /// The path of folder `id`, as stored (original case).
 pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
-    let mut statement =
-        conn.prepare_cached("SELECT parent_id, name FROM folders WHERE id = ?1").map_err(store_err)?;
+    let mut statement = conn.prepare_cached("SELECT parent_id, name FROM folders WHERE id = ?1").map_err(store_err)?;
     let mut segments = Vec::new();
     let mut current = Some(id);
     while let Some(folder_id) = current {
@@ -131,8 +129,9 @@ pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
 pub(crate) fn ancestry(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
     let mut statement = conn.prepare_cached("SELECT parent_id FROM folders WHERE id = ?1").map_err(store_err)?;
     let mut chain = vec![folder];
-    while let Some(parent) =
-        statement.query_row([*chain.last().expect("never empty")], |row| row.get::<_, Option<i64>>(0)).map_err(store_err)?
+    while let Some(parent) = statement
+        .query_row([*chain.last().expect("never empty")], |row| row.get::<_, Option<i64>>(0))
+        .map_err(store_err)?
     {
         chain.push(parent);
     }
@@ -179,7 +178,8 @@ pub(crate) fn move_to(conn: &Connection, path: &str, new_parent: Option<&str>) -
     {
         return Err(Error::invalid("parent", "a folder cannot be moved into itself or one of its sub-folders"));
     }
-    let name: String = conn.query_row("SELECT name FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
+    let name: String =
+        conn.query_row("SELECT name FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
     ensure_name_free(conn, parent, &name, Some(id))?;
     conn.execute("UPDATE folders SET parent_id = ?1, updated_at = ?2 WHERE id = ?3", params![parent, now(), id])
         .map_err(store_err)?;
@@ -230,7 +230,9 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Folder>> {
         )
         .map_err(store_err)?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?))
+        })
         .map_err(store_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(store_err)?;
@@ -273,8 +275,11 @@ const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
 pub(crate) fn mark_contents_deleting(conn: &Connection, folder: i64) -> Result<()> {
     let tx = conn.unchecked_transaction().map_err(store_err)?;
     for table in ["connections", "assets"] {
-        tx.execute(&format!("{SUBTREE} UPDATE {table} SET lifecycle = 'deleting' WHERE folder_id IN subtree"), [folder])
-            .map_err(store_err)?;
+        tx.execute(
+            &format!("{SUBTREE} UPDATE {table} SET lifecycle = 'deleting' WHERE folder_id IN subtree"),
+            [folder],
+        )
+        .map_err(store_err)?;
     }
     tx.commit().map_err(store_err)
 }
@@ -348,7 +353,13 @@ mod tests {
         create(&conn, "Shared/Accounting").unwrap();
         create(&conn, "Archive").unwrap();
         let paths: Vec<_> = list(&conn).unwrap().into_iter().map(|f| (f.path, f.depth)).collect();
-        let expected = [("Archive", 0), ("Shared", 0), ("Shared/Accounting", 1), ("Shared/Finance", 1), ("Shared/Finance/EMEA", 2)];
+        let expected = [
+            ("Archive", 0),
+            ("Shared", 0),
+            ("Shared/Accounting", 1),
+            ("Shared/Finance", 1),
+            ("Shared/Finance/EMEA", 2),
+        ];
         assert_eq!(paths, expected.map(|(p, d)| (p.to_string(), d)));
     }
 

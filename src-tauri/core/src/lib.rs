@@ -14,8 +14,8 @@ pub mod fixtures;
 pub mod folders;
 pub mod instances;
 pub mod rotation;
-pub mod secret;
 mod search_index;
+pub mod secret;
 pub mod store;
 mod text;
 pub mod twilio;
@@ -27,7 +27,8 @@ pub use assets::Asset;
 pub use catalog::Connector;
 pub use config::Config;
 pub use connections::{
-    AuthRef, Connection, ConnectionPage, ConnectionQuery, ConnectionStatus, NewTwilioConnection, TokenSource, TwilioChanges,
+    AuthRef, Connection, ConnectionPage, ConnectionQuery, ConnectionStatus, NewTwilioConnection, TokenSource,
+    TwilioChanges,
 };
 pub use error::{Error, ErrorBody, Result};
 pub use folders::{Folder, FolderContents};
@@ -35,8 +36,8 @@ pub use secret::Secret;
 pub use vault::Vault;
 
 use connections::ValidatedRow;
-use search_index::SearchIndex;
 use folders::store_err;
+use search_index::SearchIndex;
 use store::{Store, now};
 use twilio::{Credentials, TwilioClient};
 use vault::VaultKey;
@@ -165,10 +166,8 @@ impl Patchbay {
     pub fn delete_asset(&self, folder: &str, name: &str, force: bool) -> Result<()> {
         let conn = self.store.conn();
         let folder_id = folders::resolve(&conn, folder)?;
-        let id = assets::find_in_folder(&conn, folder_id, name)?.ok_or_else(|| Error::AssetNotFound {
-            name: name.trim().to_owned(),
-            folder: folder.trim().to_owned(),
-        })?;
+        let id = assets::find_in_folder(&conn, folder_id, name)?
+            .ok_or_else(|| Error::AssetNotFound { name: name.trim().to_owned(), folder: folder.trim().to_owned() })?;
         let users = assets::users(&conn, &id)?;
         if !users.is_empty() && !force {
             return Err(Error::AssetInUse { name: name.trim().to_owned(), connections: users });
@@ -280,7 +279,12 @@ impl Patchbay {
     }
 
     /// A typed token (format-checked) or a credential asset visible from `folder`.
-    fn resolve_token(&self, conn: &rusqlite::Connection, folder: i64, source: TokenSource) -> Result<(Option<String>, Secret)> {
+    fn resolve_token(
+        &self,
+        conn: &rusqlite::Connection,
+        folder: i64,
+        source: TokenSource,
+    ) -> Result<(Option<String>, Secret)> {
         match source {
             TokenSource::Value(token) => {
                 connections::check_auth_token(&token, "Auth Token")?;
@@ -356,7 +360,14 @@ impl Patchbay {
 
     /// Writes the secret of a `pending` row, then marks the row active. If the vault
     /// refuses, the row goes too: nothing half-saved is left behind.
-    fn commit_secret(&self, conn: &rusqlite::Connection, table: &str, id: &str, key: &VaultKey, secret: &Secret) -> Result<()> {
+    fn commit_secret(
+        &self,
+        conn: &rusqlite::Connection,
+        table: &str,
+        id: &str,
+        key: &VaultKey,
+        secret: &Secret,
+    ) -> Result<()> {
         if let Err(err) = self.vault.put(key, secret) {
             conn.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id]).map_err(store_err)?;
             return Err(err.into());

@@ -67,7 +67,8 @@ pub struct RotationRecord {
 
 /// The steps, in order; `PATCHBAY_ROTATION_STOP_AFTER=N` aborts the process right after
 /// step N (1–7), which is how the tests kill a rotation at every step.
-const STEPS: [&str; 7] = ["secondary_created", "secondary_stored", "validated", "promoted", "propagated", "stored", "done"];
+const STEPS: [&str; 7] =
+    ["secondary_created", "secondary_stored", "validated", "promoted", "propagated", "stored", "done"];
 
 fn stop_after(step: usize) {
     if std::env::var("PATCHBAY_ROTATION_STOP_AFTER").ok().and_then(|n| n.parse().ok()) == Some(step) {
@@ -109,18 +110,30 @@ impl Patchbay {
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
                     let users: Vec<(String, bool)> = conn
-                        .prepare("SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1")
+                        .prepare(
+                            "SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1",
+                        )
                         .and_then(|mut s| s.query_map([&asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
                         .map_err(store_err)?;
                     let account_sid = match users.as_slice() {
-                        [] => return Err(Error::invalid("asset", format!(
-                            "no connection uses credential asset '{name}', so Patchbay cannot tell which Twilio account it belongs to"
-                        ))),
+                        [] => {
+                            return Err(Error::invalid(
+                                "asset",
+                                format!(
+                                    "no connection uses credential asset '{name}', so Patchbay cannot tell which Twilio account it belongs to"
+                                ),
+                            ));
+                        }
                         [(_, true)] => return Err(test_credentials_refused()),
                         [(sid, false)] => sid.clone(),
-                        _ => return Err(Error::invalid("asset", format!(
-                            "credential asset '{name}' is used with several Twilio accounts; rotate each connection's token instead"
-                        ))),
+                        _ => {
+                            return Err(Error::invalid(
+                                "asset",
+                                format!(
+                                    "credential asset '{name}' is used with several Twilio accounts; rotate each connection's token instead"
+                                ),
+                            ));
+                        }
                     };
                     let token = self.vault.get(&VaultKey::Asset(asset_id))?;
                     (account_sid, token, format!("credential asset '{folder}/{name}'"))
@@ -151,7 +164,12 @@ impl Patchbay {
                     targets.push(key.user());
                 }
                 let view = self.connection(&stored.id)?;
-                dependents.push(Dependent { id: view.id.clone(), name: view.name.clone(), folder: view.folder.clone(), status: status_label(&view) });
+                dependents.push(Dependent {
+                    id: view.id.clone(),
+                    name: view.name.clone(),
+                    folder: view.folder.clone(),
+                    status: status_label(&view),
+                });
             }
         }
         let plan = RotationPlan {
@@ -174,13 +192,25 @@ impl Patchbay {
             .execute(
                 "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6)",
-                params![id, plan.account_sid, plan.subject, serde_json::to_string(&targets).unwrap(), serde_json::to_string(&dependents).unwrap(), now()],
+                params![
+                    id,
+                    plan.account_sid,
+                    plan.subject,
+                    serde_json::to_string(&targets).unwrap(),
+                    serde_json::to_string(&dependents).unwrap(),
+                    now()
+                ],
             )
             .map_err(|err| match err {
-                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => Error::invalid(
-                    "rotation",
-                    format!("a rotation of account {} is unfinished; run `patchbay credential rotate --resume` first", plan.account_sid),
-                ),
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Error::invalid(
+                        "rotation",
+                        format!(
+                            "a rotation of account {} is unfinished; run `patchbay credential rotate --resume` first",
+                            plan.account_sid
+                        ),
+                    )
+                }
                 other => store_err(other),
             })?;
         self.run_rotation(&id).await
@@ -218,14 +248,22 @@ impl Patchbay {
             let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
                 || !self.token_works(credentials).await?;
             if promoted {
-                return Err(Error::invalid("rotation", "the new token is already promoted: finish with `patchbay credential rotate --resume`"));
+                return Err(Error::invalid(
+                    "rotation",
+                    "the new token is already promoted: finish with `patchbay credential rotate --resume`",
+                ));
             }
             match self.twilio.delete_secondary_auth_token(credentials).await {
                 Ok(()) | Err(TwilioError::Rejected(_)) => {}
                 Err(err) => return Err(Error::Connect(err.into())),
             }
             self.vault.delete(&VaultKey::RotationPending(id.clone()))?;
-            self.finish(&id, "cancelled", "cancelled before promotion; the secondary token was deleted and nothing changed", &[])?;
+            self.finish(
+                &id,
+                "cancelled",
+                "cancelled before promotion; the secondary token was deleted and nothing changed",
+                &[],
+            )?;
             cancelled.push(self.rotation(&id)?);
         }
         Ok(cancelled)
@@ -277,7 +315,10 @@ impl Patchbay {
 
     /// The token the targets hold until step 6 replaces it.
     fn old_token(&self, targets: &[String]) -> Result<Secret> {
-        let key = targets.first().and_then(|user| VaultKey::from_user(user)).ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
+        let key = targets
+            .first()
+            .and_then(|user| VaultKey::from_user(user))
+            .ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
         Ok(self.vault.get(&key)?)
     }
 
@@ -291,7 +332,10 @@ impl Patchbay {
     }
 
     fn set_step(&self, id: &str, step: &str) -> Result<()> {
-        self.store.conn().execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step]).map_err(store_err)?;
+        self.store
+            .conn()
+            .execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step])
+            .map_err(store_err)?;
         Ok(())
     }
 
@@ -394,7 +438,12 @@ impl Patchbay {
                                 Err(_) => continue, // deleted meanwhile
                             },
                         };
-                        revalidated.push(Dependent { id: checked.id.clone(), name: checked.name.clone(), folder: checked.folder.clone(), status: status_label(&checked) });
+                        revalidated.push(Dependent {
+                            id: checked.id.clone(),
+                            name: checked.name.clone(),
+                            folder: checked.folder.clone(),
+                            status: status_label(&checked),
+                        });
                     }
                     let failed = revalidated.iter().filter(|d| d.status != "connected").count();
                     let outcome = format!(
@@ -416,5 +465,8 @@ fn twilio(err: TwilioError) -> Error {
 }
 
 fn test_credentials_refused() -> Error {
-    Error::invalid("test_credentials", "Test Credentials cannot be rotated: Twilio refuses auth-token requests made with them")
+    Error::invalid(
+        "test_credentials",
+        "Test Credentials cannot be rotated: Twilio refuses auth-token requests made with them",
+    )
 }

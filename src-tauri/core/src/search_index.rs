@@ -57,7 +57,8 @@ impl Snapshot {
             )
             .map_err(store_err)?;
         let mut rows = statement.query([]).map_err(store_err)?;
-        let mut snapshot = Snapshot { generation, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
+        let mut snapshot =
+            Snapshot { generation, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
         while let Some(row) = rows.next().map_err(store_err)? {
             let text = row.get_ref(2).map_err(store_err)?.as_bytes().map_err(|err| store_err(err.into()))?;
             // A row's text never holds the separator, so no match spans two rows.
@@ -105,7 +106,8 @@ mod tests {
     use super::*;
 
     fn snapshot(rows: &[(&str, i64)]) -> Snapshot {
-        let mut snapshot = Snapshot { generation: 0, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
+        let mut snapshot =
+            Snapshot { generation: 0, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
         for (seq, (text, folder)) in rows.iter().enumerate() {
             snapshot.text.extend_from_slice(text.as_bytes());
             snapshot.ends.push(snapshot.text.len());

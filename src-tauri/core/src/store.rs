@@ -82,7 +82,8 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let store = Store::open(&path).unwrap();
         let conn = store.conn();
-        let folders: i64 = conn.query_row("SELECT count(*) FROM folders WHERE name = 'Shared'", [], |r| r.get(0)).unwrap();
+        let folders: i64 =
+            conn.query_row("SELECT count(*) FROM folders WHERE name = 'Shared'", [], |r| r.get(0)).unwrap();
         assert_eq!(folders, 1);
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");

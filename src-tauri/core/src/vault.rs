@@ -9,7 +9,9 @@ use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("the OS vault is not available ({reason}); on Linux start a Secret Service such as gnome-keyring or KeePassXC")]
+    #[error(
+        "the OS vault is not available ({reason}); on Linux start a Secret Service such as gnome-keyring or KeePassXC"
+    )]
     Unavailable { reason: String },
     #[error("the OS vault is locked or refused access; unlock your keyring (login keyring) and try again")]
     Locked,
@@ -123,16 +125,11 @@ impl Vault {
     }
 
     pub(crate) fn put(&self, key: &VaultKey, secret: &Secret) -> Result<(), VaultError> {
-        self.entry(key)?
-            .set_password(secret.expose())
-            .map_err(|err| VaultError::from_keyring(err, key))
+        self.entry(key)?.set_password(secret.expose()).map_err(|err| VaultError::from_keyring(err, key))
     }
 
     pub(crate) fn get(&self, key: &VaultKey) -> Result<Secret, VaultError> {
-        self.entry(key)?
-            .get_password()
-            .map(Secret::new)
-            .map_err(|err| VaultError::from_keyring(err, key))
+        self.entry(key)?.get_password().map(Secret::new).map_err(|err| VaultError::from_keyring(err, key))
     }
 
     /// Deleting what is already gone succeeds: repair and retries rely on it.

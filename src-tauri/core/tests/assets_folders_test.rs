@@ -122,7 +122,9 @@ async fn start_up_finishes_what_a_crash_interrupted() {
 async fn search_is_case_and_accent_insensitive_and_pages() {
     let world = World::new();
     world.core.create_folder("Shared/Finance").unwrap();
-    for (folder, phone, name) in [("Shared", "+15551230001", "Télécom Alerts"), ("Shared/Finance", "+15551230002", "Invoices")] {
+    for (folder, phone, name) in
+        [("Shared", "+15551230001", "Télécom Alerts"), ("Shared/Finance", "+15551230002", "Invoices")]
+    {
         let mut new = world.live(phone);
         new.folder = folder.into();
         new.name = Some(name.into());
@@ -138,7 +140,8 @@ async fn search_is_case_and_accent_insensitive_and_pages() {
     assert_eq!(names(search("vo")), ["Invoices"], "short needles work too");
     assert_eq!(names(search("%")), Vec::<String>::new(), "LIKE wildcards are literal");
     assert_eq!(names(ConnectionQuery { folder: Some("Shared/Finance".into()), ..Default::default() }), ["Invoices"]);
-    let page = world.core.list_connections(&ConnectionQuery { limit: Some(1), offset: 1, ..Default::default() }).unwrap();
+    let page =
+        world.core.list_connections(&ConnectionQuery { limit: Some(1), offset: 1, ..Default::default() }).unwrap();
     assert_eq!((page.total, page.items.len(), page.items[0].name.as_str()), (2, 1, "Télécom Alerts"));
 }
 

@@ -111,10 +111,15 @@ async fn the_number_must_be_registered_in_the_account() {
 async fn test_credentials_need_the_magic_number() {
     let world = World::new();
     let seed = world.fake.seed();
-    for (phone, twilio_code) in [("+15005550001", 21212), ("+15005550007", 21606), ("+15551230001", 21606), ("+15005550008", 21611)] {
+    for (phone, twilio_code) in
+        [("+15005550001", 21212), ("+15005550007", 21606), ("+15551230001", 21606), ("+15005550008", 21611)]
+    {
         let new = twilio("Shared", phone, &seed.test.sid, &seed.test.auth_token, true);
         let err = world.core.add_twilio_connection(new).await.unwrap_err();
-        assert_eq!((err.code(), err.twilio_code(), err.field()), ("twilio_test_phone_invalid", Some(twilio_code), Some("phone_number")));
+        assert_eq!(
+            (err.code(), err.twilio_code(), err.field()),
+            ("twilio_test_phone_invalid", Some(twilio_code), Some("phone_number"))
+        );
         assert!(err.to_string().contains("use +15005550006"), "{err}");
     }
     assert_eq!(saved(&world), 0);
@@ -180,10 +185,16 @@ async fn a_slow_or_broken_twilio_gives_a_clear_error() {
     assert!(err.to_string().contains("no answer in time"), "{err}");
 
     world.fake.inject(Fault::MalformedJson, 1);
-    assert_eq!(world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_server_error");
+    assert_eq!(
+        world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(),
+        "twilio_server_error"
+    );
 
     world.fake.inject(Fault::DropConnection, 1);
-    assert_eq!(world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_unreachable");
+    assert_eq!(
+        world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(),
+        "twilio_unreachable"
+    );
     assert_eq!(saved(&world), 0);
 }
 
@@ -262,12 +273,17 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     };
 
     // Keeping the token: the stored one is used.
-    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
+    let edited =
+        world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
     assert_eq!((edited.name.as_str(), edited.phone_number.as_str()), ("Alerts", "+15551230002"));
 
     // A wrong new token changes nothing, the old secret included.
     let wrong = Some(TokenSource::Value(Secret::new("0".repeat(32))));
-    let err = world.core.update_twilio_connection(&connection.id, changes("Renamed", "+15551230001", wrong)).await.unwrap_err();
+    let err = world
+        .core
+        .update_twilio_connection(&connection.id, changes("Renamed", "+15551230001", wrong))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "twilio_auth_failed");
     assert_eq!(world.core.connection(&connection.id).unwrap().name, "Alerts");
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
@@ -275,17 +291,23 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     // Switching to a credential asset drops the connection's own secret.
     world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
     let via_asset = Some(TokenSource::Asset("token".into()));
-    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", via_asset)).await.unwrap();
+    let edited = world
+        .core
+        .update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", via_asset))
+        .await
+        .unwrap();
     assert_eq!(edited.auth, patchbay_core::AuthRef::Asset { name: "token".into(), folder: "Shared".into() });
     assert_eq!(world.vault_value(&own_key), None);
 
     // And back to a typed token.
     let typed = Some(TokenSource::Value(Secret::new(seed.live.auth_token.clone())));
-    let edited = world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", typed)).await.unwrap();
+    let edited =
+        world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", typed)).await.unwrap();
     assert_eq!(edited.auth, patchbay_core::AuthRef::Own);
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
 
     let other = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let err = world.core.update_twilio_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
+    let err =
+        world.core.update_twilio_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
     assert_eq!(err.code(), "name_taken");
 }

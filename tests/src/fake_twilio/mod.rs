@@ -19,8 +19,8 @@ pub fn unique_suffix() -> String {
     state::random_hex(32)
 }
 
-pub use state::{CredentialKind, Fault, Host, RecordedRequest, Seed, SeedAccount, TestCredentials};
 use state::State;
+pub use state::{CredentialKind, Fault, Host, RecordedRequest, Seed, SeedAccount, TestCredentials};
 
 pub struct FakeTwilio {
     api_base: String,
@@ -51,9 +51,7 @@ impl FakeTwilio {
             runtime.block_on(async move {
                 let api_listener = tokio::net::TcpListener::bind(api).await.expect("bind the API port");
                 let accounts_listener = tokio::net::TcpListener::bind(accounts).await.expect("bind the Accounts port");
-                ready_tx
-                    .send((api_listener.local_addr().unwrap(), accounts_listener.local_addr().unwrap()))
-                    .unwrap();
+                ready_tx.send((api_listener.local_addr().unwrap(), accounts_listener.local_addr().unwrap())).unwrap();
                 let api_server = axum::serve(api_listener, routes::router(shared.clone(), Host::Api));
                 let accounts_server = axum::serve(accounts_listener, routes::router(shared, Host::Accounts));
                 tokio::select! {
@@ -63,7 +61,8 @@ impl FakeTwilio {
                 }
             });
         });
-        let (api_addr, accounts_addr) = ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake Twilio started");
+        let (api_addr, accounts_addr) =
+            ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake Twilio started");
         Self {
             api_base: format!("http://{api_addr}"),
             accounts_base: format!("http://{accounts_addr}"),

@@ -62,7 +62,8 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
         .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
     let form: Vec<(String, String)> =
         if is_form { form_urlencoded::parse(&body).into_owned().collect() } else { Vec::new() };
-    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let basic = basic_credentials(&headers);
 
     let (credential, sid, fault) = {
@@ -206,7 +207,9 @@ fn api(ctx: &Ctx, request: &Request) -> Response {
         (["Accounts", _, "Messages"], &Method::POST) => create_message(ctx, request),
         (["Accounts", _, "Messages"], &Method::GET) => list_messages(ctx, request),
         (["Accounts", _, "Messages", message], &Method::GET) => fetch_message(ctx, request, message),
-        (["Accounts"] | ["Accounts", _] | ["Accounts", _, "IncomingPhoneNumbers" | "Messages"], _) => method_not_allowed(),
+        (["Accounts"] | ["Accounts", _] | ["Accounts", _, "IncomingPhoneNumbers" | "Messages"], _) => {
+            method_not_allowed()
+        }
         _ => not_found(&request.path),
     }
 }
@@ -342,9 +345,9 @@ fn paged(request: &Request, path: &str, key: &str, items: Vec<Value>, filters: &
 
 /// E.164 as Twilio checks a `To`: `+`, a non-zero digit, up to 15 digits.
 fn is_e164(number: &str) -> bool {
-    number
-        .strip_prefix('+')
-        .is_some_and(|digits| (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0'))
+    number.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0')
+    })
 }
 
 fn create_message(ctx: &Ctx, request: &Request) -> Response {
@@ -362,20 +365,38 @@ fn create_message(ctx: &Ctx, request: &Request) -> Response {
         // Twilio's magic numbers for test credentials.
         let from_error = match from {
             "+15005550006" => None,
-            "+15005550001" => Some((21212, "The 'From' number +15005550001 is not a valid phone number, shortcode, or alphanumeric sender ID.")),
+            "+15005550001" => Some((
+                21212,
+                "The 'From' number +15005550001 is not a valid phone number, shortcode, or alphanumeric sender ID.",
+            )),
             "+15005550008" => Some((21611, "This 'From' number has exceeded the maximum number of queued messages")),
-            _ => Some((21606, "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination.")),
+            _ => Some((
+                21606,
+                "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination.",
+            )),
         };
         if let Some((code, message)) = from_error {
             return error(StatusCode::BAD_REQUEST, code, message);
         }
         let to_error = match to {
             "+15005550001" => Some((21211, format!("The 'To' number {to} is not a valid phone number."))),
-            "+15005550002" => Some((21612, format!("The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from} via SMS."))),
-            "+15005550003" => Some((21408, format!("Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."))),
+            "+15005550002" => Some((
+                21612,
+                format!(
+                    "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from} via SMS."
+                ),
+            )),
+            "+15005550003" => Some((
+                21408,
+                format!(
+                    "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."
+                ),
+            )),
             "+15005550004" => Some((21610, "Attempt to send to unsubscribed recipient".to_owned())),
             "+15005550009" => Some((21614, format!("'To' number {to} is not a valid mobile number"))),
-            _ if !is_e164(to) || to == from => Some((21211, format!("The 'To' number {to} is not a valid phone number."))),
+            _ if !is_e164(to) || to == from => {
+                Some((21211, format!("The 'To' number {to} is not a valid phone number.")))
+            }
             _ => None,
         };
         if let Some((code, message)) = to_error {

@@ -137,7 +137,14 @@ impl State {
         state
     }
 
-    fn add(&mut self, name: &str, status: &'static str, account_type: &'static str, numbers: &[&str], test: Option<TestCredentials>) {
+    fn add(
+        &mut self,
+        name: &str,
+        status: &'static str,
+        account_type: &'static str,
+        numbers: &[&str],
+        test: Option<TestCredentials>,
+    ) {
         let sid = new_sid("AC");
         self.order.push(sid.clone());
         self.accounts.insert(
@@ -197,7 +204,8 @@ impl State {
 
     /// The next fault to apply to a request for `path`, if any.
     pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let index = self.faults.iter().position(|(_, _, only)| only.as_deref().is_none_or(|only| path.contains(only)))?;
+        let index =
+            self.faults.iter().position(|(_, _, only)| only.as_deref().is_none_or(|only| path.contains(only)))?;
         let (fault, remaining, _) = &mut self.faults[index];
         let fault = fault.clone();
         *remaining = remaining.saturating_sub(1);

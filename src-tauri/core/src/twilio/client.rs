@@ -19,11 +19,17 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
-    #[error("Twilio is rate limiting requests (HTTP 429) and still was after {attempts} attempts; wait a minute and try again")]
+    #[error(
+        "Twilio is rate limiting requests (HTTP 429) and still was after {attempts} attempts; wait a minute and try again"
+    )]
     RateLimited { attempts: u32 },
-    #[error("Twilio could not be reached at {base}: {reason}; check the network connection, proxy or the configured Twilio base URL")]
+    #[error(
+        "Twilio could not be reached at {base}: {reason}; check the network connection, proxy or the configured Twilio base URL"
+    )]
     Unreachable { base: String, reason: String },
-    #[error("Twilio is failing (HTTP {status}) and still was after {attempts} attempts; try again later (status.twilio.com)")]
+    #[error(
+        "Twilio is failing (HTTP {status}) and still was after {attempts} attempts; try again later (status.twilio.com)"
+    )]
     ServerError { status: u16, attempts: u32 },
     #[error("Twilio sent an answer Patchbay could not read ({what}); try again later")]
     UnexpectedAnswer { what: String },
@@ -157,7 +163,11 @@ impl TwilioClient {
     }
 
     /// Whether the account owns `phone_number` (E.164), by Twilio's exact-match filter.
-    pub async fn owns_phone_number(&self, credentials: Credentials<'_>, phone_number: &str) -> Result<bool, TwilioError> {
+    pub async fn owns_phone_number(
+        &self,
+        credentials: Credentials<'_>,
+        phone_number: &str,
+    ) -> Result<bool, TwilioError> {
         let path = format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", credentials.account_sid);
         let page: IncomingPhoneNumberPage = self
             .call(Host::Api, Method::GET, &path, credentials, |request| {
@@ -205,7 +215,8 @@ impl TwilioClient {
         for _ in 1..MAX_PAGES {
             let Some(uri) = next.take() else { break };
             // Twilio's paging URIs are relative and repeat the filters.
-            let page: MessagePage = self.call(Host::Api, Method::GET, &uri, credentials, |request| request).await?.json()?;
+            let page: MessagePage =
+                self.call(Host::Api, Method::GET, &uri, credentials, |request| request).await?.json()?;
             messages.extend(page.messages);
             next = page.next_page_uri;
         }
@@ -317,9 +328,8 @@ fn parse_api_error(status: StatusCode, body: &[u8]) -> ApiError {
     }
     let parsed: Option<Body> = serde_json::from_slice(body).ok();
     let code = parsed.as_ref().and_then(|b| b.code);
-    let message = parsed
-        .and_then(|b| b.message)
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let message =
+        parsed.and_then(|b| b.message).unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     ApiError { status: status.as_u16(), code, message }
 }
 

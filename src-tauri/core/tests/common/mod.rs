@@ -36,13 +36,15 @@ impl World {
         config.twilio.retry_backoff = Duration::from_millis(5);
         tune(&mut config);
         let vault_store: Arc<CredentialStore> = keyring_core::mock::Store::new().unwrap();
-        let core = Patchbay::open_with_vault(config.clone(), Vault::with_store(VAULT_SERVICE, vault_store.clone())).unwrap();
+        let core =
+            Patchbay::open_with_vault(config.clone(), Vault::with_store(VAULT_SERVICE, vault_store.clone())).unwrap();
         Self { fake, core, vault_store, config, _dir: dir }
     }
 
     /// Opens the same data folder and vault again, as a restarted process would.
     pub fn reopen(&self) -> Patchbay {
-        Patchbay::open_with_vault(self.config.clone(), Vault::with_store(VAULT_SERVICE, self.vault_store.clone())).unwrap()
+        Patchbay::open_with_vault(self.config.clone(), Vault::with_store(VAULT_SERVICE, self.vault_store.clone()))
+            .unwrap()
     }
 
     /// What the vault holds under `user` (e.g. `connection/<id>`), read past the core.
