@@ -13,6 +13,7 @@ trap 'rm -rf "$keyring_home" "$log"' EXIT
 (cd ui && npm run --silent check && npm run --silent build && npx vitest run) 2>&1 | tee -a "$log"
 (cd ui && npm run --silent test:browser) 2>&1 | tee -a "$log"
 
+cargo fmt --all --check
 cargo build --workspace --bins --locked --features patchbay-desktop/custom-protocol
 
 export XDG_DATA_HOME="$keyring_home"
