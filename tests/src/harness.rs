@@ -40,6 +40,12 @@ pub struct Patchbay {
     env: Vec<(String, String)>,
 }
 
+/// How `add_twilio` gets the Auth Token.
+pub enum Token<'a> {
+    Piped(&'a str),
+    Asset(&'a str),
+}
+
 /// One finished run.
 #[derive(Debug)]
 pub struct Run {
@@ -106,6 +112,19 @@ impl Patchbay {
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
         run_command(self.command(args), stdin)
+    }
+
+    /// `connection add twilio --json` in folder Shared, the token piped or by asset.
+    pub fn add_twilio(&self, name: &str, phone: &str, sid: &str, token: Token<'_>, test_credentials: bool) -> Run {
+        let mut args = vec!["--json", "connection", "add", "twilio", "--folder", "Shared", "--name", name];
+        args.extend(["--phone", phone, "--account-sid", sid]);
+        if test_credentials {
+            args.push("--test-credentials");
+        }
+        match token {
+            Token::Piped(value) => self.run_with_stdin(&[args, vec!["--auth-token-stdin"]].concat(), value),
+            Token::Asset(asset) => self.run(&[args, vec!["--auth-token-asset", asset]].concat()),
+        }
     }
 
     /// The secret stored under `user` (e.g. `asset/<id>`), read with `secret-tool lookup`.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use patchbay_tests::fake_twilio::FakeTwilio;
-use patchbay_tests::harness::{Patchbay, Run, require_secret_service, run_command};
+use patchbay_tests::harness::{Patchbay, Run, Token, require_secret_service, run_command};
 use serde_json::Value;
 
 struct World {
@@ -30,46 +30,9 @@ fn world() -> World {
         .ok()
         .json();
     for (name, phone) in [("Alerts", "+15551230001"), ("Invoices", "+15551230002")] {
-        patchbay
-            .run(&[
-                "--json",
-                "connection",
-                "add",
-                "twilio",
-                "--folder",
-                "Shared",
-                "--name",
-                name,
-                "--phone",
-                phone,
-                "--account-sid",
-                &sid,
-                "--auth-token-asset",
-                "Twilio token",
-            ])
-            .ok();
+        patchbay.add_twilio(name, phone, &sid, Token::Asset("Twilio token"), false).ok();
     }
-    let own = patchbay
-        .run_with_stdin(
-            &[
-                "--json",
-                "connection",
-                "add",
-                "twilio",
-                "--folder",
-                "Shared",
-                "--name",
-                "Own copy",
-                "--phone",
-                "+15551230001",
-                "--account-sid",
-                &sid,
-                "--auth-token-stdin",
-            ],
-            &token,
-        )
-        .ok()
-        .json();
+    let own = patchbay.add_twilio("Own copy", "+15551230001", &sid, Token::Piped(&token), false).ok().json();
     World {
         asset_user: format!("asset/{}", asset["id"].as_str().unwrap()),
         own_user: format!("connection/{}", own["id"].as_str().unwrap()),
@@ -114,24 +77,7 @@ impl World {
             assert_eq!(tested["status"]["state"], "connected", "{}", connection["name"]);
         }
         // The old token is dead at Twilio.
-        let old = self.patchbay.run_with_stdin(
-            &[
-                "--json",
-                "connection",
-                "add",
-                "twilio",
-                "--folder",
-                "Shared",
-                "--name",
-                "Old",
-                "--phone",
-                "+15551230001",
-                "--account-sid",
-                &self.sid,
-                "--auth-token-stdin",
-            ],
-            &self.old_token,
-        );
+        let old = self.patchbay.add_twilio("Old", "+15551230001", &self.sid, Token::Piped(&self.old_token), false);
         assert_eq!(old.code(), "twilio_auth_failed");
     }
 }
@@ -210,25 +156,7 @@ fn test_credentials_cannot_rotate() {
     let seed = world.fake.seed();
     let test = world
         .patchbay
-        .run_with_stdin(
-            &[
-                "--json",
-                "connection",
-                "add",
-                "twilio",
-                "--folder",
-                "Shared",
-                "--name",
-                "Test",
-                "--phone",
-                "+15005550006",
-                "--account-sid",
-                &seed.test.sid,
-                "--test-credentials",
-                "--auth-token-stdin",
-            ],
-            &seed.test.auth_token,
-        )
+        .add_twilio("Test", "+15005550006", &seed.test.sid, Token::Piped(&seed.test.auth_token), true)
         .ok()
         .json();
     let refused =
