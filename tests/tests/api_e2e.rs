@@ -192,14 +192,10 @@ fn every_status_code_and_message() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["message"].as_str().unwrap().contains("cannot call back into a desktop"));
 
-    let huge = "x".repeat(patchbay_api_limit() + 1);
+    let huge = "x".repeat(patchbay_api::MAX_BODY_BYTES + 1);
     let (status, _) =
         send(server.request(reqwest::Method::POST, "/instances").body(huge).header("content-type", "application/json"));
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-}
-
-fn patchbay_api_limit() -> usize {
-    64 * 1024
 }
 
 #[test]

@@ -152,7 +152,7 @@ impl Patchbay {
             ids.iter().map(|id| connections::load(&conn, id)).collect::<Result<_>>()?
         };
         let mut targets = Vec::new();
-        let mut dependents = Vec::new();
+        let mut holders = Vec::new();
         for stored in candidates {
             let key = match (stored.auth_kind.as_str(), &stored.auth_asset_id) {
                 ("own", _) => VaultKey::Connection(stored.id.clone()),
@@ -163,15 +163,19 @@ impl Patchbay {
                 if !targets.contains(&key.user()) {
                     targets.push(key.user());
                 }
-                let view = self.connection(&stored.id)?;
-                dependents.push(Dependent {
-                    id: view.id.clone(),
-                    name: view.name.clone(),
-                    folder: view.folder.clone(),
-                    status: status_label(&view),
-                });
+                holders.push(stored);
             }
         }
+        // The rows are already loaded: turn them into views in one pass.
+        let dependents = connections::views(&self.store.conn(), holders)?
+            .iter()
+            .map(|view| Dependent {
+                id: view.id.clone(),
+                name: view.name.clone(),
+                folder: view.folder.clone(),
+                status: status_label(view),
+            })
+            .collect();
         let plan = RotationPlan {
             account_sid,
             subject: label,

@@ -127,13 +127,6 @@ impl FakeTwilio {
         sid
     }
 
-    /// Registers another phone number in an account.
-    pub fn add_phone_number(&self, account_sid: &str, phone_number: &str) {
-        if let Some(account) = self.state().accounts.get_mut(account_sid) {
-            account.phone_numbers.push(phone_number.to_owned());
-        }
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
