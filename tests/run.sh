@@ -14,13 +14,17 @@ trap 'rm -rf "$keyring_home" "$log"' EXIT
 (cd ui && npm run --silent test:browser) 2>&1 | tee -a "$log"
 
 cargo fmt --all --check
-cargo build --workspace --bins --locked --features patchbay-desktop/custom-protocol
+# The window embeds the UI; the CLI gets the rotation crash switch the tests use (a
+# feature, so that no binary people run carries it).
+features="patchbay-desktop/custom-protocol,patchbay-cli/test-hooks"
+cargo build --workspace --bins --locked --features "$features"
 
 export XDG_DATA_HOME="$keyring_home"
 # The password must end with a newline, or no login keyring is created.
+export features
 dbus-run-session -- sh -c '
   echo patchbay-tests | gnome-keyring-daemon --daemonize --unlock --components=secrets >/dev/null
-  cargo test --workspace --locked --features patchbay-desktop/custom-protocol &&
+  cargo test --workspace --locked --features "$features" &&
   xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp -noreset" node --test tests/desktop/
 ' 2>&1 | tee -a "$log"
 

@@ -47,7 +47,7 @@ pub async fn folder_contents(core: Core<'_>, path: String) -> Answer<FolderConte
 
 #[tauri::command]
 pub async fn delete_folder(core: Core<'_>, path: String, recursive: bool) -> Answer<FolderContents> {
-    core.delete_folder(&path, recursive).map_err(body)
+    core.delete_folder(&path, recursive).await.map_err(body)
 }
 
 #[tauri::command]
@@ -62,12 +62,12 @@ pub async fn list_assets(core: Core<'_>, folder: String) -> Answer<Vec<Asset>> {
 
 #[tauri::command]
 pub async fn create_asset(core: Core<'_>, folder: String, name: String, value: Secret) -> Answer<Asset> {
-    core.create_asset(&folder, &name, value).map_err(body)
+    core.create_asset(&folder, &name, value).await.map_err(body)
 }
 
 #[tauri::command]
 pub async fn delete_asset(core: Core<'_>, folder: String, name: String, force: bool) -> Answer<()> {
-    core.delete_asset(&folder, &name, force).map_err(body)
+    core.delete_asset(&folder, &name, force).await.map_err(body)
 }
 
 #[tauri::command]
@@ -192,7 +192,7 @@ fn lock<'a>(pending: &'a State<'_, PendingConnects>) -> std::sync::MutexGuard<'a
 
 #[tauri::command]
 pub async fn rotation_plan(core: Core<'_>, subject: RotationSubject) -> Answer<RotationPlan> {
-    core.plan_rotation(&subject).map_err(body)
+    core.plan_rotation(&subject).await.map_err(body)
 }
 
 #[tauri::command]
@@ -217,5 +217,5 @@ pub async fn test_connection(core: Core<'_>, id: String) -> Answer<Connection> {
 
 #[tauri::command]
 pub async fn delete_connection(core: Core<'_>, id: String) -> Answer<()> {
-    core.delete_connection(&id).map_err(body)
+    core.delete_connection(&id).await.map_err(body)
 }

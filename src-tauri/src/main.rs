@@ -25,9 +25,12 @@ fn main() {
     let result = tauri::Builder::default()
         .setup({
             let core = Arc::clone(&core);
-            // A rotation a crash interrupted is finished (or rolled back) at start-up.
+            // Work a crash interrupted is finished after the window is up, never before.
             move |_app| {
                 tauri::async_runtime::spawn(async move {
+                    if let Err(err) = core.repair().await {
+                        eprintln!("interrupted changes could not be finished yet: {err} [{}]", err.code());
+                    }
                     if let Err(err) = core.resume_rotations().await {
                         eprintln!("an unfinished Auth Token rotation could not be resumed yet: {err} [{}]", err.code());
                     }

@@ -3,3 +3,5 @@
 
 pub mod fake_twilio;
 pub mod harness;
+pub mod locked_vault;
+pub mod serve;

@@ -2,70 +2,14 @@
 //! the real Secret Service.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use patchbay_tests::fake_twilio::{FakeTwilio, Fault};
 use patchbay_tests::harness::{Patchbay, require_secret_service};
+use patchbay_tests::serve::{Server, send};
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::Client;
 use serde_json::{Value, json};
-
-struct Server {
-    child: Child,
-    base: String,
-    auth: String,
-    user: String,
-    http: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(patchbay: &Patchbay) -> Self {
-        let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
-        let (user, org) =
-            (credentials["user"].as_str().unwrap().to_owned(), credentials["organization"].as_str().unwrap());
-        let mut child = patchbay
-            .command(&["--json", "serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("patchbay serve starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let listening: Value =
-            serde_json::from_str(&first).unwrap_or_else(|_| panic!("not the listening line: {first}"));
-        Server {
-            child,
-            base: format!("http://{}", listening["listening"].as_str().unwrap()),
-            auth: format!("User {user}, Organization {org}"),
-            user,
-            http: Client::new(),
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).header("Authorization", &self.auth)
-    }
-
-    fn post(&self, body: &Value) -> (StatusCode, Value) {
-        send(self.request(reqwest::Method::POST, "/instances").json(body))
-    }
-
-    fn get(&self, path: &str) -> (StatusCode, Value) {
-        send(self.request(reqwest::Method::GET, path))
-    }
-}
-
-fn send(request: RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().expect("the server answers");
-    let status = response.status();
-    (status, response.json().unwrap_or(Value::Null))
-}
 
 fn instance(fake: &FakeTwilio, name: &str, phone: &str) -> Value {
     let seed = fake.seed();

@@ -85,7 +85,7 @@ impl EventWorker {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(delivery.payload.clone());
         let signature =
-            self.core.event_signature(&delivery.connection_id, &delivery.payload).map_err(|err| err.to_string())?;
+            self.core.delivery_signature(delivery).await.map_err(|err| format!("{} [{}]", err, err.code()))?;
         if let Some(signature) = signature {
             request = request.header(SIGNATURE_HEADER, signature);
         }

@@ -50,7 +50,7 @@ pub async fn serve(
     if remote && !(options.allow_remote && options.tls.is_some()) {
         return Err(ServeError::RemoteRefused(options.listen));
     }
-    let app = routes::router(core.clone())?;
+    let app = routes::router(core.clone()).await?;
     let worker = tokio::spawn(events::EventWorker::new(core).run());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();

@@ -26,8 +26,8 @@ struct Api {
 
 type Answer = Result<(StatusCode, axum::Json<Value>), ApiError>;
 
-pub fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error> {
-    let credentials = core.api_credentials(false)?;
+pub async fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error> {
+    let credentials = core.api_credentials(false).await?;
     let api = Api { core, user: Arc::new(credentials.user), organization: Arc::new(credentials.organization) };
     Ok(Router::new()
         .route("/instances", get(list).post(create))
@@ -60,11 +60,15 @@ impl Api {
 }
 
 /// The core's spec, with a username given as a credential asset resolved to its SID.
-fn resolve(api: &Api, parsed: ParsedSpec, folder: &str) -> Result<patchbay_core::instances::InstanceSpec, ApiError> {
+async fn resolve(
+    api: &Api,
+    parsed: ParsedSpec,
+    folder: &str,
+) -> Result<patchbay_core::instances::InstanceSpec, ApiError> {
     let mut spec = parsed.spec;
     spec.account_sid = match parsed.username {
         Username::Sid(sid) => sid,
-        Username::Asset(name) => api.core.account_sid_from_asset(folder, &name)?,
+        Username::Asset(name) => api.core.account_sid_from_asset(folder, &name).await?,
     };
     spec.settings.check()?;
     Ok(spec)
@@ -74,7 +78,7 @@ async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answ
     api.organization(&headers)?;
     let parsed = parse(&body)?.into_spec(false)?;
     let folder = parsed.spec.folder.clone();
-    let spec = resolve(&api, parsed, &folder)?;
+    let spec = resolve(&api, parsed, &folder).await?;
     let (instance, token) = api.core.provision_instance(spec).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&instance, Some(&token)))))
 }
@@ -118,7 +122,7 @@ async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Stri
     api.instance(&headers, &id)?;
     let parsed = parse(&body)?.into_spec(true)?;
     let folder = api.core.connection(&id)?.folder;
-    let spec = resolve(&api, parsed, &folder)?;
+    let spec = resolve(&api, parsed, &folder).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(&id, spec).await?, None))))
 }
 
@@ -135,6 +139,6 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     api.instance(&headers, &id)?;
-    api.core.delete_connection(&id)?;
+    api.core.delete_connection(&id).await?;
     Ok((StatusCode::OK, axum::Json(json!({ "id": id, "deleted": true }))))
 }

@@ -234,7 +234,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let out = Output { json: cli.json };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start: {err}");
@@ -252,6 +252,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
     let core = Patchbay::open(Config::load(cli.data_dir)?)?;
+    // Finishes what processes that died midway left (never a live process's work).
+    if let Err(err) = core.repair().await {
+        tracing::warn!(code = err.code(), "could not finish interrupted changes yet: {err}");
+    }
     match cli.command {
         Command::Serve { listen, allow_remote, tls_cert, tls_key } => {
             let options = patchbay_api::ServeOptions { listen, allow_remote, tls: tls_cert.zip(tls_key) };
@@ -287,7 +291,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
                 (_, _, Some(id)) => RotationSubject::Connection { id },
                 _ => return Err(Error::invalid("arguments", "name --asset NAME --folder PATH, or --connection ID")),
             };
-            let plan = core.plan_rotation(&subject)?;
+            let plan = core.plan_rotation(&subject).await?;
             if !args.yes {
                 out.rotation_plan(&plan);
                 if !confirm("Rotate this Auth Token now?") {
@@ -297,7 +301,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             out.rotations(&[core.rotate(&subject).await?]);
         }
         Command::Api(ApiCommand::Credentials { rotate }) => {
-            let credentials = core.api_credentials(rotate)?;
+            let credentials = core.api_credentials(rotate).await?;
             let (user, organization) = (credentials.user.reveal_to_owner(), credentials.organization.reveal_to_owner());
             out.credentials(user, organization);
         }
@@ -307,18 +311,18 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             FolderCommand::Rename { path, new_name } => out.folder(&core.rename_folder(&path, &new_name)?),
             FolderCommand::Move { path, to, .. } => out.folder(&core.move_folder(&path, to.as_deref())?),
             FolderCommand::Delete { path, recursive } => {
-                out.deleted_folder(&path, &core.delete_folder(&path, recursive)?)
+                out.deleted_folder(&path, &core.delete_folder(&path, recursive).await?)
             }
         },
         Command::Connectors { search } => out.connectors(&core.connectors(search.as_deref().unwrap_or(""))),
         Command::Asset(command) => match command {
             AssetCommand::Create { name, folder } => {
                 let value = read_secret(&format!("Value of credential asset '{name}'"))?;
-                out.asset(&core.create_asset(&folder, &name, value)?)
+                out.asset(&core.create_asset(&folder, &name, value).await?)
             }
             AssetCommand::List { folder } => out.assets(&core.list_assets(folder.as_deref())?),
             AssetCommand::Delete { name, folder, force } => {
-                core.delete_asset(&folder, &name, force)?;
+                core.delete_asset(&folder, &name, force).await?;
                 out.done(&format!("deleted credential asset '{name}' from '{folder}'"))
             }
         },
@@ -344,7 +348,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             ConnectionCommand::Show { id } => out.connection(&core.connection(&id)?),
             ConnectionCommand::Test { id } => out.connection(&core.test_connection(&id).await?),
             ConnectionCommand::Delete { id } => {
-                core.delete_connection(&id)?;
+                core.delete_connection(&id).await?;
                 out.done(&format!("deleted connection {id}"))
             }
         },

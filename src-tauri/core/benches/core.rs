@@ -27,7 +27,7 @@ fn big_store() -> (tempfile::TempDir, Patchbay, fixtures::Seeded) {
     let started = Instant::now();
     let seeded = fixtures::seed(&config.database_path(), FOLDERS, CONNECTIONS).unwrap();
     eprintln!("seeded {FOLDERS} folders and {CONNECTIONS} connections in {:.1?}", started.elapsed());
-    let vault = Vault::with_store("patchbay-bench", keyring_core::mock::Store::new().unwrap());
+    let vault = Vault::with_store("patchbay-bench", keyring_core::mock::Store::new().unwrap(), config.vault_timeout);
     (dir, Patchbay::open_with_vault(config, vault).unwrap(), seeded)
 }
 
@@ -87,9 +87,9 @@ fn connect_cost() {
     config.vault_service = format!("patchbay-bench-{}", patchbay_tests::fake_twilio::unique_suffix());
     let real_vault = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
     let vault = if real_vault {
-        Vault::platform(config.vault_service.clone())
+        Vault::platform(config.vault_service.clone(), config.vault_timeout)
     } else {
-        Vault::with_store(config.vault_service.clone(), keyring_core::mock::Store::new().unwrap())
+        Vault::with_store(config.vault_service.clone(), keyring_core::mock::Store::new().unwrap(), config.vault_timeout)
     };
     let client = TwilioClient::new(config.twilio.clone()).unwrap();
     let core = Patchbay::open_with_vault(config, vault).unwrap();
@@ -117,7 +117,7 @@ fn connect_cost() {
             let started = Instant::now();
             let connection = core.add_twilio_connection(new).await.unwrap();
             connect.push(started.elapsed());
-            core.delete_connection(&connection.id).unwrap();
+            core.delete_connection(&connection.id).await.unwrap();
         }
     });
     let vault_kind = if real_vault { "Secret Service" } else { "in-memory vault: no Secret Service reachable" };

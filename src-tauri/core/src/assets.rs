@@ -99,6 +99,22 @@ pub(crate) fn find_in_folder(conn: &Connection, folder: i64, name: &str) -> Resu
     .map_err(store_err)
 }
 
+/// A new asset, `pending` until its value is in the vault.
+pub(crate) fn insert_pending(conn: &Connection, id: &str, folder: i64, name: &str, owner: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO assets (id, folder_id, name, lifecycle, owner, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)",
+        params![id, folder, name, owner, crate::store::now()],
+    )?;
+    Ok(())
+}
+
+/// Ids of the connections that use the asset.
+pub(crate) fn user_ids(conn: &Connection, id: &str) -> Result<Vec<String>> {
+    let mut statement = conn.prepare_cached("SELECT id FROM connections WHERE auth_asset_id = ?1")?;
+    Ok(statement.query_map([id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?)
+}
+
 /// `(name, folder path)` of the asset, when it still exists.
 pub(crate) fn describe(conn: &Connection, id: &str) -> Result<Option<(String, String)>> {
     let row: Option<(String, i64)> = conn

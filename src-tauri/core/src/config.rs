@@ -19,9 +19,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The vault's service name; every Patchbay secret is stored under it.
     pub vault_service: String,
+    /// How long one vault call may take before Patchbay answers `vault_locked`.
+    pub vault_timeout: Duration,
     pub twilio: TwilioConfig,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
+    /// Test builds only: abort a rotation right after this step (PATCHBAY_ROTATION_STOP_AFTER).
+    #[cfg(feature = "test-hooks")]
+    pub rotation_stop_after: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +60,7 @@ impl Default for TwilioConfig {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     vault_service: Option<String>,
+    vault_timeout_ms: Option<u64>,
     rotation_propagation_timeout_ms: Option<u64>,
     #[serde(default)]
     twilio: TwilioFile,
@@ -124,12 +130,15 @@ impl Config {
         Ok(Self {
             data_dir,
             vault_service: env("PATCHBAY_VAULT_SERVICE").or(file.vault_service).unwrap_or_else(|| "patchbay".into()),
+            vault_timeout: millis("PATCHBAY_VAULT_TIMEOUT_MS", file.vault_timeout_ms, crate::vault::DEFAULT_TIMEOUT)?,
             twilio,
             rotation_propagation_timeout: millis(
                 "PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS",
                 file.rotation_propagation_timeout_ms,
                 Duration::from_secs(60),
             )?,
+            #[cfg(feature = "test-hooks")]
+            rotation_stop_after: env("PATCHBAY_ROTATION_STOP_AFTER").and_then(|step| step.parse().ok()),
         })
     }
 

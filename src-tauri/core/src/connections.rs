@@ -14,6 +14,7 @@ use crate::search_index::SearchIndex;
 use crate::secret::Secret;
 use crate::text::fold;
 use crate::twilio::VerifiedAccount;
+use crate::vault::VaultKey;
 
 pub const TWILIO: &str = "twilio";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -170,6 +171,17 @@ pub(crate) struct Stored {
     connector: String,
 }
 
+impl Stored {
+    /// Where the connection's Auth Token is in the vault: its own entry or its asset's.
+    pub(crate) fn token_key(&self) -> Result<VaultKey> {
+        match (self.auth_kind.as_str(), &self.auth_asset_id) {
+            ("own", _) => Ok(VaultKey::Connection(self.id.clone())),
+            (_, Some(asset_id)) => Ok(VaultKey::Asset(asset_id.clone())),
+            (_, None) => Err(Error::AssetDeleted { connection: self.name.clone() }),
+        }
+    }
+}
+
 const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
     c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
     c.last_checked_at, c.created_at, c.updated_at, c.connector";
@@ -299,19 +311,19 @@ pub(crate) struct ValidatedRow<'a> {
     pub checked_at: &'a str,
 }
 
-/// With its own secret the new row starts `pending` (the vault write follows); with an
-/// asset it is complete at once.
-pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>) -> Result<()> {
-    let (auth_kind, lifecycle) = match row.asset_id {
-        Some(_) => ("asset", "active"),
-        None => ("own", "pending"),
+/// With its own secret the new row starts `pending`, owned by `owner` (the vault write
+/// follows); with an asset it is complete at once.
+pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &str) -> Result<()> {
+    let (auth_kind, lifecycle, owner) = match row.asset_id {
+        Some(_) => ("asset", "active", None),
+        None => ("own", "pending", Some(owner)),
     };
     let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(
         "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
              auth_kind, auth_asset_id, status, account_friendly_name, account_type, last_checked_at, lifecycle,
-             created_at, updated_at, search_text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?12, ?12, ?14)",
+             owner, created_at, updated_at, search_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14)",
         params![
             row.id,
             folder_id,
@@ -327,6 +339,7 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>) -> Result<
             row.checked_at,
             lifecycle,
             search_text,
+            owner,
         ],
     )
     .map_err(store_err)?;
@@ -412,33 +425,6 @@ pub(crate) fn record_check(
     }
     .map_err(store_err)?;
     Ok(())
-}
-
-pub(crate) fn set_lifecycle(db: &Db, id: &str, lifecycle: &str) -> Result<()> {
-    db.execute("UPDATE connections SET lifecycle = ?2 WHERE id = ?1", params![id, lifecycle]).map_err(store_err)?;
-    Ok(())
-}
-
-pub(crate) fn delete_row(db: &Db, id: &str) -> Result<()> {
-    db.execute("DELETE FROM connections WHERE id = ?1", [id]).map_err(store_err)?;
-    Ok(())
-}
-
-/// Rows a crash left half-written or half-deleted: id, whether it owns a secret, and
-/// whether it has an event signing key.
-pub(crate) fn unfinished(db: &Db) -> Result<Vec<(String, bool, bool)>> {
-    let mut statement = db
-        .prepare(
-            "SELECT c.id, c.auth_kind = 'own', ifnull(json_extract(i.settings, '$.signing_key'), 0)
-             FROM connections c LEFT JOIN instances i ON i.connection_id = c.id
-             WHERE c.lifecycle != 'active'",
-        )
-        .map_err(store_err)?;
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .map_err(store_err)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)
 }
 
 /// One page of connections, by name: a folder's, or those matching a search.

@@ -46,6 +46,12 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidInput { field, message: message.into() }

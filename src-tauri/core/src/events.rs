@@ -25,6 +25,8 @@ pub struct Delivery {
     pub payload: String,
     pub callback_url: String,
     pub attempts: u32,
+    /// The instance signs its events: a missing key stops delivery, never unsigns it.
+    pub signed: bool,
 }
 
 /// What `GET /instances/{id}/events` shows.
@@ -102,7 +104,7 @@ impl Patchbay {
                 .map_err(store_err)?;
             (stored, enabled_at)
         };
-        let token = self.token_of(&stored)?;
+        let token = self.token_of(&stored).await?;
         // Twilio's dates have whole seconds: a message of the same second counts, rather
         // than risk losing it.
         let enabled_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&enabled_at)
@@ -185,7 +187,14 @@ impl Patchbay {
             .filter_map(|(connection_id, message_sid, payload, attempts, settings)| {
                 let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
                 let callback_url = settings.events.callback_url?;
-                Some(Delivery { connection_id, message_sid, payload, callback_url, attempts })
+                Some(Delivery {
+                    connection_id,
+                    message_sid,
+                    payload,
+                    callback_url,
+                    attempts,
+                    signed: settings.signing_key,
+                })
             })
             .collect())
     }
@@ -244,14 +253,16 @@ impl Patchbay {
             .map_err(store_err)
     }
 
-    /// `sha256=<hex HMAC>` of an event body under the instance's signing key, if it has
-    /// one. The key itself never leaves the core.
-    pub fn event_signature(&self, connection_id: &str, body: &str) -> Result<Option<String>> {
-        match self.vault.get(&VaultKey::EventSigningKey(connection_id.to_owned())) {
-            Ok(key) => Ok(Some(format!("sha256={}", sign(key.expose(), body)))),
-            Err(crate::vault::VaultError::Missing(_)) => Ok(None),
-            Err(err) => Err(err.into()),
+    /// `sha256=<hex HMAC>` of the event's body under its instance's signing key, when the
+    /// instance signs its events. The key itself never leaves the core; a key missing
+    /// from the vault fails the delivery (`vault_secret_missing`) rather than send it
+    /// unsigned.
+    pub async fn delivery_signature(&self, delivery: &Delivery) -> Result<Option<String>> {
+        if !delivery.signed {
+            return Ok(None);
         }
+        let key = self.vault.get(&VaultKey::EventSigningKey(delivery.connection_id.clone())).await?;
+        Ok(Some(format!("sha256={}", sign(key.expose(), &delivery.payload))))
     }
 }
 

@@ -267,22 +267,8 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Folder>> {
     Ok(tree)
 }
 
-const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
+pub(crate) const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
     SELECT ?1 UNION ALL SELECT f.id FROM folders f JOIN subtree s ON f.parent_id = s.id)";
-
-/// Marks every connection and asset in the folder's subtree for deletion (the journal
-/// the repair pass finishes).
-pub(crate) fn mark_contents_deleting(conn: &Connection, folder: i64) -> Result<()> {
-    let tx = conn.unchecked_transaction().map_err(store_err)?;
-    for table in ["connections", "assets"] {
-        tx.execute(
-            &format!("{SUBTREE} UPDATE {table} SET lifecycle = 'deleting' WHERE folder_id IN subtree"),
-            [folder],
-        )
-        .map_err(store_err)?;
-    }
-    tx.commit().map_err(store_err)
-}
 
 /// `(asset name, connection id)` for assets in the subtree used by connections outside
 /// it (a user of the asset was moved out).

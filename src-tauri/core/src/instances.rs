@@ -185,10 +185,10 @@ impl Patchbay {
             params![connection.id, json(&spec.tags), hash(&token), json(&spec.settings)],
         );
         if let Err(err) = saved {
-            self.delete_connection(&connection.id)?;
+            self.delete_connection(&connection.id).await?;
             return Err(store_err(err));
         }
-        self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref())?;
+        self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref()).await?;
         Ok((Instance { connection, tags: spec.tags, settings: spec.settings }, token))
     }
 
@@ -241,19 +241,19 @@ impl Patchbay {
                 params![current.id, json(&spec.tags), json(&spec.settings)],
             )
             .map_err(store_err)?;
-        self.apply_event_settings(&current.id, &spec.settings, spec.signature_key.as_ref())?;
+        self.apply_event_settings(&current.id, &spec.settings, spec.signature_key.as_ref()).await?;
         self.instance(id)
     }
 
     /// Starts the event cursor when events are on, and keeps a new signing key.
-    fn apply_event_settings(
+    async fn apply_event_settings(
         &self,
         id: &str,
         settings: &InstanceSettings,
         signature_key: Option<&Secret>,
     ) -> Result<()> {
         if let Some(key) = signature_key {
-            self.vault.put(&VaultKey::EventSigningKey(id.to_owned()), key)?;
+            self.vault.put(&VaultKey::EventSigningKey(id.to_owned()), key).await?;
         }
         if settings.events.enabled {
             self.start_events(id)?;
@@ -263,13 +263,13 @@ impl Patchbay {
 
     /// The Account SID kept in a credential asset visible from `folder`, for callers that
     /// name the username by asset. A SID is no secret, so it is returned as text.
-    pub fn account_sid_from_asset(&self, folder: &str, name: &str) -> Result<String> {
-        let value = {
+    pub async fn account_sid_from_asset(&self, folder: &str, name: &str) -> Result<String> {
+        let asset_id = {
             let conn = self.store.conn();
             let folder_id = crate::folders::resolve(&conn, folder)?;
-            let asset_id = crate::assets::resolve_visible(&conn, folder_id, name.trim())?;
-            self.vault.get(&VaultKey::Asset(asset_id))?
+            crate::assets::resolve_visible(&conn, folder_id, name.trim())?
         };
+        let value = self.vault.get(&VaultKey::Asset(asset_id)).await?;
         connections::check_account_sid(value.expose()).map_err(|_| {
             Error::invalid(
                 "username",
@@ -294,15 +294,15 @@ impl Patchbay {
 
     /// The API's platform secrets, made on first use and kept in the vault; `rotate`
     /// replaces both.
-    pub fn api_credentials(&self, rotate: bool) -> Result<ApiCredentials> {
+    pub async fn api_credentials(&self, rotate: bool) -> Result<ApiCredentials> {
         let mut pair = Vec::with_capacity(2);
         for name in ["user", "organization"] {
             let key = VaultKey::Platform(name);
-            let secret = match self.vault.get(&key) {
+            let secret = match self.vault.get(&key).await {
                 Ok(secret) if !rotate => secret,
                 Ok(_) | Err(crate::vault::VaultError::Missing(_)) => {
                     let fresh = random_token();
-                    self.vault.put(&key, &fresh)?;
+                    self.vault.put(&key, &fresh).await?;
                     fresh
                 }
                 Err(err) => return Err(err.into()),

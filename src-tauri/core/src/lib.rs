@@ -13,6 +13,8 @@ pub mod events;
 pub mod fixtures;
 pub mod folders;
 pub mod instances;
+mod journal;
+mod owner;
 pub mod rotation;
 mod search_index;
 pub mod secret;
@@ -36,11 +38,16 @@ pub use secret::Secret;
 pub use vault::Vault;
 
 use connections::ValidatedRow;
-use folders::store_err;
+use journal::Unfinished;
+use owner::Owner;
 use search_index::SearchIndex;
 use store::{Store, now};
 use twilio::{Credentials, TwilioClient};
 use vault::VaultKey;
+
+/// The largest credential asset value: far above any real token or key, far below what
+/// would make the vault or a form slow.
+pub const MAX_ASSET_BYTES: usize = 64 * 1024;
 
 pub struct Patchbay {
     config: Config,
@@ -48,21 +55,23 @@ pub struct Patchbay {
     vault: Vault,
     twilio: TwilioClient,
     search: SearchIndex,
+    /// This open core's claim on the work it leaves unfinished (see owner.rs).
+    owner: Owner,
 }
 
 impl Patchbay {
-    /// Opens the data folder's database and the platform vault (lazily).
+    /// Opens the data folder's database and the platform vault (lazily). Touches neither
+    /// the vault nor the network: call [`Patchbay::repair`] once the caller can wait.
     pub fn open(config: Config) -> Result<Self> {
-        let vault = Vault::platform(config.vault_service.clone());
+        let vault = Vault::platform(config.vault_service.clone(), config.vault_timeout);
         Self::open_with_vault(config, vault)
     }
 
     pub fn open_with_vault(config: Config, vault: Vault) -> Result<Self> {
         let store = Store::open(&config.database_path())?;
+        let owner = Owner::claim(&config.data_dir)?;
         let twilio = TwilioClient::new(config.twilio.clone()).map_err(|err| Error::Connect(err.into()))?;
-        let core = Self { config, store, vault, twilio, search: SearchIndex::default() };
-        core.repair();
-        Ok(core)
+        Ok(Self { config, store, vault, twilio, search: SearchIndex::default(), owner })
     }
 
     pub fn config(&self) -> &Config {
@@ -72,7 +81,7 @@ impl Patchbay {
     // ---- Folders -------------------------------------------------------------------
 
     pub fn create_folder(&self, path: &str) -> Result<Folder> {
-        folders::create(&self.store.conn(), path)
+        self.store.write(|tx| folders::create(tx, path))
     }
 
     /// The whole tree, depth-first, siblings by name.
@@ -81,12 +90,12 @@ impl Patchbay {
     }
 
     pub fn rename_folder(&self, path: &str, new_name: &str) -> Result<Folder> {
-        folders::rename(&self.store.conn(), path, new_name)
+        self.store.write(|tx| folders::rename(tx, path, new_name))
     }
 
     /// Moves a folder under `new_parent`, or to the top level with `None`.
     pub fn move_folder(&self, path: &str, new_parent: Option<&str>) -> Result<Folder> {
-        folders::move_to(&self.store.conn(), path, new_parent)
+        self.store.write(|tx| folders::move_to(tx, path, new_parent))
     }
 
     /// What deleting the folder would remove, for the confirmation.
@@ -97,22 +106,23 @@ impl Patchbay {
 
     /// Deletes the folder; one that holds anything only when `recursive`, and then with
     /// every connection and asset inside, secrets included. Returns what was removed.
-    pub fn delete_folder(&self, path: &str, recursive: bool) -> Result<FolderContents> {
-        let conn = self.store.conn();
-        let folder = folders::resolve(&conn, path)?;
-        let contents = folders::contents(&conn, folder)?;
-        if !contents.is_empty() && !recursive {
-            return Err(Error::FolderNotEmpty { path: folders::path_of(&conn, folder)?, contents });
-        }
-        let outside_users = folders::assets_used_from_outside(&conn, folder)?;
-        if let Some((name, _)) = outside_users.first() {
-            let users = outside_users.iter().map(|(_, id)| id.clone()).collect();
-            return Err(Error::AssetInUse { name: name.clone(), connections: users });
-        }
-        // Journal first, then secrets, then rows: a crash midway is finished by repair().
-        folders::mark_contents_deleting(&conn, folder)?;
-        self.remove_unfinished(&conn)?;
-        folders::delete_row(&conn, folder)?;
+    pub async fn delete_folder(&self, path: &str, recursive: bool) -> Result<FolderContents> {
+        // Journal first, then secrets, then rows: a crash midway is finished by repair.
+        let (folder, contents, doomed) = self.store.write(|tx| {
+            let folder = folders::resolve(tx, path)?;
+            let contents = folders::contents(tx, folder)?;
+            if !contents.is_empty() && !recursive {
+                return Err(Error::FolderNotEmpty { path: folders::path_of(tx, folder)?, contents });
+            }
+            let outside_users = folders::assets_used_from_outside(tx, folder)?;
+            if let Some((name, _)) = outside_users.first() {
+                let users = outside_users.iter().map(|(_, id)| id.clone()).collect();
+                return Err(Error::AssetInUse { name: name.clone(), connections: users });
+            }
+            Ok((folder, contents, journal::mark_subtree_deleting(tx, folder, self.owner.id())?))
+        })?;
+        self.finish_rows(&doomed, Some(self.owner.id())).await?;
+        self.store.write(|tx| folders::delete_row(tx, folder))?;
         Ok(contents)
     }
 
@@ -124,29 +134,34 @@ impl Patchbay {
 
     // ---- Credential assets ---------------------------------------------------------
 
-    pub fn create_asset(&self, folder: &str, name: &str, value: Secret) -> Result<Asset> {
+    pub async fn create_asset(&self, folder: &str, name: &str, value: Secret) -> Result<Asset> {
         let name = folders::clean_name("name", name)?;
         if value.is_empty() {
             return Err(Error::invalid("value", "the credential asset's value must not be empty"));
         }
-        let conn = self.store.conn();
-        let folder_id = folders::resolve(&conn, folder)?;
-        if assets::find_in_folder(&conn, folder_id, &name)?.is_some() {
-            return Err(Error::NameTaken {
-                what: "credential asset",
-                name,
-                place: format!("folder '{}'", folders::path_of(&conn, folder_id)?),
-            });
+        if value.len() > MAX_ASSET_BYTES {
+            return Err(Error::invalid(
+                "value",
+                format!("the credential asset's value must be at most {} KiB", MAX_ASSET_BYTES / 1024),
+            ));
         }
         let id = Uuid::new_v4().to_string();
-        let stamp = now();
-        conn.execute(
-            "INSERT INTO assets (id, folder_id, name, lifecycle, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
-            rusqlite::params![id, folder_id, name, stamp],
-        )
-        .map_err(store_err)?;
-        self.commit_secret(&conn, "assets", &id, &VaultKey::Asset(id.clone()), &value)?;
-        assets::in_folder(&conn, folder_id)?
+        let folder_id = self.store.write(|tx| {
+            let folder_id = folders::resolve(tx, folder)?;
+            if assets::find_in_folder(tx, folder_id, &name)?.is_some() {
+                return Err(Error::NameTaken {
+                    what: "credential asset",
+                    name: name.clone(),
+                    place: format!("folder '{}'", folders::path_of(tx, folder_id)?),
+                });
+            }
+            assets::insert_pending(tx, &id, folder_id, &name, self.owner.id())?;
+            Ok(folder_id)
+        })?;
+        let pending =
+            Unfinished { table: journal::Table::Assets, id: id.clone(), secrets: vec![VaultKey::Asset(id.clone())] };
+        self.commit_secrets(&pending, &[&value]).await?;
+        assets::in_folder(&self.store.conn(), folder_id)?
             .into_iter()
             .find(|asset| asset.id == id)
             .ok_or_else(|| Error::NotFound { what: "credential asset", id })
@@ -163,27 +178,29 @@ impl Patchbay {
 
     /// Deletes the asset and its secret. While connections use it, only with `force`;
     /// they then show as failed until given another token.
-    pub fn delete_asset(&self, folder: &str, name: &str, force: bool) -> Result<()> {
-        let conn = self.store.conn();
-        let folder_id = folders::resolve(&conn, folder)?;
-        let id = assets::find_in_folder(&conn, folder_id, name)?
-            .ok_or_else(|| Error::AssetNotFound { name: name.trim().to_owned(), folder: folder.trim().to_owned() })?;
-        let users = assets::users(&conn, &id)?;
-        if !users.is_empty() && !force {
-            return Err(Error::AssetInUse { name: name.trim().to_owned(), connections: users });
-        }
-        conn.execute("UPDATE assets SET lifecycle = 'deleting' WHERE id = ?1", [&id]).map_err(store_err)?;
-        let orphaned: Vec<String> = conn
-            .prepare("SELECT id FROM connections WHERE auth_asset_id = ?1")
-            .and_then(|mut s| s.query_map([&id], |r| r.get(0))?.collect())
-            .map_err(store_err)?;
-        self.remove_unfinished(&conn)?;
+    pub async fn delete_asset(&self, folder: &str, name: &str, force: bool) -> Result<()> {
+        let (doomed, orphaned) = self.store.write(|tx| {
+            let folder_id = folders::resolve(tx, folder)?;
+            let id = assets::find_in_folder(tx, folder_id, name)?.ok_or_else(|| Error::AssetNotFound {
+                name: name.trim().to_owned(),
+                folder: folder.trim().to_owned(),
+            })?;
+            let users = assets::users(tx, &id)?;
+            if !users.is_empty() && !force {
+                return Err(Error::AssetInUse { name: name.trim().to_owned(), connections: users });
+            }
+            let orphaned = assets::user_ids(tx, &id)?;
+            Ok((journal::mark_asset_deleting(tx, &id, self.owner.id())?, orphaned))
+        })?;
+        self.finish_rows(std::slice::from_ref(&doomed), Some(self.owner.id())).await?;
         let stamp = now();
-        for connection in orphaned {
-            let name: String = connections::load(&conn, &connection)?.name;
-            connections::record_check(&conn, &connection, Err(&Error::AssetDeleted { connection: name }), &stamp)?;
-        }
-        Ok(())
+        self.store.write(|tx| {
+            for connection in &orphaned {
+                let name = connections::load(tx, connection)?.name;
+                connections::record_check(tx, connection, Err(&Error::AssetDeleted { connection: name }), &stamp)?;
+            }
+            Ok(())
+        })
     }
 
     // ---- Connections ---------------------------------------------------------------
@@ -193,7 +210,7 @@ impl Patchbay {
     pub async fn add_twilio_connection(&self, new: NewTwilioConnection) -> Result<Connection> {
         let phone_number = connections::normalize_phone(&new.phone_number)?;
         let account_sid = connections::check_account_sid(&new.account_sid)?;
-        let (folder_id, name, asset_id, token) = {
+        let (folder_id, name) = {
             let conn = self.store.conn();
             let folder_id = folders::resolve(&conn, &new.folder)?;
             let name = match &new.name {
@@ -201,35 +218,42 @@ impl Patchbay {
                 None => format!("Twilio {phone_number}"),
             };
             connections::ensure_name_free(&conn, folder_id, &name, None)?;
-            let (asset_id, token) = self.resolve_token(&conn, folder_id, new.auth_token)?;
-            (folder_id, name, asset_id, token)
+            (folder_id, name)
         };
+        let (asset_id, token) = self.resolve_token(folder_id, new.auth_token).await?;
 
         let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
         let account = twilio::verify(&self.twilio, credentials, &phone_number, new.test_credentials).await?;
 
-        let conn = self.store.conn();
-        // Checked again: the name may have been taken while Twilio answered.
-        connections::ensure_name_free(&conn, folder_id, &name, None)?;
         let id = Uuid::new_v4().to_string();
-        connections::insert(
-            &conn,
-            folder_id,
-            &ValidatedRow {
-                id: &id,
-                name: &name,
-                account_sid: &account_sid,
-                phone_number: &phone_number,
-                test_credentials: new.test_credentials,
-                asset_id: asset_id.as_deref(),
-                account: &account,
-                checked_at: &now(),
-            },
-        )?;
+        self.store.write(|tx| {
+            // Checked again: the name may have been taken while Twilio answered.
+            connections::ensure_name_free(tx, folder_id, &name, None)?;
+            connections::insert(
+                tx,
+                folder_id,
+                &ValidatedRow {
+                    id: &id,
+                    name: &name,
+                    account_sid: &account_sid,
+                    phone_number: &phone_number,
+                    test_credentials: new.test_credentials,
+                    asset_id: asset_id.as_deref(),
+                    account: &account,
+                    checked_at: &now(),
+                },
+                self.owner.id(),
+            )
+        })?;
         if asset_id.is_none() {
-            self.commit_secret(&conn, "connections", &id, &VaultKey::Connection(id.clone()), &token)?;
+            let pending = Unfinished {
+                table: journal::Table::Connections,
+                id: id.clone(),
+                secrets: vec![VaultKey::Connection(id.clone())],
+            };
+            self.commit_secrets(&pending, &[&token]).await?;
         }
-        connections::view(&conn, connections::load(&conn, &id)?)
+        self.connection(&id)
     }
 
     /// Edit: validates the changed connection with Twilio like Connect, and saves only
@@ -238,61 +262,59 @@ impl Patchbay {
         let phone_number = connections::normalize_phone(&changes.phone_number)?;
         let account_sid = connections::check_account_sid(&changes.account_sid)?;
         let name = folders::clean_name("name", &changes.name)?;
-        let (stored, asset_id, token) = {
+        let stored = {
             let conn = self.store.conn();
             let stored = connections::load(&conn, id)?;
             connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
-            let (asset_id, token) = match changes.auth_token {
-                Some(source) => self.resolve_token(&conn, stored.folder_id, source)?,
-                None => (stored.auth_asset_id.clone().filter(|_| stored.auth_kind == "asset"), self.token_of(&stored)?),
-            };
-            (stored, asset_id, token)
+            stored
+        };
+        let (asset_id, token) = match changes.auth_token {
+            Some(source) => self.resolve_token(stored.folder_id, source).await?,
+            None => {
+                (stored.auth_asset_id.clone().filter(|_| stored.auth_kind == "asset"), self.token_of(&stored).await?)
+            }
         };
 
         let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
         let account = twilio::verify(&self.twilio, credentials, &phone_number, changes.test_credentials).await?;
 
-        let conn = self.store.conn();
-        connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
         let own_key = VaultKey::Connection(stored.id.clone());
         if asset_id.is_none() {
             // Overwrites the old value in place: the row never points at a missing secret.
-            self.vault.put(&own_key, &token)?;
+            self.vault.put(&own_key, &token).await?;
         }
-        connections::update(
-            &conn,
-            &ValidatedRow {
-                id: &stored.id,
-                name: &name,
-                account_sid: &account_sid,
-                phone_number: &phone_number,
-                test_credentials: changes.test_credentials,
-                asset_id: asset_id.as_deref(),
-                account: &account,
-                checked_at: &now(),
-            },
-        )?;
+        self.store.write(|tx| {
+            connections::ensure_name_free(tx, stored.folder_id, &name, Some(&stored.id))?;
+            connections::update(
+                tx,
+                &ValidatedRow {
+                    id: &stored.id,
+                    name: &name,
+                    account_sid: &account_sid,
+                    phone_number: &phone_number,
+                    test_credentials: changes.test_credentials,
+                    asset_id: asset_id.as_deref(),
+                    account: &account,
+                    checked_at: &now(),
+                },
+            )
+        })?;
         if asset_id.is_some() && stored.auth_kind == "own" {
-            self.vault.delete(&own_key)?;
+            self.vault.delete(&own_key).await?;
         }
-        connections::view(&conn, connections::load(&conn, &stored.id)?)
+        self.connection(&stored.id)
     }
 
     /// A typed token (format-checked) or a credential asset visible from `folder`.
-    fn resolve_token(
-        &self,
-        conn: &rusqlite::Connection,
-        folder: i64,
-        source: TokenSource,
-    ) -> Result<(Option<String>, Secret)> {
+    async fn resolve_token(&self, folder: i64, source: TokenSource) -> Result<(Option<String>, Secret)> {
         match source {
             TokenSource::Value(token) => {
                 connections::check_auth_token(&token, "Auth Token")?;
                 Ok((None, token))
             }
             TokenSource::Asset(asset_name) => {
-                let asset_id = assets::resolve_visible(conn, folder, asset_name.trim())?;
-                let token = self.vault.get(&VaultKey::Asset(asset_id.clone()))?;
+                let asset_id = assets::resolve_visible(&self.store.conn(), folder, asset_name.trim())?;
+                let token = self.vault.get(&VaultKey::Asset(asset_id.clone())).await?;
                 connections::check_auth_token(&token, &format!("value of credential asset '{}'", asset_name.trim()))?;
                 Ok((Some(asset_id), token))
             }
@@ -306,11 +328,12 @@ impl Patchbay {
     /// Renames a connection; nothing else changes, so Twilio is not asked.
     pub fn rename_connection(&self, id: &str, name: &str) -> Result<Connection> {
         let name = folders::clean_name("name", name)?;
-        let conn = self.store.conn();
-        let stored = connections::load(&conn, id)?;
-        connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
-        connections::rename(&conn, &stored, &name)?;
-        connections::view(&conn, connections::load(&conn, &stored.id)?)
+        self.store.write(|tx| {
+            let stored = connections::load(tx, id)?;
+            connections::ensure_name_free(tx, stored.folder_id, &name, Some(&stored.id))?;
+            connections::rename(tx, &stored, &name)
+        })?;
+        self.connection(id)
     }
 
     pub fn connection(&self, id: &str) -> Result<Connection> {
@@ -321,89 +344,84 @@ impl Patchbay {
     /// Test connection: validates again with the token as it is now in the vault (a
     /// rotated asset reaches every connection that uses it) and records the outcome.
     pub async fn test_connection(&self, id: &str) -> Result<Connection> {
-        let (stored, token) = {
-            let conn = self.store.conn();
-            let stored = connections::load(&conn, id)?;
-            let token = self.token_of(&stored);
-            if let Err(err) = &token {
-                connections::record_check(&conn, &stored.id, Err(err), &now())?;
+        let stored = connections::load(&self.store.conn(), id)?;
+        let outcome = match self.token_of(&stored).await {
+            Ok(token) => {
+                let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
+                twilio::verify(&self.twilio, credentials, &stored.phone_number, stored.test_credentials)
+                    .await
+                    .map_err(Error::from)
             }
-            (stored, token?)
+            Err(err) => Err(err),
         };
-        let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
-        let outcome = twilio::verify(&self.twilio, credentials, &stored.phone_number, stored.test_credentials)
-            .await
-            .map_err(Error::from);
-        let conn = self.store.conn();
-        connections::record_check(&conn, &stored.id, outcome.as_ref(), &now())?;
+        self.store.write(|tx| connections::record_check(tx, &stored.id, outcome.as_ref(), &now()))?;
         outcome?;
-        connections::view(&conn, connections::load(&conn, &stored.id)?)
+        self.connection(&stored.id)
     }
 
     /// Deletes the connection and, if it has its own, its secret.
-    pub fn delete_connection(&self, id: &str) -> Result<()> {
-        let conn = self.store.conn();
-        let stored = connections::load(&conn, id)?;
-        connections::set_lifecycle(&conn, &stored.id, "deleting")?;
-        self.remove_unfinished(&conn)
+    pub async fn delete_connection(&self, id: &str) -> Result<()> {
+        let doomed = self.store.write(|tx| journal::mark_connection_deleting(tx, id.trim(), self.owner.id()))?;
+        self.finish_rows(std::slice::from_ref(&doomed), Some(self.owner.id())).await
     }
 
-    fn token_of(&self, stored: &connections::Stored) -> Result<Secret> {
-        match (stored.auth_kind.as_str(), &stored.auth_asset_id) {
-            ("own", _) => Ok(self.vault.get(&VaultKey::Connection(stored.id.clone()))?),
-            (_, Some(asset_id)) => Ok(self.vault.get(&VaultKey::Asset(asset_id.clone()))?),
-            (_, None) => Err(Error::AssetDeleted { connection: stored.name.clone() }),
-        }
+    async fn token_of(&self, stored: &connections::Stored) -> Result<Secret> {
+        Ok(self.vault.get(&stored.token_key()?).await?)
     }
 
     // ---- Consistency between rows and vault ----------------------------------------
 
-    /// Writes the secret of a `pending` row, then marks the row active. If the vault
-    /// refuses, the row goes too: nothing half-saved is left behind.
-    fn commit_secret(
-        &self,
-        conn: &rusqlite::Connection,
-        table: &str,
-        id: &str,
-        key: &VaultKey,
-        secret: &Secret,
-    ) -> Result<()> {
-        if let Err(err) = self.vault.put(key, secret) {
-            conn.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id]).map_err(store_err)?;
-            return Err(err.into());
+    /// Writes the secrets of this core's `pending` row, then makes the row active. If
+    /// the vault refuses, the row goes too: nothing half-saved is left behind. If the
+    /// vault does not answer, the row stays pending with this core as its owner, and
+    /// repair finishes it once this process is gone.
+    async fn commit_secrets(&self, pending: &Unfinished, values: &[&Secret]) -> Result<()> {
+        let owner = self.owner.id();
+        for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
+            match self.vault.put(key, value).await {
+                Ok(()) => {}
+                Err(err) if err.may_still_land() => return Err(err.into()),
+                Err(err) => {
+                    let partial = Unfinished { secrets: pending.secrets[..written].to_vec(), ..pending.clone() };
+                    self.finish_rows(&[partial], Some(owner)).await?;
+                    return Err(err.into());
+                }
+            }
         }
-        conn.execute(&format!("UPDATE {table} SET lifecycle = 'active' WHERE id = ?1"), [id]).map_err(store_err)?;
-        Ok(())
+        let activated = self.store.write(|tx| journal::activate(tx, pending, owner));
+        if activated.is_err() {
+            // Not ours any more (it never should be): leave no secret without its row.
+            self.finish_rows(std::slice::from_ref(pending), Some(owner)).await?;
+        }
+        activated
     }
 
-    /// Finishes every `pending` or `deleting` row: its secret is removed from the vault,
-    /// then the row. Pending rows never reached the user (their Connect failed or
-    /// crashed), so removing them is the safe outcome.
-    fn remove_unfinished(&self, conn: &rusqlite::Connection) -> Result<()> {
-        for (id, owns_secret, signs_events) in connections::unfinished(conn)? {
-            if owns_secret {
-                self.vault.delete(&VaultKey::Connection(id.clone()))?;
+    /// Removes the secrets of rows marked `pending` or `deleting` by `owner`, then the
+    /// rows. Each step can be repeated, so a crash midway is finished by repair.
+    async fn finish_rows(&self, items: &[Unfinished], owner: Option<&str>) -> Result<()> {
+        for item in items {
+            for key in &item.secrets {
+                self.vault.delete(key).await?;
             }
-            if signs_events {
-                self.vault.delete(&VaultKey::EventSigningKey(id.clone()))?;
-            }
-            connections::delete_row(conn, &id)?;
-        }
-        let unfinished_assets: Vec<String> = conn
-            .prepare("SELECT id FROM assets WHERE lifecycle != 'active'")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(store_err)?;
-        for id in unfinished_assets {
-            self.vault.delete(&VaultKey::Asset(id.clone()))?;
-            conn.execute("DELETE FROM assets WHERE id = ?1", [&id]).map_err(store_err)?;
+            self.store.write(|tx| journal::forget(tx, item, owner))?;
         }
         Ok(())
     }
 
-    /// The start-up pass after a crash. A vault that is unavailable now only delays it.
-    fn repair(&self) {
-        if let Err(err) = self.remove_unfinished(&self.store.conn()) {
-            tracing::warn!(code = err.code(), "could not finish interrupted changes yet: {err}");
+    /// Finishes the work of processes that ended midway (a crash, kill -9, a vault that
+    /// never answered): their pending rows and secrets go, their deletions complete.
+    /// Work of live processes, this one included, is never touched. Safe to call from
+    /// several processes at once. A vault that is unavailable now only delays it.
+    pub async fn repair(&self) -> Result<()> {
+        let owners = journal::owners(&self.store.conn())?;
+        for owner in owners {
+            if owner.as_deref() == Some(self.owner.id()) || !owner::is_gone(&self.config.data_dir, owner.as_deref()) {
+                continue;
+            }
+            let abandoned = journal::of_owner(&self.store.conn(), owner.as_deref())?;
+            self.finish_rows(&abandoned, owner.as_deref()).await?;
         }
+        owner::sweep(&self.config.data_dir);
+        Ok(())
     }
 }

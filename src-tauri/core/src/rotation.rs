@@ -65,15 +65,20 @@ pub struct RotationRecord {
     pub finished_at: Option<String>,
 }
 
-/// The steps, in order; `PATCHBAY_ROTATION_STOP_AFTER=N` aborts the process right after
-/// step N (1–7), which is how the tests kill a rotation at every step.
+/// The steps, in order.
 const STEPS: [&str; 7] =
     ["secondary_created", "secondary_stored", "validated", "promoted", "propagated", "stored", "done"];
 
-fn stop_after(step: usize) {
-    if std::env::var("PATCHBAY_ROTATION_STOP_AFTER").ok().and_then(|n| n.parse().ok()) == Some(step) {
-        eprintln!("PATCHBAY_ROTATION_STOP_AFTER={step}: stopping after step {step} ({})", STEPS[step - 1]);
-        std::process::abort();
+impl Patchbay {
+    /// The tests' crash switch (`Config::rotation_stop_after`, only in builds with the
+    /// `test-hooks` feature): aborts the process right after step N (1–7).
+    fn stop_after(&self, step: usize) {
+        #[cfg(feature = "test-hooks")]
+        if self.config.rotation_stop_after == Some(step) {
+            eprintln!("rotation_stop_after={step}: stopping after step {step} ({})", STEPS[step - 1]);
+            std::process::abort();
+        }
+        let _ = (step, STEPS);
     }
 }
 
@@ -88,13 +93,13 @@ fn status_label(connection: &Connection) -> String {
 impl Patchbay {
     /// The plan of rotating `subject`'s token: the account, the connections that depend
     /// on the token and every copy of it Patchbay holds. Changes nothing.
-    pub fn plan_rotation(&self, subject: &RotationSubject) -> Result<RotationPlan> {
-        let (plan, _) = self.rotation_targets(subject)?;
+    pub async fn plan_rotation(&self, subject: &RotationSubject) -> Result<RotationPlan> {
+        let (plan, _) = self.rotation_targets(subject).await?;
         Ok(plan)
     }
 
-    fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>)> {
-        let (account_sid, token, label) = {
+    async fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>)> {
+        let (account_sid, key, label) = {
             let conn = self.store.conn();
             match subject {
                 RotationSubject::Connection { id } => {
@@ -102,8 +107,7 @@ impl Patchbay {
                     if stored.test_credentials {
                         return Err(test_credentials_refused());
                     }
-                    let token = self.token_of(&stored)?;
-                    (stored.account_sid.clone(), token, format!("connection '{}'", stored.name))
+                    (stored.account_sid.clone(), stored.token_key()?, format!("connection '{}'", stored.name))
                 }
                 RotationSubject::Asset { folder, name } => {
                     let folder_id = folders::resolve(&conn, folder)?;
@@ -135,11 +139,11 @@ impl Patchbay {
                             ));
                         }
                     };
-                    let token = self.vault.get(&VaultKey::Asset(asset_id))?;
-                    (account_sid, token, format!("credential asset '{folder}/{name}'"))
+                    (account_sid, VaultKey::Asset(asset_id), format!("credential asset '{folder}/{name}'"))
                 }
             }
         };
+        let token = self.vault.get(&key).await?;
 
         // Every live connection of the account whose token (own or through an asset) is
         // this one: all of them get the new token.
@@ -154,12 +158,8 @@ impl Patchbay {
         let mut targets = Vec::new();
         let mut holders = Vec::new();
         for stored in candidates {
-            let key = match (stored.auth_kind.as_str(), &stored.auth_asset_id) {
-                ("own", _) => VaultKey::Connection(stored.id.clone()),
-                (_, Some(asset)) => VaultKey::Asset(asset.clone()),
-                (_, None) => continue,
-            };
-            if self.vault.get(&key).ok().is_some_and(|value| crate::instances::secrets_equal(&value, &token)) {
+            let Ok(key) = stored.token_key() else { continue };
+            if self.vault.get(&key).await.ok().is_some_and(|value| crate::instances::secrets_equal(&value, &token)) {
                 if !targets.contains(&key.user()) {
                     targets.push(key.user());
                 }
@@ -188,7 +188,7 @@ impl Patchbay {
 
     /// Rotates the token: records the rotation, then runs its steps.
     pub async fn rotate(&self, subject: &RotationSubject) -> Result<RotationRecord> {
-        let (plan, targets) = self.rotation_targets(subject)?;
+        let (plan, targets) = self.rotation_targets(subject).await?;
         let dependents: Vec<&str> = plan.dependents.iter().map(|d| d.id.as_str()).collect();
         let id = Uuid::new_v4().to_string();
         self.store
@@ -247,7 +247,7 @@ impl Patchbay {
         let mut cancelled = Vec::new();
         for (id, step) in open {
             let (account_sid, targets) = self.rotation_account(&id)?;
-            let old = self.old_token(&targets)?;
+            let old = self.old_token(&targets).await?;
             let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
             let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
                 || !self.token_works(credentials).await?;
@@ -261,7 +261,7 @@ impl Patchbay {
                 Ok(()) | Err(TwilioError::Rejected(_)) => {}
                 Err(err) => return Err(Error::Connect(err.into())),
             }
-            self.vault.delete(&VaultKey::RotationPending(id.clone()))?;
+            self.vault.delete(&VaultKey::RotationPending(id.clone())).await?;
             self.finish(
                 &id,
                 "cancelled",
@@ -318,12 +318,12 @@ impl Patchbay {
     }
 
     /// The token the targets hold until step 6 replaces it.
-    fn old_token(&self, targets: &[String]) -> Result<Secret> {
+    async fn old_token(&self, targets: &[String]) -> Result<Secret> {
         let key = targets
             .first()
             .and_then(|user| VaultKey::from_user(user))
             .ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
-        Ok(self.vault.get(&key)?)
+        Ok(self.vault.get(&key).await?)
     }
 
     /// Whether Twilio accepts these credentials now (401 means no).
@@ -362,7 +362,7 @@ impl Patchbay {
             let step = self.rotation(id)?.step;
             match step.as_str() {
                 "started" => {
-                    let old = self.old_token(&targets)?;
+                    let old = self.old_token(&targets).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // A crash may have left a secondary whose value was never stored: start clean.
                     match self.twilio.delete_secondary_auth_token(credentials).await {
@@ -370,13 +370,13 @@ impl Patchbay {
                         Err(err) => return Err(Error::Connect(err.into())),
                     }
                     let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
-                    stop_after(1);
-                    self.vault.put(&pending, &secondary)?;
+                    self.stop_after(1);
+                    self.vault.put(&pending, &secondary).await?;
                     self.set_step(id, "secondary_stored")?;
-                    stop_after(2);
+                    self.stop_after(2);
                 }
                 "secondary_stored" => {
-                    let new = self.vault.get(&pending)?;
+                    let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
                     if !self.token_works(credentials).await? {
                         // The secondary is gone at Twilio (deleted elsewhere): make a new one.
@@ -384,20 +384,20 @@ impl Patchbay {
                         continue;
                     }
                     self.set_step(id, "validated")?;
-                    stop_after(3);
+                    self.stop_after(3);
                 }
                 "validated" => {
-                    let old = self.old_token(&targets)?;
+                    let old = self.old_token(&targets).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
                         self.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
                     self.set_step(id, "promoted")?;
-                    stop_after(4);
+                    self.stop_after(4);
                 }
                 "promoted" => {
-                    let new = self.vault.get(&pending)?;
+                    let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
                     let deadline = Instant::now() + self.config.rotation_propagation_timeout;
                     while !self.token_works(credentials).await? {
@@ -413,16 +413,16 @@ impl Patchbay {
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                     self.set_step(id, "propagated")?;
-                    stop_after(5);
+                    self.stop_after(5);
                 }
                 "propagated" => {
-                    let new = self.vault.get(&pending)?;
+                    let new = self.vault.get(&pending).await?;
                     for target in targets.iter().filter_map(|user| VaultKey::from_user(user)) {
-                        self.vault.put(&target, &new)?;
+                        self.vault.put(&target, &new).await?;
                     }
-                    self.vault.delete(&pending)?;
+                    self.vault.delete(&pending).await?;
                     self.set_step(id, "stored")?;
-                    stop_after(6);
+                    self.stop_after(6);
                 }
                 "stored" => {
                     let dependents: Vec<String> = {
@@ -456,7 +456,7 @@ impl Patchbay {
                         revalidated.len()
                     );
                     self.finish(id, "done", &outcome, &revalidated)?;
-                    stop_after(7);
+                    self.stop_after(7);
                 }
                 _ => return self.rotation(id),
             }

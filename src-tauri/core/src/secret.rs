@@ -36,6 +36,11 @@ impl Secret {
         &self.0
     }
 
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

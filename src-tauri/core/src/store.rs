@@ -1,10 +1,16 @@
-//! The embedded SQLite database: opening, pragmas and migrations. The SQL for each
-//! noun lives next to its rules (folders.rs, assets.rs, connections.rs).
+//! The embedded SQLite database: opening, pragmas, migrations and write transactions.
+//! The SQL for each noun lives next to its rules (folders.rs, assets.rs, connections.rs).
+//!
+//! Several processes (the window, the CLI, `patchbay serve`) may share one database, so
+//! every write runs in a `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock
+//! before it reads, waits for it up to [`BUSY_TIMEOUT`], and its checks (is this name
+//! free?) still hold when it writes.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,12 +22,16 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
 }
 
+/// How long a write waits for another process's write to finish.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_init.sql"),
     include_str!("../migrations/002_instances.sql"),
     include_str!("../migrations/003_events.sql"),
     include_str!("../migrations/004_rotations.sql"),
+    include_str!("../migrations/005_owners.sql"),
 ];
 
 pub struct Store {
@@ -31,40 +41,80 @@ pub struct Store {
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            private_dir(dir)
                 .map_err(|err| StoreError::DataDir { path: dir.display().to_string(), reason: err.to_string() })?;
         }
-        let conn = Connection::open(path)?;
+        // SQLite gives the -wal and -shm files the database file's mode, so creating it
+        // 0600 keeps all three private.
+        private_file(path)
+            .map_err(|err| StoreError::DataDir { path: path.display().to_string(), reason: err.to_string() })?;
+        let mut conn = Connection::open(path)?;
+        // The busy timeout first: switching a new database to WAL already takes a lock.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA foreign_keys = ON;",
         )?;
-        migrate(&conn)?;
+        migrate(&mut conn)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
-    /// The connection, held for one core call. A poisoned lock only means another
-    /// thread panicked mid-call; SQLite's own transactions keep the data whole.
+    /// The connection, held for one core call, for reads. A poisoned lock only means
+    /// another thread panicked mid-call; SQLite's own transactions keep the data whole.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Runs `work` in one write transaction and commits it when `work` succeeds.
+    pub(crate) fn write<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let value = work(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(value)
+    }
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Reads and applies the migrations under the write lock, so that processes opening a
+/// new data folder together run each migration exactly once.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = immediate(conn)?;
+    let applied: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if applied > known {
         return Err(StoreError::TooNew { found: applied, known });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
+}
+
+/// Creates the folder readable by its owner only; an existing folder is left as it is.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
 
 pub(crate) fn now() -> String {
@@ -87,5 +137,44 @@ mod tests {
         assert_eq!(folders, 1);
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_new_data_folder_opened_by_many_at_once_is_migrated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("db.sqlite3");
+        let openers: Vec<_> = (0..16)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(&path).map(drop).map_err(|err| err.to_string()))
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().expect("every opener succeeds");
+        }
+        let store = Store::open(&path).unwrap();
+        let shared: i64 =
+            store.conn().query_row("SELECT count(*) FROM folders WHERE name = 'Shared'", [], |r| r.get(0)).unwrap();
+        assert_eq!(shared, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_and_database_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("patchbay");
+        let store = Store::open(&data.join("db.sqlite3")).unwrap();
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO folders (name, created_at, updated_at) VALUES ('X', '', '')", [])
+                    .map_err(StoreError::from)
+            })
+            .unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for file in ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The OS vault (Secret Service on Linux, Keychain on macOS, Credential Manager on
 //! Windows) through keyring-core. The only place a secret is written or read back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use keyring_core::{CredentialStore, Entry};
 
@@ -15,6 +17,14 @@ pub enum VaultError {
     Unavailable { reason: String },
     #[error("the OS vault is locked or refused access; unlock your keyring (login keyring) and try again")]
     Locked,
+    #[error(
+        "the OS vault did not answer within {seconds} s: it is probably locked; unlock your keyring (login keyring) and try again"
+    )]
+    NoAnswer { seconds: f32 },
+    #[error(
+        "the OS vault is still waiting for an earlier request to be answered: it is probably locked; unlock your keyring (login keyring) and try again"
+    )]
+    StillWaiting,
     #[error("the secret '{0}' is missing from the OS vault; enter it again")]
     Missing(String),
     #[error("the OS vault failed: {0}")]
@@ -25,9 +35,15 @@ impl VaultError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unavailable { .. } | Self::Failed(_) => "vault_unavailable",
-            Self::Locked => "vault_locked",
+            Self::Locked | Self::NoAnswer { .. } | Self::StillWaiting => "vault_locked",
             Self::Missing(_) => "vault_secret_missing",
         }
+    }
+
+    /// Whether the call may still change the vault after this answer: it gave up
+    /// waiting, but the request itself is still on its way.
+    pub(crate) fn may_still_land(&self) -> bool {
+        matches!(self, Self::NoAnswer { .. })
     }
 
     fn from_keyring(err: keyring_core::Error, key: &VaultKey) -> Self {
@@ -107,46 +123,87 @@ impl VaultKey {
 
 /// Opens the platform store on first use, so commands that never touch a secret
 /// (listing folders, searching the catalog) neither wait for nor need the vault.
+///
+/// Every call runs on a blocking thread, never on the async threads and never while the
+/// store's lock is held, and gives up after `timeout`: a locked keyring waiting on an
+/// unlock prompt nobody sees (a server, a script) must not freeze the process. While a
+/// call that gave up is still waiting, further calls fail at once with the same answer.
 pub struct Vault {
     service: String,
-    store: OnceLock<Result<Arc<CredentialStore>, String>>,
+    store: Arc<OnceLock<Result<Arc<CredentialStore>, String>>>,
+    timeout: Duration,
+    waiting: Arc<AtomicUsize>,
 }
 
+/// How long a vault call may take before Patchbay answers `vault_locked`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Vault {
-    pub fn platform(service: impl Into<String>) -> Self {
-        Self { service: service.into(), store: OnceLock::new() }
+    pub fn platform(service: impl Into<String>, timeout: Duration) -> Self {
+        Self { service: service.into(), store: Arc::default(), timeout, waiting: Arc::default() }
     }
 
     /// A vault over a given store, e.g. keyring-core's mock store in unit tests.
-    pub fn with_store(service: impl Into<String>, store: Arc<CredentialStore>) -> Self {
-        let vault = Self::platform(service);
+    pub fn with_store(service: impl Into<String>, store: Arc<CredentialStore>, timeout: Duration) -> Self {
+        let vault = Self::platform(service, timeout);
         let _ = vault.store.set(Ok(store));
         vault
     }
 
-    pub(crate) fn put(&self, key: &VaultKey, secret: &Secret) -> Result<(), VaultError> {
-        self.entry(key)?.set_password(secret.expose()).map_err(|err| VaultError::from_keyring(err, key))
+    pub(crate) async fn put(&self, key: &VaultKey, secret: &Secret) -> Result<(), VaultError> {
+        let secret = secret.clone();
+        self.call(key, move |entry| entry.set_password(secret.expose())).await
     }
 
-    pub(crate) fn get(&self, key: &VaultKey) -> Result<Secret, VaultError> {
-        self.entry(key)?.get_password().map(Secret::new).map_err(|err| VaultError::from_keyring(err, key))
+    pub(crate) async fn get(&self, key: &VaultKey) -> Result<Secret, VaultError> {
+        self.call(key, |entry| entry.get_password().map(Secret::new)).await
     }
 
     /// Deleting what is already gone succeeds: repair and retries rely on it.
-    pub(crate) fn delete(&self, key: &VaultKey) -> Result<(), VaultError> {
-        match self.entry(key)?.delete_credential() {
-            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-            Err(err) => Err(VaultError::from_keyring(err, key)),
-        }
+    pub(crate) async fn delete(&self, key: &VaultKey) -> Result<(), VaultError> {
+        self.call(key, |entry| match entry.delete_credential() {
+            Err(keyring_core::Error::NoEntry) => Ok(()),
+            other => other,
+        })
+        .await
     }
 
-    fn entry(&self, key: &VaultKey) -> Result<Entry, VaultError> {
-        let store = self
-            .store
-            .get_or_init(|| open_platform_store().map_err(|err| VaultError::from_keyring(err, key).to_string()))
-            .as_ref()
-            .map_err(|reason| VaultError::Unavailable { reason: reason.clone() })?;
-        Entry::new_in_store(store, &self.service, &key.user()).map_err(|err| VaultError::from_keyring(err, key))
+    async fn call<T: Send + 'static>(
+        &self,
+        key: &VaultKey,
+        op: impl FnOnce(Entry) -> keyring_core::Result<T> + Send + 'static,
+    ) -> Result<T, VaultError> {
+        let seconds = self.timeout.as_secs_f32();
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            return Err(VaultError::StillWaiting);
+        }
+        let (store, service, user, described) =
+            (Arc::clone(&self.store), self.service.clone(), key.user(), key.clone());
+        let mut call = tokio::task::spawn_blocking(move || {
+            let store = store
+                .get_or_init(|| {
+                    open_platform_store().map_err(|err| VaultError::from_keyring(err, &described).to_string())
+                })
+                .as_ref()
+                .map_err(|reason| VaultError::Unavailable { reason: reason.clone() })?;
+            let entry =
+                Entry::new_in_store(store, &service, &user).map_err(|err| VaultError::from_keyring(err, &described))?;
+            op(entry).map_err(|err| VaultError::from_keyring(err, &described))
+        });
+        match tokio::time::timeout(self.timeout, &mut call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(VaultError::Failed("the vault call did not finish".into())),
+            Err(_) => {
+                // The call keeps waiting on its thread; until it returns, so does the vault.
+                let waiting = Arc::clone(&self.waiting);
+                waiting.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let _ = call.await;
+                    waiting.fetch_sub(1, Ordering::SeqCst);
+                });
+                Err(VaultError::NoAnswer { seconds })
+            }
+        }
     }
 }
 
@@ -167,21 +224,21 @@ fn open_platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
 
 #[cfg(test)]
 pub(crate) fn mock_vault() -> Vault {
-    Vault::with_store("patchbay-test", keyring_core::mock::Store::new().expect("mock store"))
+    Vault::with_store("patchbay-test", keyring_core::mock::Store::new().expect("mock store"), DEFAULT_TIMEOUT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn put_get_delete_round_trip() {
+    #[tokio::test]
+    async fn put_get_delete_round_trip() {
         let vault = mock_vault();
         let key = VaultKey::Asset("a1".into());
-        vault.put(&key, &Secret::new("s3cret")).unwrap();
-        assert_eq!(vault.get(&key).unwrap().expose(), "s3cret");
-        vault.delete(&key).unwrap();
-        assert!(matches!(vault.get(&key), Err(VaultError::Missing(_))));
-        vault.delete(&key).expect("deleting twice is fine");
+        vault.put(&key, &Secret::new("s3cret")).await.unwrap();
+        assert_eq!(vault.get(&key).await.unwrap().expose(), "s3cret");
+        vault.delete(&key).await.unwrap();
+        assert!(matches!(vault.get(&key).await, Err(VaultError::Missing(_))));
+        vault.delete(&key).await.expect("deleting twice is fine");
     }
 }

@@ -10,7 +10,8 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
     let world = World::new();
     let seed = world.fake.seed();
     world.core.create_folder("Shared/Finance").unwrap();
-    let asset = world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let asset =
+        world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     assert_eq!((asset.folder.as_str(), asset.used_by), ("Shared", 0));
 
     let mut new = world.live("+15551230001");
@@ -32,7 +33,7 @@ async fn asset_problems_are_reported_on_the_auth_token_field() {
     let err = world.core.add_twilio_connection(new).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("asset_not_found", Some("auth_token")));
 
-    world.core.create_asset("Shared", "not a token", Secret::new("hunter2")).unwrap();
+    world.core.create_asset("Shared", "not a token", Secret::new("hunter2")).await.unwrap();
     let mut new = world.live("+15551230001");
     new.auth_token = TokenSource::Asset("not a token".into());
     let err = world.core.add_twilio_connection(new).await.unwrap_err();
@@ -45,16 +46,16 @@ async fn asset_problems_are_reported_on_the_auth_token_field() {
 async fn assets_in_use_are_kept_unless_forced() {
     let world = World::new();
     let seed = world.fake.seed();
-    let asset = world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let asset = world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     let mut new = world.live("+15551230001");
     new.auth_token = TokenSource::Asset("token".into());
     let connection = world.core.add_twilio_connection(new).await.unwrap();
 
-    let err = world.core.delete_asset("Shared", "token", false).unwrap_err();
+    let err = world.core.delete_asset("Shared", "token", false).await.unwrap_err();
     assert_eq!(err.code(), "asset_in_use");
     assert!(err.to_string().contains("Shared/Twilio +15551230001"), "{err}");
 
-    world.core.delete_asset("Shared", "token", true).unwrap();
+    world.core.delete_asset("Shared", "token", true).await.unwrap();
     assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None);
     let orphan = world.core.connection(&connection.id).unwrap();
     assert_eq!(orphan.auth, AuthRef::MissingAsset);
@@ -65,10 +66,10 @@ async fn assets_in_use_are_kept_unless_forced() {
 #[tokio::test]
 async fn asset_names_are_unique_per_folder_and_values_are_required() {
     let world = World::new();
-    world.core.create_asset("Shared", "token", Secret::new("a")).unwrap();
-    assert_eq!(world.core.create_asset("Shared", "TOKEN", Secret::new("b")).unwrap_err().code(), "name_taken");
-    assert_eq!(world.core.create_asset("Shared", "empty", Secret::new("")).unwrap_err().code(), "invalid_input");
-    assert_eq!(world.core.create_asset("Nowhere", "x", Secret::new("a")).unwrap_err().code(), "folder_not_found");
+    world.core.create_asset("Shared", "token", Secret::new("a")).await.unwrap();
+    assert_eq!(world.core.create_asset("Shared", "TOKEN", Secret::new("b")).await.unwrap_err().code(), "name_taken");
+    assert_eq!(world.core.create_asset("Shared", "empty", Secret::new("")).await.unwrap_err().code(), "invalid_input");
+    assert_eq!(world.core.create_asset("Nowhere", "x", Secret::new("a")).await.unwrap_err().code(), "folder_not_found");
 }
 
 #[tokio::test]
@@ -77,21 +78,22 @@ async fn a_folder_with_contents_is_deleted_only_recursively_and_takes_its_secret
     let seed = world.fake.seed();
     world.core.create_folder("Shared/Finance").unwrap();
     world.core.create_folder("Shared/Finance/EMEA").unwrap();
-    let asset = world.core.create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    let asset =
+        world.core.create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     let mut new = world.live("+15551230001");
     new.folder = "Shared/Finance/EMEA".into();
     let connection = world.core.add_twilio_connection(new).await.unwrap();
 
-    let err = world.core.delete_folder("Shared/Finance", false).unwrap_err();
+    let err = world.core.delete_folder("Shared/Finance", false).await.unwrap_err();
     assert_eq!(err.code(), "folder_not_empty");
     assert!(err.to_string().contains("1 sub-folder, 1 connection and 1 credential asset"), "{err}");
 
-    let removed = world.core.delete_folder("Shared/Finance", true).unwrap();
+    let removed = world.core.delete_folder("Shared/Finance", true).await.unwrap();
     assert_eq!((removed.folders, removed.connections, removed.assets), (1, 1, 1));
     assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None);
     assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None);
     assert_eq!(world.core.list_folders().unwrap().len(), 1, "only Shared is left");
-    world.core.delete_folder("Shared", false).expect("an empty folder goes without --recursive");
+    world.core.delete_folder("Shared", false).await.expect("an empty folder goes without --recursive");
 }
 
 #[tokio::test]
@@ -99,7 +101,7 @@ async fn start_up_finishes_what_a_crash_interrupted() {
     let world = World::new();
     let kept = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
     let half_deleted = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap();
-    let half_added = world.core.create_asset("Shared", "token", Secret::new("x")).unwrap();
+    let half_added = world.core.create_asset("Shared", "token", Secret::new("x")).await.unwrap();
 
     // What a crash leaves: one delete journaled but not carried out, one add whose
     // secret was written but whose row never became active.
@@ -109,6 +111,7 @@ async fn start_up_finishes_what_a_crash_interrupted() {
     assert!(world.vault_value(&format!("connection/{}", half_deleted.id)).is_some());
 
     let restarted = world.reopen();
+    restarted.repair().await.unwrap();
     assert_eq!(world.vault_value(&format!("connection/{}", half_deleted.id)), None);
     assert_eq!(world.vault_value(&format!("asset/{}", half_added.id)), None);
     assert!(world.vault_value(&format!("connection/{}", kept.id)).is_some());
@@ -116,6 +119,35 @@ async fn start_up_finishes_what_a_crash_interrupted() {
         restarted.list_connections(&ConnectionQuery::default()).unwrap().items.into_iter().map(|c| c.id).collect();
     assert_eq!(left, [kept.id]);
     assert!(restarted.list_assets(None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn repair_leaves_the_work_of_a_live_process_alone() {
+    let world = World::new();
+    let busy = world.core.create_asset("Shared", "token", Secret::new("x")).await.unwrap();
+    // world.core is alive and, as far as the store can tell, in the middle of writing it.
+    let owners = std::fs::read_dir(world.config.data_dir.join("owners")).unwrap();
+    let live_owner: Vec<String> = owners
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".lock").map(str::to_owned))
+        .collect();
+    assert_eq!(live_owner.len(), 1);
+    let db = rusqlite::Connection::open(world.core.config().database_path()).unwrap();
+    db.execute("UPDATE assets SET lifecycle = 'pending', owner = ?2 WHERE id = ?1", [&busy.id, &live_owner[0]])
+        .unwrap();
+
+    let other = world.reopen();
+    other.repair().await.unwrap();
+    assert!(world.vault_value(&format!("asset/{}", busy.id)).is_some(), "a live owner's secret stays");
+    let pending: i64 = db.query_row("SELECT count(*) FROM assets WHERE id = ?1", [&busy.id], |r| r.get(0)).unwrap();
+    assert_eq!(pending, 1, "a live owner's row stays");
+
+    // Once that process is gone, its abandoned work is finished.
+    let World { core, .. } = world;
+    drop(core);
+    other.repair().await.unwrap();
+    let left: i64 = db.query_row("SELECT count(*) FROM assets WHERE id = ?1", [&busy.id], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
 }
 
 #[tokio::test]
@@ -153,6 +185,6 @@ async fn search_sees_changes_made_by_another_process() {
     assert_eq!(world.core.list_connections(&search).unwrap().total, 0);
     let added = other.add_twilio_connection(world.live("+15551230001")).await.unwrap();
     assert_eq!(world.core.list_connections(&search).unwrap().total, 1);
-    other.delete_connection(&added.id).unwrap();
+    other.delete_connection(&added.id).await.unwrap();
     assert_eq!(world.core.list_connections(&search).unwrap().total, 0);
 }

@@ -253,7 +253,7 @@ async fn deleting_a_connection_removes_its_secret() {
     let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
     let user = format!("connection/{}", connection.id);
     assert!(world.vault_value(&user).is_some());
-    world.core.delete_connection(&connection.id).unwrap();
+    world.core.delete_connection(&connection.id).await.unwrap();
     assert_eq!(world.vault_value(&user), None);
     assert!(matches!(world.core.connection(&connection.id), Err(Error::NotFound { .. })));
 }
@@ -289,7 +289,7 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
 
     // Switching to a credential asset drops the connection's own secret.
-    world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).unwrap();
+    world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     let via_asset = Some(TokenSource::Asset("token".into()));
     let edited = world
         .core

@@ -28,6 +28,11 @@ impl World {
     }
 
     pub fn with(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::with_vault_store(keyring_core::mock::Store::new().unwrap(), tune)
+    }
+
+    /// A world whose vault is `vault_store` (e.g. one that waits on an unlock prompt).
+    pub fn with_vault_store(vault_store: Arc<CredentialStore>, tune: impl FnOnce(&mut Config)) -> Self {
         let fake = FakeTwilio::start();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::load(Some(dir.path().to_path_buf())).unwrap();
@@ -35,16 +40,26 @@ impl World {
         config.twilio.accounts_base = fake.accounts_base().to_owned();
         config.twilio.retry_backoff = Duration::from_millis(5);
         tune(&mut config);
-        let vault_store: Arc<CredentialStore> = keyring_core::mock::Store::new().unwrap();
-        let core =
-            Patchbay::open_with_vault(config.clone(), Vault::with_store(VAULT_SERVICE, vault_store.clone())).unwrap();
+        let core = Patchbay::open_with_vault(
+            config.clone(),
+            Vault::with_store(VAULT_SERVICE, vault_store.clone(), config.vault_timeout),
+        )
+        .unwrap();
         Self { fake, core, vault_store, config, _dir: dir }
     }
 
     /// Opens the same data folder and vault again, as a restarted process would.
     pub fn reopen(&self) -> Patchbay {
-        Patchbay::open_with_vault(self.config.clone(), Vault::with_store(VAULT_SERVICE, self.vault_store.clone()))
-            .unwrap()
+        Patchbay::open_with_vault(
+            self.config.clone(),
+            Vault::with_store(VAULT_SERVICE, self.vault_store.clone(), self.config.vault_timeout),
+        )
+        .unwrap()
+    }
+
+    /// The process ends and another opens the same data folder and vault.
+    pub fn restart(&mut self) {
+        self.core = self.reopen();
     }
 
     /// What the vault holds under `user` (e.g. `connection/<id>`), read past the core.

@@ -1,0 +1,60 @@
+//! A vault that does not answer (a locked keyring waiting on an unlock prompt nobody
+//! sees) costs a bounded wait and a clear `vault_locked`, never a frozen process, and
+//! leaves nothing half-saved behind.
+
+mod common;
+
+use std::time::Duration;
+
+use common::World;
+use patchbay_core::{Error, Secret};
+use patchbay_tests::locked_vault::PromptingStore;
+
+/// Fails the test instead of hanging it when a call does not come back.
+async fn bounded<T>(call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), call).await.expect("the call came back")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
+    let (store, prompt) = PromptingStore::new();
+    let mut world = World::with_vault_store(store, |config| config.vault_timeout = Duration::from_millis(300));
+    prompt.lock();
+
+    let err: Error = bounded(world.core.create_asset("Shared", "token", Secret::new("first"))).await.unwrap_err();
+    assert_eq!(err.code(), "vault_locked");
+    assert!(err.to_string().contains("unlock your keyring"), "{err}");
+    // While that call still waits, the store answers and the vault answers at once.
+    assert!(world.core.list_assets(None).unwrap().is_empty(), "a half-saved asset is never listed");
+    let again = bounded(world.core.create_asset("Shared", "other", Secret::new("second"))).await.unwrap_err();
+    assert_eq!(again.code(), "vault_locked");
+
+    prompt.unlock();
+    let saved = bounded(async {
+        loop {
+            match world.core.create_asset("Shared", "after unlock", Secret::new("third")).await {
+                Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the vault works once unlocked");
+    assert_eq!(world.vault_value(&format!("asset/{}", saved.id)).as_deref(), Some("third"));
+
+    // The first asset's row waited, hidden, for its owner; once that process is gone
+    // the next one removes it and the secret its late vault write left.
+    let stranded: Vec<String> = {
+        let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+        let mut statement = db.prepare("SELECT id FROM assets WHERE lifecycle = 'pending'").unwrap();
+        statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(stranded.len(), 1);
+    world.restart();
+    bounded(world.core.repair()).await.unwrap();
+    let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+    let left: i64 = db.query_row("SELECT count(*) FROM assets WHERE id = ?1", [&stranded[0]], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(world.vault_value(&format!("asset/{}", stranded[0])), None);
+    assert_eq!(world.vault_value(&format!("asset/{}", saved.id)).as_deref(), Some("third"));
+}
