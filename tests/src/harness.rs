@@ -142,6 +142,8 @@ impl Patchbay {
             .args(["search", "--all", "service", &self.vault_service])
             .output()
             .expect("secret-tool (libsecret-tools) is installed");
+        // A failed search must fail the test, not read as "no secrets left".
+        assert!(output.status.success(), "secret-tool search failed: {}", String::from_utf8_lossy(&output.stderr));
         let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
         let mut users: Vec<String> =
             text.lines().filter_map(|line| line.strip_prefix("attribute.username = ")).map(str::to_owned).collect();

@@ -30,7 +30,7 @@ impl Prompt {
 
 impl PromptingStore {
     /// A store (unlocked to begin with) and the prompt that locks and unlocks it.
-    pub fn new() -> (Arc<CredentialStore>, Prompt) {
+    pub fn with_prompt() -> (Arc<CredentialStore>, Prompt) {
         let locked = Arc::new((Mutex::new(false), Condvar::new()));
         let store = Self { inner: keyring_core::mock::Store::new().expect("mock store"), locked: Arc::clone(&locked) };
         (Arc::new(store), Prompt(locked))

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use patchbay_tests::fake_twilio::{FakeTwilio, Fault};
-use patchbay_tests::harness::{Patchbay, require_secret_service};
+use patchbay_tests::harness::{Patchbay, files_containing, require_secret_service};
 use patchbay_tests::serve::{Server, send};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
@@ -81,8 +81,12 @@ fn post_instances_validates_like_connect_and_returns_the_token_once() {
     let listed = patchbay.run(&["--json", "connection", "list"]).ok().json();
     assert_eq!(listed["items"][0]["id"], id.as_str());
     assert_eq!(patchbay.vault_entries().iter().filter(|e| e.starts_with("connection/")).count(), 1);
-    let stored = std::fs::read(patchbay.data_dir.path().join("patchbay.sqlite3")).unwrap();
-    assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "only a hash of the token is stored");
+    // Every file of the data folder: in WAL mode the row may still be in the -wal file.
+    assert!(
+        files_containing(patchbay.data_dir.path(), token.as_bytes()).is_empty(),
+        "only a hash of the token is stored"
+    );
+    assert!(files_containing(patchbay.data_dir.path(), seed.live.auth_token.as_bytes()).is_empty());
 }
 
 #[test]
@@ -192,9 +196,16 @@ fn put_revalidates_only_when_credentials_change_and_delete_cleans_up() {
 
     let mut moved_phone = renamed.clone();
     moved_phone["configuration"]["phone_number"] = json!("+15551230002");
+    let before_phone_change = fake.requests().len();
     let (status, body) = send(server.request(reqwest::Method::PUT, &path).json(&moved_phone));
     assert_eq!((status, body["configuration"]["phone_number"].as_str().unwrap()), (StatusCode::OK, "+15551230002"));
-    assert!(fake.requests().len() > before, "a changed number is validated");
+    let number_lookups = fake.requests()[before_phone_change..]
+        .iter()
+        .filter(|request| {
+            request.path.ends_with("/IncomingPhoneNumbers.json") && request.query.contains("%2B15551230002")
+        })
+        .count();
+    assert_eq!(number_lookups, 1, "the changed number is looked up in the account");
 
     let (status, _) = send(server.request(reqwest::Method::DELETE, &path));
     assert_eq!(status, StatusCode::OK);
@@ -318,4 +329,151 @@ fn username_and_password_may_come_from_credential_assets() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error["message"].as_str().unwrap().contains("does not hold an Account SID"), "{error}");
     assert!(!error.to_string().contains(&seed.live.auth_token), "the asset's value is never echoed");
+}
+
+#[test]
+fn callbacks_to_internal_addresses_are_refused_before_any_connection() {
+    let (fake, _patchbay, server) = setup();
+    // Each is refused when provisioned: no packet ever leaves for these addresses.
+    for (callback, says) in [
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[fe80::1]/hook", "link-local"),
+        ("https://10.0.0.8/hook", "private"),
+        ("https://192.168.1.20/hook", "private"),
+        ("http://127.0.0.1:9/hook", "loopback"),
+        ("https://localhost:9/hook", "loopback"),
+        ("http://hooks.example.com/hook", "https"),
+    ] {
+        let mut body = instance(&fake, "Hooked", "+15551230001");
+        body["configuration"]["event.notification.enabled"] = json!(true);
+        body["configuration"]["event.notification.callback.url"] = json!(callback);
+        let (status, error) = server.post(&body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{callback}: {error}");
+        assert_eq!(error["code"], "invalid_input");
+        assert!(error["message"].as_str().unwrap().contains(says), "{callback}: {error}");
+    }
+    assert_eq!(server.get("/instances"), (StatusCode::OK, json!([])), "nothing was provisioned");
+}
+
+#[test]
+fn an_instance_token_uses_its_instance_but_cannot_repoint_it() {
+    let (fake, patchbay, server) = setup();
+    let seed = fake.seed();
+    patchbay
+        .run_with_stdin(&["--json", "asset", "create", "other token", "--folder", "Shared"], &seed.live.auth_token)
+        .ok();
+    let (_, created) = server.post(&instance(&fake, "Robot SMS", "+15551230001"));
+    let (id, token) = (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned());
+    let path = format!("/instances/{id}");
+    let as_element = |method: reqwest::Method, body: &Value| {
+        send(
+            server
+                .http
+                .request(method, format!("{}{path}", server.base))
+                .header("Authorization", format!("User {}, Element {token}", server.user))
+                .json(body),
+        )
+    };
+    assert_eq!(as_element(reqwest::Method::GET, &Value::Null).0, StatusCode::OK);
+
+    let mut same = instance(&fake, "Robot SMS (renamed)", "+15551230001");
+    same["configuration"].as_object_mut().unwrap().remove("password");
+    let (status, renamed) = as_element(reqwest::Method::PUT, &same);
+    assert_eq!((status, renamed["name"].as_str()), (StatusCode::OK, Some("Robot SMS (renamed)")));
+
+    let mut repointed = same.clone();
+    repointed["configuration"]["password"] = json!({"asset": "other token"});
+    let mut new_callback = same.clone();
+    new_callback["configuration"]["event.notification.enabled"] = json!(true);
+    new_callback["configuration"]["event.notification.callback.url"] = json!("https://attacker.example/sms");
+    let mut new_number = same.clone();
+    new_number["configuration"]["phone_number"] = json!("+15551230002");
+    let mut asset_probe = same.clone();
+    asset_probe["configuration"]["username"] = json!({"asset": "does it exist"});
+    for attempt in [repointed, new_callback, new_number, asset_probe] {
+        let (status, error) = as_element(reqwest::Method::PUT, &attempt);
+        assert_eq!((status, error["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{error}");
+        assert!(!error["message"].as_str().unwrap().contains("asset"), "no asset name is confirmed or denied");
+    }
+    let (_, unchanged) = server.get(&path);
+    assert_eq!(unchanged["configuration"]["password"], "********");
+    assert_eq!(unchanged["configuration"]["phone_number"], "+15551230001");
+}
+
+#[test]
+fn every_refusal_has_the_api_error_body() {
+    let (_fake, _patchbay, server) = setup();
+    let shaped = |(status, body): (StatusCode, Value), expected: StatusCode, code: &str| {
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(body["requestId"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+    };
+    shaped(
+        send(server.request(reqwest::Method::PATCH, "/instances")),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    shaped(
+        send(server.request(reqwest::Method::POST, "/instances").body(vec![b'x'; patchbay_api::MAX_BODY_BYTES + 1])),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    );
+    shaped(server.get("/nowhere"), StatusCode::NOT_FOUND, "not_found");
+    shaped(server.get("/instances?colour=red"), StatusCode::BAD_REQUEST, "invalid_input");
+    // A page elsewhere that got a browser to send its requests here (DNS rebinding)
+    // carries its own name in Host.
+    let port = server.base.rsplit_once(':').unwrap().1;
+    shaped(
+        send(server.request(reqwest::Method::GET, "/instances").header("Host", format!("rebind.example:{port}"))),
+        StatusCode::MISDIRECTED_REQUEST,
+        "wrong_host",
+    );
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        assert_eq!(send(server.request(reqwest::Method::GET, "/instances").header("Host", host)).0, StatusCode::OK);
+    }
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_cannot_hold_the_api() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    require_secret_service();
+    let fake = FakeTwilio::start();
+    let mut patchbay = Patchbay::new(&fake);
+    patchbay.set_env("PATCHBAY_SERVE_HEADER_READ_TIMEOUT_MS", "700");
+    patchbay.set_env("PATCHBAY_SERVE_BODY_READ_TIMEOUT_MS", "700");
+    let server = Server::start(&patchbay);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Hundreds of clients that start a request and never finish it: headers half sent,
+    // or a body that never comes.
+    let slow: Vec<TcpStream> = (0..400)
+        .map(|n| {
+            let mut stream = TcpStream::connect(&address).expect("the API accepts the connection");
+            let start: &[u8] = if n % 4 == 0 {
+                b"POST /instances HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n{\"elem"
+            } else {
+                b"GET /instances HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+            };
+            stream.write_all(start).unwrap();
+            stream
+        })
+        .collect();
+
+    let quick = Client::builder().timeout(std::time::Duration::from_secs(1)).build().unwrap();
+    let answer = quick.get(format!("{}/instances", server.base)).header("Authorization", &server.auth).send();
+    assert_eq!(answer.expect("a normal request is answered within a second").status(), StatusCode::OK);
+
+    // Past the timeouts, every slow connection has been closed by the server.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    for mut stream in slow {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        // EOF (perhaps after a 408 answer) or a reset: either way, closed.
+        let closed = match stream.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "a slow connection was left open");
+    }
 }

@@ -9,10 +9,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use patchbay_api::events::{SIGNATURE_HEADER, sign};
+use hmac::{Hmac, Mac};
+use patchbay_api::events::SIGNATURE_HEADER;
 use patchbay_tests::fake_twilio::FakeTwilio;
 use patchbay_tests::harness::{Patchbay, require_secret_service};
 use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// Checks `sha256=<hex>` over `body` the way a receiver would, with its own HMAC.
+fn signature_valid(key: &str, body: &str, header: &str) -> bool {
+    let Some(hex) = header.strip_prefix("sha256=") else { return false };
+    let Ok(expected) = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|byte| u8::from_str_radix(byte, 16).ok()).ok_or(()))
+        .collect::<Result<Vec<u8>, ()>>()
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    mac.verify_slice(&expected).is_ok()
+}
 
 /// What the callback received: (body, signature) in order; it fails the first `fail` calls.
 #[derive(Default)]
@@ -40,8 +57,12 @@ fn callback_server(fail: usize) -> (String, Arc<Mutex<Received>>) {
                         }
                         let signature =
                             headers.get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                        assert!(signature_valid("shared-secret", &body, &signature), "a valid signature: {signature}");
+                        assert!(
+                            !signature_valid("shared-secret", &format!("{body} "), &signature),
+                            "bound to the body"
+                        );
                         received.delivered.push((serde_json::from_str(&body).unwrap(), signature.clone()));
-                        assert_eq!(signature, format!("sha256={}", sign("shared-secret", &body)), "a valid signature");
                         StatusCode::NO_CONTENT
                     }
                 }),
@@ -88,6 +109,8 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     let number = seed.live.phone_numbers[0].clone();
     let mut patchbay = Patchbay::new(&fake);
     patchbay.set_env("PATCHBAY_EVENT_POLL_INTERVAL_MS", "200");
+    // The test's receiver listens on loopback, which callbacks may reach only when allowed.
+    patchbay.set_env("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS", "1");
     let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
     let auth = format!(
         "User {}, Organization {}",
@@ -148,7 +171,46 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     sids.push(fake.receive_message(&seed.live.sid, "+15557654321", &number, "while serve was down"));
     let server = serve(&patchbay);
     wait_for("the fourth event", || received.lock().unwrap().delivered.len() >= 4);
-    std::thread::sleep(Duration::from_millis(1000)); // a few more polls: anything repeated would arrive now
+    // Nothing is left to retry, and two more polls have found nothing new: anything
+    // that would be repeated would have been queued and sent by now.
+    let polls = || fake.requests().iter().filter(|r| r.path.ends_with("/Messages.json") && r.method == "GET").count();
+    wait_for("every event delivered", || {
+        let events = http
+            .get(format!("{}/instances/{id}/events", server.1))
+            .header("Authorization", &auth)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap();
+        events.as_array().unwrap().iter().all(|event| event["state"] == "delivered")
+    });
+    let polled = polls();
+    wait_for("two more polls", || polls() >= polled + 2);
+
+    // Signing fails closed: with the key gone from the vault, the next event is held
+    // back with the reason, never posted unsigned.
+    let key_user = format!("event-key/{id}");
+    assert!(patchbay.vault_secret(&key_user).is_some());
+    let cleared = std::process::Command::new("secret-tool")
+        .args(["clear", "service", &patchbay.vault_service, "username", &key_user])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    let unsigned = fake.receive_message(&seed.live.sid, "+15557654321", &number, "after the key is gone");
+    wait_for("the unsigned event to be held back", || {
+        let events = http
+            .get(format!("{}/instances/{id}/events", server.1))
+            .header("Authorization", &auth)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap();
+        events.as_array().unwrap().iter().any(|event| {
+            event["messageSid"] == unsigned.as_str()
+                && event["state"] == "pending"
+                && event["lastError"].as_str().is_some_and(|error| error.contains("vault_secret_missing"))
+        })
+    });
     drop(server);
 
     let received = received.lock().unwrap();

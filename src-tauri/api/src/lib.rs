@@ -2,10 +2,12 @@
 //! provision a Twilio connection (`twiliov2`). Each handler parses the request, makes one
 //! core call and maps the answer; the rules live in patchbay-core.
 
+mod accept;
 mod auth;
 mod body;
 mod error;
 pub mod events;
+mod guard;
 mod routes;
 
 use std::net::SocketAddr;
@@ -50,7 +52,17 @@ pub async fn serve(
     if remote && !(options.allow_remote && options.tls.is_some()) {
         return Err(ServeError::RemoteRefused(options.listen));
     }
-    let app = routes::router(core.clone()).await?;
+    let limits = core.config().serve;
+    let listener =
+        std::net::TcpListener::bind(options.listen).map_err(|err| ServeError::Listen(options.listen, err))?;
+    listener.set_nonblocking(true).map_err(|err| ServeError::Listen(options.listen, err))?;
+    let address = listener.local_addr().map_err(|err| ServeError::Listen(options.listen, err))?;
+    let guard = guard::Guard {
+        listen: address,
+        body_read_timeout: limits.body_read_timeout,
+        request_timeout: limits.request_timeout,
+    };
+    let app = routes::router(core.clone(), guard).await?;
     let worker = tokio::spawn(events::EventWorker::new(core).run());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -58,31 +70,32 @@ pub async fn serve(
         shutdown_signal().await;
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
-    let listener =
-        std::net::TcpListener::bind(options.listen).map_err(|err| ServeError::Listen(options.listen, err))?;
-    listener.set_nonblocking(true).map_err(|err| ServeError::Listen(options.listen, err))?;
-    let address = listener.local_addr().map_err(|err| ServeError::Listen(options.listen, err))?;
     ready(address);
     let service = app.into_make_service();
     let served = match options.tls {
         Some((cert, key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(ServeError::Tls)?;
-            axum_server::from_tcp_rustls(listener, tls)
-                .map_err(|err| ServeError::Listen(address, err))?
-                .handle(handle)
-                .serve(service)
-                .await
+            let server = axum_server::from_tcp_rustls(listener, tls).map_err(|err| ServeError::Listen(address, err))?;
+            let acceptor = accept::Capped::new(server.get_ref().clone(), limits.max_connections);
+            limited(server.acceptor(acceptor), limits).handle(handle).serve(service).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .map_err(|err| ServeError::Listen(address, err))?
-                .handle(handle)
-                .serve(service)
-                .await
+            let server = axum_server::from_tcp(listener).map_err(|err| ServeError::Listen(address, err))?;
+            let acceptor = accept::Capped::new(*server.get_ref(), limits.max_connections);
+            limited(server.acceptor(acceptor), limits).handle(handle).serve(service).await
         }
     };
     worker.abort();
     served.map_err(|err| ServeError::Listen(address, err))
+}
+
+/// Slow clients are cut off: headers, then the first request, within their timeouts.
+fn limited<A: axum_server::Address, Acc>(
+    mut server: axum_server::Server<A, Acc>,
+    limits: patchbay_core::config::ServeLimits,
+) -> axum_server::Server<A, Acc> {
+    server.http_builder().http1().header_read_timeout(limits.header_read_timeout);
+    server.first_request_timeout(limits.header_read_timeout + limits.body_read_timeout)
 }
 
 async fn shutdown_signal() {

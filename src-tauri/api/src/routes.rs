@@ -8,14 +8,15 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use patchbay_core::instances::{ELEMENT_KEY, InstanceFilter};
+use patchbay_core::instances::{ELEMENT_KEY, Instance, InstanceFilter};
 use patchbay_core::{Patchbay, Secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::ApiError;
 use crate::auth::{Caller, caller};
 use crate::body::{ParsedSpec, Username, instance_json, parse};
-use crate::{ApiError, MAX_BODY_BYTES};
+use crate::guard::{Guard, method_not_allowed};
 
 #[derive(Clone)]
 struct Api {
@@ -26,7 +27,7 @@ struct Api {
 
 type Answer = Result<(StatusCode, axum::Json<Value>), ApiError>;
 
-pub async fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error> {
+pub async fn router(core: Arc<Patchbay>, guard: Guard) -> Result<Router, patchbay_core::Error> {
     let credentials = core.api_credentials(false).await?;
     let api = Api { core, user: Arc::new(credentials.user), organization: Arc::new(credentials.organization) };
     Ok(Router::new()
@@ -36,7 +37,11 @@ pub async fn router(core: Arc<Patchbay>) -> Result<Router, patchbay_core::Error>
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml")
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(method_not_allowed)
+        // The guard reads the body itself (time and size limits); axum's own limit
+        // would answer 413 without the API's error body.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(guard, crate::guard::guard))
         .with_state(api))
 }
 
@@ -50,10 +55,10 @@ impl Api {
     }
 
     /// One instance: the organization, or the holder of that instance's token.
-    fn instance(&self, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
+    fn instance(&self, headers: &HeaderMap, id: &str) -> Result<Caller, ApiError> {
         match caller(headers, &self.user, &self.organization) {
-            Some(Caller::Organization) => Ok(()),
-            Some(Caller::Element(token)) if self.core.instance_token_matches(id, &token)? => Ok(()),
+            Some(Caller::Organization) => Ok(Caller::Organization),
+            Some(Caller::Element(token)) if self.core.instance_token_matches(id, &token)? => Ok(Caller::Element(token)),
             _ => Err(ApiError::unauthorized()),
         }
     }
@@ -70,7 +75,6 @@ async fn resolve(
         Username::Sid(sid) => sid,
         Username::Asset(name) => api.core.account_sid_from_asset(folder, &name).await?,
     };
-    spec.settings.check()?;
     Ok(spec)
 }
 
@@ -119,11 +123,39 @@ async fn fetch(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String
 }
 
 async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Answer {
-    api.instance(&headers, &id)?;
+    let caller = api.instance(&headers, &id)?;
     let parsed = parse(&body)?.into_spec(true)?;
+    if matches!(caller, Caller::Element(_)) {
+        element_may_apply(&api.core.instance(&id)?, &parsed)?;
+    }
     let folder = api.core.connection(&id)?.folder;
     let spec = resolve(&api, parsed, &folder).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(&id, spec).await?, None))))
+}
+
+/// An instance token may read and use its instance, and rename or re-tag it, but not
+/// point it at other credentials or send its events elsewhere: that takes the
+/// organization's secrets. (Nor may it name credential assets, whose names it could
+/// otherwise probe.)
+fn element_may_apply(current: &Instance, parsed: &ParsedSpec) -> Result<(), ApiError> {
+    let spec = &parsed.spec;
+    let connection = &current.connection;
+    let same_number = patchbay_core::connections::normalize_phone(&spec.phone_number)
+        .is_ok_and(|phone| phone == connection.phone_number);
+    let unchanged = spec.auth_token.is_none()
+        && matches!(&parsed.username, Username::Sid(sid) if sid.trim() == connection.account_sid)
+        && same_number
+        && spec.test_credentials == connection.test_credentials
+        && spec.settings.events.callback_url == current.settings.events.callback_url
+        && spec.signature_key.is_none();
+    if unchanged {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "an instance token may not change the instance's credentials, phone number or event callback; send the organization's Authorization instead",
+    ))
 }
 
 /// The instance's events and where their delivery stands (failures stay visible).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::destination::{CallbackPolicy, check_base_url};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
@@ -24,9 +25,37 @@ pub struct Config {
     pub twilio: TwilioConfig,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
+    /// What event callbacks may reach.
+    pub callbacks: CallbackPolicy,
+    /// Limits of `patchbay serve` against slow and careless clients.
+    pub serve: ServeLimits,
     /// Test builds only: abort a rotation right after this step (PATCHBAY_ROTATION_STOP_AFTER).
     #[cfg(feature = "test-hooks")]
     pub rotation_stop_after: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A client must send a request's headers within this.
+    pub header_read_timeout: Duration,
+    /// …and its body within this.
+    pub body_read_timeout: Duration,
+    /// A request is answered (or given up with 503) within this.
+    pub request_timeout: Duration,
+    /// Connections open at once; further ones are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
+            // Above Twilio's own timeouts and retries, so a slow Twilio is reported as such.
+            request_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +90,28 @@ impl Default for TwilioConfig {
 struct ConfigFile {
     vault_service: Option<String>,
     vault_timeout_ms: Option<u64>,
+    #[serde(default)]
+    events: EventsFile,
+    #[serde(default)]
+    serve: ServeFile,
     rotation_propagation_timeout_ms: Option<u64>,
     #[serde(default)]
     twilio: TwilioFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsFile {
+    allow_loopback_callbacks: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    header_read_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +139,7 @@ impl Config {
         };
         let file = read_config_file(&data_dir)?;
         let defaults = TwilioConfig::default();
+        let serve_defaults = ServeLimits::default();
         let millis = |var: &str, file_value: Option<u64>, default: Duration| -> Result<Duration> {
             match env(var) {
                 Some(raw) => raw
@@ -127,6 +176,12 @@ impl Config {
                 defaults.retry_backoff,
             )?,
         };
+        for (name, base) in [("api_base", &twilio.api_base), ("accounts_base", &twilio.accounts_base)] {
+            // Every Twilio request carries the Account SID and Auth Token.
+            check_base_url(base).map_err(|refusal| {
+                Error::invalid("config", format!("the Twilio {name} '{base}' is refused: {refusal}"))
+            })?;
+        }
         Ok(Self {
             data_dir,
             vault_service: env("PATCHBAY_VAULT_SERVICE").or(file.vault_service).unwrap_or_else(|| "patchbay".into()),
@@ -137,6 +192,30 @@ impl Config {
                 file.rotation_propagation_timeout_ms,
                 Duration::from_secs(60),
             )?,
+            callbacks: CallbackPolicy {
+                allow_loopback: match env("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS") {
+                    Some(raw) => matches!(raw.as_str(), "1" | "true" | "yes"),
+                    None => file.events.allow_loopback_callbacks.unwrap_or(false),
+                },
+            },
+            serve: ServeLimits {
+                header_read_timeout: millis(
+                    "PATCHBAY_SERVE_HEADER_READ_TIMEOUT_MS",
+                    file.serve.header_read_timeout_ms,
+                    serve_defaults.header_read_timeout,
+                )?,
+                body_read_timeout: millis(
+                    "PATCHBAY_SERVE_BODY_READ_TIMEOUT_MS",
+                    file.serve.body_read_timeout_ms,
+                    serve_defaults.body_read_timeout,
+                )?,
+                request_timeout: millis(
+                    "PATCHBAY_SERVE_REQUEST_TIMEOUT_MS",
+                    file.serve.request_timeout_ms,
+                    serve_defaults.request_timeout,
+                )?,
+                max_connections: file.serve.max_connections.unwrap_or(serve_defaults.max_connections),
+            },
             #[cfg(feature = "test-hooks")]
             rotation_stop_after: env("PATCHBAY_ROTATION_STOP_AFTER").and_then(|step| step.parse().ok()),
         })
@@ -172,15 +251,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(CONFIG_FILE),
-            "[twilio]\napi_base = \"http://file\"\naccounts_base = \"http://file-accounts\"\nmax_retries = 5\n",
+            "[twilio]\napi_base = \"http://file\"\naccounts_base = \"https://file-accounts\"\nmax_retries = 5\n",
         )
         .unwrap();
-        let env = |name: &str| (name == "PATCHBAY_TWILIO_API_BASE").then(|| "http://env".to_string());
+        let env = |name: &str| (name == "PATCHBAY_TWILIO_API_BASE").then(|| "https://env".to_string());
         let config = Config::load_with(Some(dir.path().into()), env).unwrap();
-        assert_eq!(config.twilio.api_base, "http://env");
-        assert_eq!(config.twilio.accounts_base, "http://file-accounts");
+        assert_eq!(config.twilio.api_base, "https://env");
+        assert_eq!(config.twilio.accounts_base, "https://file-accounts");
         assert_eq!(config.twilio.max_retries, 5);
         assert_eq!(config.twilio.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn plain_http_twilio_bases_are_refused_except_on_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let base =
+            |value: &'static str| move |name: &str| (name == "PATCHBAY_TWILIO_API_BASE").then(|| value.to_string());
+        let err = Config::load_with(Some(dir.path().into()), base("http://api.twilio.com")).unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        assert!(Config::load_with(Some(dir.path().into()), base("http://127.0.0.1:4010")).is_ok());
     }
 
     #[test]

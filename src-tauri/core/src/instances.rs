@@ -12,6 +12,7 @@ use crate::Patchbay;
 use crate::connections::{
     self, Connection, ConnectionQuery, MAX_PAGE_SIZE, NewTwilioConnection, TokenSource, TwilioChanges,
 };
+use crate::destination::CallbackPolicy;
 use crate::error::{Error, Result};
 use crate::folders::store_err;
 use crate::secret::Secret;
@@ -62,7 +63,7 @@ impl Default for InstanceSettings {
 
 impl InstanceSettings {
     /// The rules of event configuration, each reported against its configuration key.
-    pub fn check(&self) -> Result<()> {
+    pub fn check(&self, callbacks: CallbackPolicy) -> Result<()> {
         let events = &self.events;
         if events.vendor_type == "webhook" {
             return Err(Error::invalid(
@@ -87,27 +88,20 @@ impl InstanceSettings {
                 "event.notification.callback.url",
                 "event.notification.callback.url is required when event.notification.enabled is true",
             )),
-            (Some(url), _) => check_callback_url(url),
+            (Some(url), _) => check_callback_url(url, callbacks),
             (None, false) => Ok(()),
         }
     }
 }
 
-/// `https`, or plain `http` to this machine only: events carry message bodies.
-fn check_callback_url(raw: &str) -> Result<()> {
+/// Events carry message bodies: `https`, to an address that is neither internal nor
+/// (unless allowed) this machine's. Delivery checks the resolved addresses again.
+fn check_callback_url(raw: &str, callbacks: CallbackPolicy) -> Result<()> {
     let field = "event.notification.callback.url";
-    let url = reqwest::Url::parse(raw).map_err(|_| Error::invalid(field, format!("{field} is not a valid URL")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(Error::invalid(field, format!("{field} must use https (plain http only to localhost)"))),
-    }
+    callbacks
+        .check_url(raw)
+        .map(drop)
+        .map_err(|refusal| Error::invalid(field, format!("{field} is refused: {refusal}")))
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +159,7 @@ impl Patchbay {
     /// Connect through the API: the same validation as the window, then the instance's
     /// metadata. Returns the instance token, the only time it exists outside a hash.
     pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
-        spec.settings.check()?;
+        spec.settings.check(self.config.callbacks)?;
         spec.settings.signing_key = spec.signature_key.is_some();
         let auth_token =
             spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
@@ -213,7 +207,7 @@ impl Patchbay {
     /// PUT: name, tags and settings change in place; changed credentials or phone are
     /// validated with Twilio first, like Connect.
     pub async fn replace_instance(&self, id: &str, mut spec: InstanceSpec) -> Result<Instance> {
-        spec.settings.check()?;
+        spec.settings.check(self.config.callbacks)?;
         let current = self.connection(id)?;
         let had_key = self.instance(id)?.settings.signing_key;
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
@@ -350,18 +344,23 @@ mod tests {
 
     #[test]
     fn event_settings_follow_the_rules() {
-        assert!(events(false, None).check().is_ok());
-        assert_eq!(events(true, None).check().unwrap_err().field(), Some("event.notification.callback.url"));
-        assert!(events(true, Some("https://hooks.example.com/twilio")).check().is_ok());
-        assert!(events(true, Some("http://127.0.0.1:8080/events")).check().is_ok());
-        assert!(events(true, Some("http://localhost/events")).check().is_ok());
-        assert!(events(true, Some("http://hooks.example.com/events")).check().is_err());
+        let local = CallbackPolicy { allow_loopback: true };
+        assert!(events(false, None).check(local).is_ok());
+        assert_eq!(events(true, None).check(local).unwrap_err().field(), Some("event.notification.callback.url"));
+        assert!(events(true, Some("https://hooks.example.com/twilio")).check(local).is_ok());
+        assert!(events(true, Some("http://127.0.0.1:8080/events")).check(local).is_ok());
+        assert!(events(true, Some("http://localhost/events")).check(local).is_ok());
+        assert!(events(true, Some("http://hooks.example.com/events")).check(local).is_err());
+        let strict = CallbackPolicy::default();
+        let refused = events(true, Some("http://127.0.0.1:8080/events")).check(strict).unwrap_err();
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        assert!(events(true, Some("https://169.254.169.254/latest")).check(local).is_err());
         let mut webhook = events(false, None);
         webhook.events.vendor_type = "webhook".into();
-        assert!(webhook.check().unwrap_err().to_string().contains("cannot call back into a desktop"));
+        assert!(webhook.check(local).unwrap_err().to_string().contains("cannot call back into a desktop"));
         let mut zero = events(false, None);
         zero.events.refresh_minutes = 0;
-        assert_eq!(zero.check().unwrap_err().field(), Some("event.poller.refresh_interval"));
+        assert_eq!(zero.check(local).unwrap_err().field(), Some("event.poller.refresh_interval"));
     }
 
     #[test]

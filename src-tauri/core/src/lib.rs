@@ -8,6 +8,7 @@ pub mod assets;
 pub mod catalog;
 pub mod config;
 pub mod connections;
+pub mod destination;
 pub mod error;
 pub mod events;
 pub mod fixtures;

@@ -17,7 +17,7 @@ async fn bounded<T>(call: impl Future<Output = T>) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
-    let (store, prompt) = PromptingStore::new();
+    let (store, prompt) = PromptingStore::with_prompt();
     let mut world = World::with_vault_store(store, |config| config.vault_timeout = Duration::from_millis(300));
     prompt.lock();
 

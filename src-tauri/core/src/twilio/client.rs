@@ -150,6 +150,8 @@ impl TwilioClient {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            // Twilio's API does not redirect; following one could take the credentials elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| TwilioError::Unreachable { base: config.api_base.clone(), reason: err.to_string() })?;
         Ok(Self { http, config })
@@ -214,9 +216,11 @@ impl TwilioClient {
         let mut next = page.next_page_uri;
         for _ in 1..MAX_PAGES {
             let Some(uri) = next.take() else { break };
-            // Twilio's paging URIs are relative and repeat the filters.
+            // Twilio's paging URIs are paths on the same host that repeat the filters;
+            // anything else would send the credentials somewhere else.
+            let path = paging_path(&uri, &first)?;
             let page: MessagePage =
-                self.call(Host::Api, Method::GET, &uri, credentials, |request| request).await?.json()?;
+                self.call(Host::Api, Method::GET, path, credentials, |request| request).await?.json()?;
             messages.extend(page.messages);
             next = page.next_page_uri;
         }
@@ -283,6 +287,16 @@ impl TwilioClient {
             let backoff = self.config.retry_backoff * 2_u32.saturating_pow(attempt - 1);
             tokio::time::sleep(retry_after.map_or(backoff, |wait| wait.min(MAX_RETRY_AFTER))).await;
         }
+    }
+}
+
+/// `next_page_uri` as a path on the configured host, under the listed resource.
+fn paging_path<'a>(uri: &'a str, resource: &str) -> Result<&'a str, TwilioError> {
+    let (path, _query) = uri.split_once('?').unwrap_or((uri, ""));
+    if path == resource && !uri.contains(['@', '\\', '#']) && !uri.contains("//") {
+        Ok(uri)
+    } else {
+        Err(TwilioError::UnexpectedAnswer { what: "a next_page_uri that is not a page of the same list".into() })
     }
 }
 
@@ -381,5 +395,27 @@ fn describe_transport(err: &reqwest::Error) -> String {
         "the connection was refused or failed".into()
     } else {
         "the connection was dropped before the answer was complete".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paging_path;
+
+    #[test]
+    fn paging_links_stay_on_the_same_list() {
+        let list = "/2010-04-01/Accounts/AC1/Messages.json";
+        let next = "/2010-04-01/Accounts/AC1/Messages.json?To=%2B1555&PageSize=100&Page=1&PageToken=PASM1";
+        assert_eq!(paging_path(next, list).unwrap(), next);
+        for hostile in [
+            "https://attacker.example/2010-04-01/Accounts/AC1/Messages.json",
+            "//attacker.example/2010-04-01/Accounts/AC1/Messages.json",
+            "@attacker.example/2010-04-01/Accounts/AC1/Messages.json",
+            "/2010-04-01/Accounts/AC2/Messages.json?Page=1",
+            "/2010-04-01/Accounts/AC1/Messages.json/../../../x",
+            "/2010-04-01/Accounts/AC1/Messages.json?x=@attacker.example",
+        ] {
+            assert!(paging_path(hostile, list).is_err(), "{hostile}");
+        }
     }
 }
