@@ -10,6 +10,7 @@ use std::sync::Arc;
 use patchbay_core::{Config, Patchbay};
 
 fn main() {
+    patchbay_core::process::keep_secrets_in_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -230,6 +230,14 @@ fn fifty_concurrent_posts_are_all_stored() {
 }
 
 #[test]
+fn serve_writes_no_core_dump() {
+    let (_fake, _patchbay, server) = setup();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let core = limits.lines().find(|line| line.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{core}");
+}
+
+#[test]
 fn serve_refuses_the_network_without_tls_and_stops_on_sigterm() {
     let (_fake, patchbay, server) = setup();
     let refused = patchbay.run(&["--json", "serve", "--listen", "0.0.0.0:0"]);

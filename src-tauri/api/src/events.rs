@@ -21,8 +21,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EventWorker {
     core: Arc<Patchbay>,
     http: reqwest::Client,
-    /// Overrides every instance's poll interval (PATCHBAY_EVENT_POLL_INTERVAL_MS), for
-    /// tests and operators who need events faster than once a minute.
+    /// Overrides every instance's poll interval (`Config::event_poll_interval`).
     poll_override: Option<Duration>,
     policy: CallbackPolicy,
 }
@@ -50,10 +49,7 @@ impl Resolve for CheckedResolver {
 
 impl EventWorker {
     pub fn new(core: Arc<Patchbay>) -> Self {
-        let poll_override = std::env::var("PATCHBAY_EVENT_POLL_INTERVAL_MS")
-            .ok()
-            .and_then(|ms| ms.parse().ok())
-            .map(Duration::from_millis);
+        let poll_override = core.config().event_poll_interval;
         let policy = core.config().callbacks;
         let http = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
@@ -74,6 +70,9 @@ impl EventWorker {
             interval.tick().await;
             self.poll_due().await;
             self.deliver_due().await;
+            if let Err(err) = self.core.forget_delivered_payloads() {
+                tracing::warn!(code = err.code(), "cannot forget old event payloads: {err}");
+            }
         }
     }
 

@@ -218,6 +218,7 @@ struct TwilioArgs {
 }
 
 fn main() -> ExitCode {
+    patchbay_core::process::keep_secrets_in_memory();
     let json_requested = std::env::args().any(|arg| arg == "--json");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

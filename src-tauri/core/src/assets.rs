@@ -6,6 +6,7 @@ use ts_rs::TS;
 
 use crate::error::{Error, Result};
 use crate::folders::{self, store_err};
+use crate::text::name_key;
 
 #[derive(Debug, Clone, Serialize, TS)]
 #[ts(export)]
@@ -91,20 +92,32 @@ pub(crate) fn resolve_visible(conn: &Connection, folder: i64, name: &str) -> Res
 
 pub(crate) fn find_in_folder(conn: &Connection, folder: i64, name: &str) -> Result<Option<String>> {
     conn.query_row(
-        "SELECT id FROM assets WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE AND lifecycle = 'active'",
-        params![folder, name.trim()],
+        "SELECT id FROM assets WHERE folder_id = ?1 AND name_key = ?2 AND lifecycle = 'active'",
+        params![folder, name_key(name.trim())],
         |row| row.get(0),
     )
     .optional()
     .map_err(store_err)
 }
 
+/// The name of an asset of the folder that reads the same as `name`, being written or
+/// deleted included (its name is not free until it is gone).
+pub(crate) fn same_name_in_folder(conn: &Connection, folder: i64, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM assets WHERE folder_id = ?1 AND name_key = ?2",
+            params![folder, name_key(name)],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
 /// A new asset, `pending` until its value is in the vault.
 pub(crate) fn insert_pending(conn: &Connection, id: &str, folder: i64, name: &str, owner: &str) -> Result<()> {
     conn.execute(
-        "INSERT INTO assets (id, folder_id, name, lifecycle, owner, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)",
-        params![id, folder, name, owner, crate::store::now()],
+        "INSERT INTO assets (id, folder_id, name, name_key, lifecycle, owner, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?6)",
+        params![id, folder, name, name_key(name), owner, crate::store::now()],
     )?;
     Ok(())
 }

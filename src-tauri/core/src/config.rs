@@ -27,6 +27,11 @@ pub struct Config {
     pub rotation_propagation_timeout: Duration,
     /// What event callbacks may reach.
     pub callbacks: CallbackPolicy,
+    /// How long a delivered event's payload (the SMS body) is kept.
+    pub event_retention: Duration,
+    /// Polls every instance this often instead of its own interval (tests, and operators
+    /// who need events faster than once a minute).
+    pub event_poll_interval: Option<Duration>,
     /// Limits of `patchbay serve` against slow and careless clients.
     pub serve: ServeLimits,
     /// Test builds only: abort a rotation right after this step (PATCHBAY_ROTATION_STOP_AFTER).
@@ -103,6 +108,8 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct EventsFile {
     allow_loopback_callbacks: Option<bool>,
+    retention_hours: Option<u64>,
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,6 +204,16 @@ impl Config {
                     Some(raw) => matches!(raw.as_str(), "1" | "true" | "yes"),
                     None => file.events.allow_loopback_callbacks.unwrap_or(false),
                 },
+            },
+            event_retention: match env("PATCHBAY_EVENT_RETENTION_HOURS") {
+                Some(raw) => raw.parse().map(|hours: u64| Duration::from_secs(hours * 3600)).map_err(|_| {
+                    Error::invalid("config", "PATCHBAY_EVENT_RETENTION_HOURS must be a whole number of hours")
+                })?,
+                None => Duration::from_secs(file.events.retention_hours.unwrap_or(72) * 3600),
+            },
+            event_poll_interval: match env("PATCHBAY_EVENT_POLL_INTERVAL_MS") {
+                Some(_) => Some(millis("PATCHBAY_EVENT_POLL_INTERVAL_MS", None, Duration::ZERO)?),
+                None => file.events.poll_interval_ms.map(Duration::from_millis),
             },
             serve: ServeLimits {
                 header_read_timeout: millis(

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::folders::{self, store_err};
 use crate::search_index::SearchIndex;
 use crate::secret::Secret;
-use crate::text::fold;
+use crate::text::{fold, name_key};
 use crate::twilio::VerifiedAccount;
 use crate::vault::VaultKey;
 
@@ -280,19 +280,21 @@ pub(crate) fn view(db: &Db, row: Stored) -> Result<Connection> {
     Ok(views(db, vec![row])?.pop().expect("one row in, one view out"))
 }
 
-/// Refuses a name another connection of the folder has (`except`: the one being edited).
+/// Refuses a name another connection of the folder has, or one that reads the same
+/// (`except`: the one being edited).
 pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<&str>) -> Result<()> {
-    let taken: bool = db
+    let taken: Option<String> = db
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM connections WHERE folder_id = ?1 AND name = ?2 COLLATE NOCASE AND id IS NOT ?3)",
-            params![folder, name, except],
+            "SELECT name FROM connections WHERE folder_id = ?1 AND name_key = ?2 AND id IS NOT ?3",
+            params![folder, name_key(name), except],
             |row| row.get(0),
         )
+        .optional()
         .map_err(store_err)?;
-    if taken {
+    if let Some(existing) = taken {
         return Err(Error::NameTaken {
             what: "connection",
-            name: name.to_owned(),
+            name: existing,
             place: format!("folder '{}'", folders::path_of(db, folder)?),
         });
     }
@@ -322,8 +324,8 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
     db.execute(
         "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
              auth_kind, auth_asset_id, status, account_friendly_name, account_type, last_checked_at, lifecycle,
-             owner, created_at, updated_at, search_text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14)",
+             owner, created_at, updated_at, search_text, name_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14, ?16)",
         params![
             row.id,
             folder_id,
@@ -340,6 +342,7 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
             lifecycle,
             search_text,
             owner,
+            name_key(row.name),
         ],
     )
     .map_err(store_err)?;
@@ -356,7 +359,8 @@ pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
     db.execute(
         "UPDATE connections SET name = ?2, account_sid = ?3, phone_number = ?4, test_credentials = ?5, auth_kind = ?6,
              auth_asset_id = ?7, status = 'connected', status_code = NULL, status_message = NULL,
-             account_friendly_name = ?8, account_type = ?9, last_checked_at = ?10, updated_at = ?10, search_text = ?11
+             account_friendly_name = ?8, account_type = ?9, last_checked_at = ?10, updated_at = ?10, search_text = ?11,
+             name_key = ?12
          WHERE id = ?1",
         params![
             row.id,
@@ -370,6 +374,7 @@ pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
             row.account.account_type,
             row.checked_at,
             search_text,
+            name_key(row.name),
         ],
     )
     .map_err(store_err)?;
@@ -380,8 +385,8 @@ pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
     let search_text =
         search_text(name, &stored.phone_number, &stored.account_sid, stored.account_friendly_name.as_deref());
     db.execute(
-        "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4 WHERE id = ?1",
-        params![stored.id, name, search_text, crate::store::now()],
+        "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4, name_key = ?5 WHERE id = ?1",
+        params![stored.id, name, search_text, crate::store::now(), name_key(name)],
     )
     .map_err(store_err)?;
     Ok(())

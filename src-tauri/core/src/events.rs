@@ -226,6 +226,19 @@ impl Patchbay {
         Ok(())
     }
 
+    /// Blanks the payloads (message bodies) of events delivered longer ago than the
+    /// retention setting. The rows stay, so a message is still never delivered twice.
+    pub fn forget_delivered_payloads(&self) -> Result<usize> {
+        let retention = Duration::from_std(self.config.event_retention).unwrap_or(Duration::MAX);
+        let cutoff = (Utc::now() - retention).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.store.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE event_deliveries SET payload = '' WHERE state = 'delivered' AND delivered_at < ?1 AND payload != ''",
+                [cutoff],
+            )?)
+        })
+    }
+
     /// Every event of an instance and where its delivery stands, newest first.
     pub fn deliveries(&self, connection_id: &str) -> Result<Vec<DeliveryStatus>> {
         self.connection(connection_id)?;

@@ -9,6 +9,7 @@ use crate::connections::{TWILIO, search_text};
 use crate::error::Result;
 use crate::folders::store_err;
 use crate::store::{Store, now};
+use crate::text::name_key;
 
 /// What [`seed`] wrote, for picking realistic queries.
 #[derive(Debug, Clone)]
@@ -32,7 +33,9 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
     let mut folder_paths: Vec<String> = Vec::with_capacity(folders);
     {
         let mut insert_folder = tx
-            .prepare("INSERT INTO folders (parent_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
+            .prepare(
+                "INSERT INTO folders (parent_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )
             .map_err(store_err)?;
         for index in 0..folders {
             // Teams at the first level, their projects below.
@@ -42,15 +45,16 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
                 let team = (index / 100) * 100;
                 (folder_ids[team], folder_paths[team].clone(), format!("Project {index:05}"))
             };
-            insert_folder.execute(params![parent, name, stamp]).map_err(store_err)?;
+            insert_folder.execute(params![parent, name, name_key(&name), stamp]).map_err(store_err)?;
             folder_ids.push(tx.last_insert_rowid());
             folder_paths.push(format!("{parent_path}/{name}"));
         }
         let mut insert_connection = tx
             .prepare(
                 "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
-                     auth_kind, status, account_friendly_name, account_type, lifecycle, created_at, updated_at, search_text)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9)",
+                     auth_kind, status, account_friendly_name, account_type, lifecycle, created_at, updated_at, search_text,
+                     name_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9, ?10)",
             )
             .map_err(store_err)?;
         for index in 0..connections {
@@ -71,6 +75,7 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
                     friendly,
                     stamp,
                     search_text(&name, &phone, &sid, Some(&friendly)),
+                    name_key(&name),
                 ])
                 .map_err(store_err)?;
         }

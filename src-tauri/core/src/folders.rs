@@ -9,6 +9,8 @@ use ts_rs::TS;
 
 use crate::error::{Error, Result, plural};
 use crate::store::now;
+use crate::text::name_key;
+use unicode_normalization::UnicodeNormalization;
 
 pub const MAX_NAME_CHARS: usize = 120;
 
@@ -56,11 +58,12 @@ impl fmt::Display for FolderContents {
     }
 }
 
-/// Trims a folder, asset or connection name and checks the rules every name shares.
+/// Trims a folder, asset or connection name, normalises it (NFC) and checks the rules
+/// every name shares.
 pub fn clean_name(field: &'static str, raw: &str) -> Result<String> {
-    let name = raw.trim();
+    let name: String = raw.trim().nfc().collect();
     if name.is_empty() {
-        return Err(Error::invalid(field, format!("the {field} must not be empty")));
+        return Err(Error::invalid(field, format!("the {field} must not be blank")));
     }
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid(field, format!("the {field} must be at most {MAX_NAME_CHARS} characters")));
@@ -71,16 +74,19 @@ pub fn clean_name(field: &'static str, raw: &str) -> Result<String> {
             format!("the {field} must not contain '/' (it separates folders in a path)"),
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, format!("the {field} must not contain control characters")));
+    if let Some(why) = name.chars().find_map(crate::text::forbidden_in_name) {
+        return Err(Error::invalid(field, format!("the {field} must not contain {why}")));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
-/// Splits `Shared/Finance` into checked segment names.
+/// Splits `Shared/Finance` into checked segment names. One leading or trailing `/` is
+/// tolerated; a blank segment (`Shared/   `) is an error, not a shorter path.
 pub fn parse_path(raw: &str) -> Result<Vec<String>> {
-    let trimmed = raw.trim().trim_matches('/');
-    if trimmed.is_empty() {
+    let trimmed = raw.trim_start();
+    let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.trim().is_empty() {
         return Err(Error::invalid("folder", "the folder path must not be empty, e.g. Shared/Finance"));
     }
     trimmed.split('/').map(|segment| clean_name("folder", segment)).collect()
@@ -98,11 +104,11 @@ pub(crate) fn resolve(conn: &Connection, path: &str) -> Result<i64> {
 
 fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64>> {
     let mut statement = conn
-        .prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name = ?2 COLLATE NOCASE")
+        .prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name_key = ?2")
         .map_err(store_err)?;
     let mut parent = 0_i64;
     for segment in segments {
-        match statement.query_row(params![parent, segment], |row| row.get(0)).optional().map_err(store_err)? {
+        match statement.query_row(params![parent, name_key(segment)], |row| row.get(0)).optional().map_err(store_err)? {
             Some(id) => parent = id,
             None => return Ok(None),
         }
@@ -151,8 +157,8 @@ pub(crate) fn create(conn: &Connection, path: &str) -> Result<Folder> {
     ensure_name_free(conn, parent, name, None)?;
     let stamp = now();
     conn.execute(
-        "INSERT INTO folders (parent_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-        params![parent, name, stamp],
+        "INSERT INTO folders (parent_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![parent, name, name_key(name), stamp],
     )
     .map_err(store_err)?;
     get(conn, conn.last_insert_rowid())
@@ -164,8 +170,11 @@ pub(crate) fn rename(conn: &Connection, path: &str, new_name: &str) -> Result<Fo
     let parent: Option<i64> =
         conn.query_row("SELECT parent_id FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
     ensure_name_free(conn, parent, &new_name, Some(id))?;
-    conn.execute("UPDATE folders SET name = ?1, updated_at = ?2 WHERE id = ?3", params![new_name, now(), id])
-        .map_err(store_err)?;
+    conn.execute(
+        "UPDATE folders SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
+        params![new_name, name_key(&new_name), now(), id],
+    )
+    .map_err(store_err)?;
     get(conn, id)
 }
 
@@ -186,20 +195,22 @@ pub(crate) fn move_to(conn: &Connection, path: &str, new_parent: Option<&str>) -
     get(conn, id)
 }
 
+/// Refuses a name a sibling has, or one that reads the same (see `text::name_key`).
 fn ensure_name_free(conn: &Connection, parent: Option<i64>, name: &str, except: Option<i64>) -> Result<()> {
-    let taken: bool = conn
+    let taken: Option<String> = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name = ?2 COLLATE NOCASE AND id != ?3)",
-            params![parent.unwrap_or(0), name, except.unwrap_or(-1)],
+            "SELECT name FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name_key = ?2 AND id != ?3",
+            params![parent.unwrap_or(0), name_key(name), except.unwrap_or(-1)],
             |row| row.get(0),
         )
+        .optional()
         .map_err(store_err)?;
-    if taken {
+    if let Some(existing) = taken {
         let place = match parent {
             Some(parent) => format!("folder '{}'", path_of(conn, parent)?),
             None => "the top level".to_owned(),
         };
-        return Err(Error::NameTaken { what: "folder", name: name.to_owned(), place });
+        return Err(Error::NameTaken { what: "folder", name: existing, place });
     }
     Ok(())
 }
@@ -324,10 +335,23 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_checked() {
         assert_eq!(clean_name("name", "  Finance ").unwrap(), "Finance");
-        for bad in ["", "   ", "a/b", &"x".repeat(121)] {
+        for bad in [
+            "",
+            "   ",
+            "a/b",
+            &"x".repeat(121),
+            "Pay\u{202E}fdp.exe",
+            "zero\u{200B}width",
+            "\u{FEFF}Shared",
+            "two\u{2028}lines",
+            "\u{A0}\u{A0}",
+        ] {
             assert_eq!(clean_name("name", bad).unwrap_err().code(), "invalid_input", "{bad:?}");
         }
         assert!(clean_name("name", &"é".repeat(120)).is_ok(), "the limit counts characters, not bytes");
+        assert_eq!(clean_name("name", "Cafe\u{301}").unwrap(), "Café", "stored NFC");
+        assert_eq!(parse_path("Shared/   ").unwrap_err().to_string(), "the folder must not be blank");
+        assert_eq!(parse_path("/Shared/Finance/").unwrap(), ["Shared", "Finance"]);
     }
 
     #[test]
@@ -355,6 +379,11 @@ mod tests {
         let conn = store.conn();
         create(&conn, "Shared/Finance").unwrap();
         assert_eq!(create(&conn, "Shared/finance").unwrap_err().code(), "name_taken");
+        create(&conn, "Shared/Café").unwrap();
+        assert_eq!(create(&conn, "Shared/CAFÉ").unwrap_err().code(), "name_taken", "Unicode case");
+        let lookalike = create(&conn, "Shared/Fin\u{430}nce").unwrap_err();
+        assert_eq!(lookalike.to_string(), "folder 'Finance' already exists in folder 'Shared'; choose another name");
+        assert_eq!(resolve(&conn, "shared/café").unwrap(), resolve(&conn, "Shared/Café").unwrap());
         create(&conn, "Finance").expect("same name elsewhere is fine");
         assert_eq!(rename(&conn, "Finance", "shared").unwrap_err().code(), "name_taken");
     }

@@ -16,6 +16,7 @@ pub mod folders;
 pub mod instances;
 mod journal;
 mod owner;
+pub mod process;
 pub mod rotation;
 mod search_index;
 pub mod secret;
@@ -149,10 +150,10 @@ impl Patchbay {
         let id = Uuid::new_v4().to_string();
         let folder_id = self.store.write(|tx| {
             let folder_id = folders::resolve(tx, folder)?;
-            if assets::find_in_folder(tx, folder_id, &name)?.is_some() {
+            if let Some(existing) = assets::same_name_in_folder(tx, folder_id, &name)? {
                 return Err(Error::NameTaken {
                     what: "credential asset",
-                    name: name.clone(),
+                    name: existing,
                     place: format!("folder '{}'", folders::path_of(tx, folder_id)?),
                 });
             }

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_events.sql"),
     include_str!("../migrations/004_rotations.sql"),
     include_str!("../migrations/005_owners.sql"),
+    include_str!("../migrations/006_name_keys.sql"),
 ];
 
 pub struct Store {
@@ -96,7 +97,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
+    backfill_name_keys(&tx)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Gives rows written before names had keys (or by a tool that skipped them) their key.
+fn backfill_name_keys(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    for table in ["folders", "assets", "connections"] {
+        let missing: Vec<(String, String)> = tx
+            .prepare(&format!("SELECT CAST(rowid AS TEXT), name FROM {table} WHERE name_key IS NULL"))?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut update = tx.prepare(&format!("UPDATE {table} SET name_key = ?2 WHERE rowid = ?1"))?;
+        for (rowid, name) in missing {
+            update.execute(rusqlite::params![rowid, crate::text::name_key(&name)])?;
+        }
+    }
     Ok(())
 }
 
@@ -156,6 +173,26 @@ mod tests {
         let shared: i64 =
             store.conn().query_row("SELECT count(*) FROM folders WHERE name = 'Shared'", [], |r| r.get(0)).unwrap();
         assert_eq!(shared, 1);
+    }
+
+    #[test]
+    fn a_database_from_before_name_keys_gets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        {
+            // As the release before owners and name keys left it.
+            let old = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                old.execute_batch(sql).unwrap();
+            }
+            old.pragma_update(None, "user_version", 4).unwrap();
+            old.execute("INSERT INTO folders (parent_id, name, created_at, updated_at) VALUES (1, 'Café', '', '')", [])
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let key: String =
+            store.conn().query_row("SELECT name_key FROM folders WHERE name = 'Café'", [], |r| r.get(0)).unwrap();
+        assert_eq!(key, crate::text::name_key("CAFÉ"));
     }
 
     #[cfg(unix)]

@@ -151,6 +151,16 @@ async fn repair_leaves_the_work_of_a_live_process_alone() {
 }
 
 #[tokio::test]
+async fn asset_values_are_capped() {
+    let world = World::new();
+    let largest = "x".repeat(patchbay_core::MAX_ASSET_BYTES);
+    world.core.create_asset("Shared", "largest", Secret::new(largest.clone())).await.unwrap();
+    let err = world.core.create_asset("Shared", "too large", Secret::new(largest + "x")).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("invalid_input", Some("value")));
+    assert!(err.to_string().contains("64 KiB"), "{err}");
+}
+
+#[tokio::test]
 async fn search_is_case_and_accent_insensitive_and_pages() {
     let world = World::new();
     world.core.create_folder("Shared/Finance").unwrap();

@@ -311,3 +311,24 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
         world.core.update_twilio_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
     assert_eq!(err.code(), "name_taken");
 }
+
+#[tokio::test]
+async fn delivered_event_payloads_are_kept_only_as_long_as_the_retention_says() {
+    let world = World::with(|config| config.event_retention = std::time::Duration::from_secs(3600));
+    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+    for (sid, delivered_at) in [("SMold", "2020-01-01T00:00:00.000Z"), ("SMnew", "2999-01-01T00:00:00.000Z")] {
+        db.execute(
+            "INSERT INTO event_deliveries (connection_id, message_sid, payload, state, next_attempt_at, created_at, delivered_at)
+             VALUES (?1, ?2, '{\"body\":\"secret plans\"}', 'delivered', ?3, ?3, ?3)",
+            [&connection.id, sid, delivered_at],
+        )
+        .unwrap();
+    }
+    assert_eq!(world.core.forget_delivered_payloads().unwrap(), 1);
+    let payload = |sid: &str| -> String {
+        db.query_row("SELECT payload FROM event_deliveries WHERE message_sid = ?1", [sid], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(payload("SMold"), "", "an old body is forgotten");
+    assert!(payload("SMnew").contains("secret plans"), "a recent one is kept");
+}
