@@ -6,7 +6,8 @@ import { svelte } from "@sveltejs/vite-plugin-svelte";
 export default defineConfig(({ mode }) => ({
   plugins: [svelte()],
   clearScreen: false,
-  server: { port: 5173, strictPort: true },
+  // The tests read the Rust side's IPC commands (tests/ipc-contract.ts).
+  server: { port: 5173, strictPort: true, fs: { allow: [".", "../src-tauri/src"] } },
   build: {
     outDir: mode === "browser-test" ? "dist-test" : "dist",
     target: "es2022",

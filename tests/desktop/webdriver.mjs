@@ -1,12 +1,33 @@
 // A small WebDriver client for the real window: tauri-driver in front of WebKitWebDriver.
 import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+
+/** A loopback port nobody listens on now, chosen by the OS. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Requests that change nothing, so repeating one after a dropped answer is harmless. */
+function safeToRepeat(method, path) {
+  return method === "GET" || (method === "POST" && /\/elements?$|\/timeouts$/.test(path));
+}
 
 export class Window {
   /** Starts tauri-driver with `env` (the app inherits it) and opens `application`. */
   static async open(application, env) {
-    // Away from 4445, where tauri-driver starts WebKitWebDriver.
-    const port = 5500 + Math.floor(Math.random() * 1000);
-    const driver = spawn("tauri-driver", ["--port", String(port)], { env, stdio: ["ignore", "ignore", "inherit"] });
+    // Both ports from the OS, so parallel runs and other servers cannot collide.
+    const [port, nativePort] = [await freePort(), await freePort()];
+    const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
+      env,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     const window = new Window(`http://127.0.0.1:${port}`, driver);
     await waitFor("tauri-driver", () => fetch(`${window.base}/status`).then((r) => r.ok), 15000);
     const created = await window.call("POST", "/session", {
@@ -23,7 +44,10 @@ export class Window {
     this.driver = driver;
   }
 
-  /** tauri-driver sometimes drops a request without answering: those are retried. */
+  /**
+   * tauri-driver sometimes drops a request without answering. Only requests that change
+   * nothing are retried: a repeated click, keystroke or new session would act twice.
+   */
   async call(method, path, body) {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -38,7 +62,7 @@ export class Window {
         }
         return json.value;
       } catch (err) {
-        if (err.final || attempt >= 5) throw err;
+        if (err.final || attempt >= 5 || !safeToRepeat(method, path)) throw err;
         await new Promise((resolve) => setTimeout(resolve, 300 * attempt));
       }
     }

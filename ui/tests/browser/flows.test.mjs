@@ -1,6 +1,6 @@
 // The built UI in Debian's Chromium (playwright-core), over the mocked IPC of
 // harness.ts: every flow a person goes through, by keyboard where it matters.
-import { after, before, beforeEach, describe, it } from "node:test";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -9,6 +9,10 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const root = fileURLToPath(new URL("../../dist-test/", import.meta.url));
+// The page is served with the window's own Content-Security-Policy, so anything the
+// real window would refuse (inline script or style, a foreign connection) fails here too.
+const tauriConf = JSON.parse(await readFile(new URL("../../../src-tauri/tauri.conf.json", import.meta.url), "utf8"));
+const csp = tauriConf.app.security.csp;
 const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json" };
 const SID = `AC${"0123456789abcdef".repeat(2)}`;
 const TOKEN = "f".repeat(32);
@@ -20,7 +24,10 @@ before(async () => {
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
     try {
       const body = await readFile(join(root, path));
-      response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+      response.writeHead(200, {
+        "content-type": types[extname(path)] ?? "application/octet-stream",
+        "content-security-policy": csp,
+      });
       response.end(body);
     } catch {
       response.writeHead(404).end();
@@ -44,8 +51,24 @@ beforeEach(async () => {
   page = await browser.newPage({ viewport: { width: 1200, height: 780 } });
   page.on("pageerror", (err) => assert.fail(`page error: ${err.message}`));
   page.on("dialog", (dialog) => assert.fail(`unexpected alert: ${dialog.message()}`));
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (event) =>
+      window.cspViolations.push(`${event.violatedDirective}: ${event.blockedURI || "inline"}`),
+    );
+  });
   await page.goto(`${base}/tests/browser/harness.html`);
   await page.getByRole("treeitem", { name: "Shared" }).waitFor();
+});
+
+afterEach(async () => {
+  const { csp, contract } = await page.evaluate(() => ({
+    csp: window.cspViolations,
+    contract: window.patchbayMock.state.contractViolations,
+  }));
+  await page.close();
+  assert.deepEqual(csp, [], "nothing the window's CSP refuses");
+  assert.deepEqual(contract, [], "every IPC call matches a Rust command and its arguments");
 });
 
 async function openTwilioForm() {
@@ -254,8 +277,11 @@ describe("Rotate Auth Token", () => {
     await dialog.getByText("Shared/Twilio +15551230001").waitFor();
     await dialog.getByText("Shared/Twilio +15551230002").waitFor();
     assert.match(await dialog.textContent(), /401\/403/);
+    await page.evaluate(() => (window.patchbayMock.state.holdRotations = true));
     await dialog.getByRole("button", { name: "Rotate Auth Token" }).click();
     await dialog.getByText(/Rotating: secondary token/).waitFor();
+    await page.waitForFunction(() => typeof window.patchbayMock.state.releaseRotation === "function");
+    await page.evaluate(() => window.patchbayMock.state.releaseRotation());
     await dialog.getByText("rotated; 2 of 2 dependent connections connected with the new token").waitFor();
     await dialog.getByRole("button", { name: "Done" }).click();
 

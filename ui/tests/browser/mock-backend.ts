@@ -22,7 +22,14 @@ export function createBackend() {
   const connections: Connection[] = [];
   const pending = new Map<string, () => void>();
   const rotations: RotationRecord[] = [];
-  const state = { connectDelayMs: 0, calls: [] as { command: string; args: Record<string, unknown> }[] };
+  const state = {
+    connectDelayMs: 0,
+    calls: [] as { command: string; args: Record<string, unknown> }[],
+    contractViolations: [] as string[],
+    /** While true, a rotation waits for `releaseRotation()`, so its progress can be seen. */
+    holdRotations: false,
+    releaseRotation: null as null | (() => void),
+  };
 
   const pathOf = (id: number): string => {
     const folder = folders.find((f) => f.id === id)!;
@@ -193,7 +200,7 @@ export function createBackend() {
     },
     rotate_auth_token: async ({ subject }) => {
       const plan = handlers.rotation_plan({ subject }) as { account_sid: string; subject: string; dependents: RotationRecord["revalidated"] };
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      if (state.holdRotations) await new Promise<void>((resolve) => (state.releaseRotation = resolve));
       const record: RotationRecord = {
         id: crypto.randomUUID(),
         account_sid: plan.account_sid,
