@@ -180,3 +180,22 @@ fn twilio_failing_at_a_step_leaves_a_rotation_that_resumes() {
     world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
     world.assert_rotated();
 }
+
+#[test]
+fn a_promotion_whose_answer_is_lost_is_finished_by_resume() {
+    use patchbay_tests::fake_twilio::Fault;
+    for fault in [Fault::StatusAfterApplying(503), Fault::DropAfterApplying] {
+        let world = world();
+        world.fake.set_propagation_delay(Duration::from_millis(600));
+        world.fake.inject_on("/v1/AuthTokens/Promote", fault.clone(), 1);
+        let failed = world.rotate_asset(&[]);
+        assert_ne!(failed.code, Some(0), "the answer never came: {fault:?}");
+        assert_ne!(world.fake.primary_token(&world.sid), Some(world.old_token.clone()), "Twilio did promote");
+        assert!(
+            world.patchbay.vault_entries().iter().any(|user| user.starts_with("rotation/")),
+            "the promoted token is kept until it is stored everywhere"
+        );
+        world.rotate(&[], &["--json", "credential", "rotate", "--resume"]).ok();
+        world.assert_rotated();
+    }
+}

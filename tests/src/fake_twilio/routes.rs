@@ -89,24 +89,13 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
 
     match fault {
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::Status(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(status, 20500, "An internal server error has occurred");
-        }
+        Some(Fault::Status(status)) => return server_error(status),
         Some(Fault::RateLimit) => return error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests"),
         Some(Fault::MalformedJson) => {
             return ([(header::CONTENT_TYPE, "application/json")], "{\"sid\": \"AC").into_response();
         }
-        Some(Fault::DropConnection) => {
-            let failing = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
-            });
-            return Response::builder()
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from_stream(failing))
-                .expect("a valid response");
-        }
-        None => {}
+        Some(Fault::DropConnection) => return dropped(),
+        Some(Fault::StatusAfterApplying(_) | Fault::DropAfterApplying) | None => {}
     }
 
     let sid = match (credential, sid) {
@@ -114,10 +103,31 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
         _ => return authenticate_error(),
     };
     let request = Request { method, path: uri.path().to_owned(), query, form, is_form, credential, sid };
-    match ctx.host {
+    let answer = match ctx.host {
         Host::Api => api(&ctx, &request),
         Host::Accounts => accounts(&ctx, &request),
+    };
+    match fault {
+        Some(Fault::StatusAfterApplying(status)) => server_error(status),
+        Some(Fault::DropAfterApplying) => dropped(),
+        _ => answer,
     }
+}
+
+fn server_error(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, 20500, "An internal server error has occurred")
+}
+
+/// Headers sent, then the connection closes mid-body.
+fn dropped() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(failing))
+        .expect("a valid response")
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

@@ -27,6 +27,11 @@ pub enum Fault {
     MalformedJson,
     /// The connection closes before the answer is complete.
     DropConnection,
+    /// The request takes effect (a token is promoted, a secondary made), then the
+    /// answer is this 5xx: the client cannot tell that it worked.
+    StatusAfterApplying(u16),
+    /// The request takes effect, then the connection closes: the answer is lost.
+    DropAfterApplying,
 }
 
 /// How the request authenticated.

@@ -1,0 +1,140 @@
+//! The fake Twilio checked against Twilio's own OpenAPI description (the subset kept in
+//! `../shared/twilio/oai/`): every answer it gives to a live request has a documented
+//! status, and a body whose fields, types and enum values the spec declares. A fake that
+//! drifts from Twilio would let Patchbay pass tests that real Twilio fails.
+
+use std::path::PathBuf;
+
+use patchbay_tests::fake_twilio::FakeTwilio;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+fn spec(file: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/twilio/oai").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let pointer = reference.strip_prefix('#').expect("a local reference");
+            resolve(spec, spec.pointer(pointer).unwrap_or_else(|| panic!("{reference} resolves")))
+        }
+        None => schema,
+    }
+}
+
+/// Every way `value` departs from `schema`, as `path: problem` lines.
+fn departures(spec: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+    let schema = resolve(spec, schema);
+    if value.is_null() {
+        return if schema["nullable"] == true { vec![] } else { vec![format!("{path}: null but not nullable")] };
+    }
+    let mut found = Vec::new();
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        found.push(format!("{path}: {value} is not one of {allowed:?}"));
+    }
+    match (schema["type"].as_str(), value) {
+        (Some("object") | None, Value::Object(map)) if schema["properties"].is_object() => {
+            for (key, field) in map {
+                match schema["properties"].get(key) {
+                    Some(field_schema) => found.extend(departures(spec, field_schema, field, &format!("{path}.{key}"))),
+                    None => found.push(format!("{path}.{key}: not declared")),
+                }
+            }
+        }
+        (Some("array"), Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                found.extend(departures(spec, &schema["items"], item, &format!("{path}[{index}]")));
+            }
+        }
+        (Some("string"), Value::String(_))
+        | (Some("integer"), Value::Number(_))
+        | (Some("number"), Value::Number(_))
+        | (Some("boolean"), Value::Bool(_))
+        | (Some("object") | None, Value::Object(_)) => {}
+        (expected, other) => found.push(format!("{path}: {other} is not of type {expected:?}")),
+    }
+    found
+}
+
+/// Checks one answer against the operation `method path` of `spec`.
+fn conforms(spec: &Value, method: &str, template: &str, status: u16, body: &Value) {
+    let operation = &spec["paths"][template][method];
+    assert!(operation.is_object(), "{method} {template} is in the spec");
+    let response = &operation["responses"][status.to_string()];
+    assert!(response.is_object(), "{method} {template}: status {status} is documented");
+    if let Some(schema) = response.pointer("/content/application~1json/schema") {
+        let problems = departures(spec, schema, body, "$");
+        assert!(problems.is_empty(), "{method} {template} answers beyond the spec:\n{}", problems.join("\n"));
+    }
+}
+
+#[test]
+fn the_fakes_answers_are_those_the_openapi_spec_describes() {
+    let fake = FakeTwilio::start();
+    let seed = fake.seed();
+    let (sid, token) = (&seed.live.sid, &seed.live.auth_token);
+    let http = Client::new();
+    let call = |method: reqwest::Method, url: String, form: &[(&str, &str)]| {
+        let response = http.request(method, url).basic_auth(sid, Some(token)).form(form).send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    fake.receive_message(sid, "+15557654321", &seed.live.phone_numbers[0], "hello");
+    let api = spec("api_v2010.subset.json");
+    let base = fake.api_base();
+    let account = format!("{base}/2010-04-01/Accounts/{sid}");
+
+    let (status, body) = call(reqwest::Method::GET, format!("{account}.json"), &[]);
+    conforms(&api, "get", "/2010-04-01/Accounts/{Sid}.json", status, &body);
+    // The check itself can fail: an undeclared field, a wrong type, a value off the enum.
+    let schema =
+        api.pointer("/paths/~12010-04-01~1Accounts~1{Sid}.json/get/responses/200/content/application~1json/schema");
+    let mut drifted = body.clone();
+    drifted["colour"] = "red".into();
+    drifted["status"] = "sleeping".into();
+    drifted["friendly_name"] = 7.into();
+    assert_eq!(departures(&api, schema.unwrap(), &drifted, "$").len(), 3, "{drifted}");
+    let (status, body) = call(reqwest::Method::GET, format!("{base}/2010-04-01/Accounts.json"), &[]);
+    conforms(&api, "get", "/2010-04-01/Accounts.json", status, &body);
+    let numbers = format!("{account}/IncomingPhoneNumbers.json?PhoneNumber=%2B15551230001");
+    let (status, body) = call(reqwest::Method::GET, numbers, &[]);
+    conforms(&api, "get", "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json", status, &body);
+    let (status, body) = call(reqwest::Method::GET, format!("{account}/Messages.json"), &[]);
+    conforms(&api, "get", "/2010-04-01/Accounts/{AccountSid}/Messages.json", status, &body);
+    let message = body["messages"][0]["sid"].as_str().expect("the inbound message").to_owned();
+    let (status, body) = call(reqwest::Method::GET, format!("{account}/Messages/{message}.json"), &[]);
+    conforms(&api, "get", "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json", status, &body);
+
+    let accounts = spec("accounts_v1.subset.json");
+    let tokens = format!("{}/v1/AuthTokens", fake.accounts_base());
+    let (status, body) = call(reqwest::Method::POST, format!("{tokens}/Secondary"), &[]);
+    conforms(&accounts, "post", "/v1/AuthTokens/Secondary", status, &body);
+    let (status, body) = call(reqwest::Method::POST, format!("{tokens}/Promote"), &[]);
+    conforms(&accounts, "post", "/v1/AuthTokens/Promote", status, &body);
+    let promoted = body["auth_token"].as_str().unwrap().to_owned();
+    let deleted = http.post(format!("{tokens}/Secondary")).basic_auth(sid, Some(&promoted)).send().unwrap();
+    assert_eq!(deleted.status().as_u16(), 201);
+    let deleted = http.delete(format!("{tokens}/Secondary")).basic_auth(sid, Some(&promoted)).send().unwrap();
+    conforms(&accounts, "delete", "/v1/AuthTokens/Secondary", deleted.status().as_u16(), &Value::Null);
+}
+
+#[test]
+fn the_fakes_errors_have_twilios_error_body() {
+    let fake = FakeTwilio::start();
+    let seed = fake.seed();
+    let url = format!("{}/2010-04-01/Accounts/{}.json", fake.api_base(), seed.live.sid);
+    let wrong = Client::new().get(&url).basic_auth(&seed.live.sid, Some("0".repeat(32))).send().unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let body: Value = wrong.json().unwrap();
+    assert_eq!(body["code"], 20003);
+    assert_eq!(body["status"], 401);
+    assert!(
+        body["message"].is_string()
+            && body["more_info"].as_str().unwrap().starts_with("https://www.twilio.com/docs/errors/")
+    );
+}
