@@ -57,6 +57,10 @@ impl CredentialStoreApi for PromptingStore {
         self.inner.build(service, user, modifiers)
     }
 
+    fn search(&self, spec: &HashMap<&str, &str>) -> Result<Vec<Entry>> {
+        self.inner.search(spec)
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

@@ -485,3 +485,60 @@ fn slow_clients_are_cut_off_and_cannot_hold_the_api() {
         assert!(closed, "a slow connection was left open");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_vault_answers_503_and_holds_up_nothing_else() {
+    use patchbay_tests::locked_vault::PromptingStore;
+    let fake = FakeTwilio::start();
+    let seed = fake.seed();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = patchbay_core::Config::load(Some(dir.path().to_path_buf())).unwrap();
+    config.twilio.api_base = fake.api_base().into();
+    config.twilio.accounts_base = fake.accounts_base().into();
+    config.vault_timeout = std::time::Duration::from_millis(500);
+    let (store, prompt) = PromptingStore::with_prompt();
+    let vault = patchbay_core::Vault::with_store("patchbay-api-locked", store, config.vault_timeout);
+    let core = std::sync::Arc::new(patchbay_core::Patchbay::open_with_vault(config, vault).unwrap());
+    let credentials = core.api_credentials(false).await.unwrap();
+    let auth = format!(
+        "User {}, Organization {}",
+        credentials.user.reveal_to_owner(),
+        credentials.organization.reveal_to_owner()
+    );
+    let (listening, address) = tokio::sync::oneshot::channel();
+    let options = patchbay_api::ServeOptions { listen: "127.0.0.1:0".parse().unwrap(), allow_remote: false, tls: None };
+    let server = tokio::spawn(patchbay_api::serve(core, options, move |address| {
+        let _ = listening.send(address);
+    }));
+    let base = format!("http://{}", address.await.unwrap());
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+
+    // The keyring locks, and its unlock prompt waits for someone who is not there.
+    prompt.lock();
+    let body = json!({
+        "element": {"key": "twiliov2"}, "name": "Locked", "configuration": {
+            "username": seed.live.sid, "password": seed.live.auth_token, "phone_number": seed.live.phone_numbers[0] }
+    });
+    let post = http.post(format!("{base}/instances")).header("Authorization", &auth).json(&body).send();
+    let list = http.get(format!("{base}/instances")).header("Authorization", &auth).send();
+    let (post, list) = tokio::join!(post, list);
+    assert_eq!(list.unwrap().status(), StatusCode::OK, "an unrelated request is answered");
+    let post = post.expect("the POST is answered, not held");
+    assert_eq!(post.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error: Value = post.json().await.unwrap();
+    assert_eq!(error["code"], "vault_locked");
+    assert!(error["message"].as_str().unwrap().contains("unlock"), "{error}");
+
+    prompt.unlock();
+    let listed: Value = http
+        .get(format!("{base}/instances"))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "nothing half-provisioned");
+    server.abort();
+}

@@ -374,15 +374,14 @@ impl Patchbay {
     // ---- Consistency between rows and vault ----------------------------------------
 
     /// Writes the secrets of this core's `pending` row, then makes the row active. If
-    /// the vault refuses, the row goes too: nothing half-saved is left behind. If the
-    /// vault does not answer, the row stays pending with this core as its owner, and
-    /// repair finishes it once this process is gone.
+    /// the vault refuses or does not answer in time, the row goes too (a late write is
+    /// undone by the vault itself): nothing half-saved is left behind, and the name is
+    /// free to try again.
     async fn commit_secrets(&self, pending: &Unfinished, values: &[&Secret]) -> Result<()> {
         let owner = self.owner.id();
         for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
             match self.vault.put(key, value).await {
                 Ok(()) => {}
-                Err(err) if err.may_still_land() => return Err(err.into()),
                 Err(err) => {
                     let partial = Unfinished { secrets: pending.secrets[..written].to_vec(), ..pending.clone() };
                     self.finish_rows(&[partial], Some(owner)).await?;

@@ -1,7 +1,7 @@
 //! The OS vault (Secret Service on Linux, Keychain on macOS, Credential Manager on
 //! Windows) through keyring-core. The only place a secret is written or read back.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,12 +38,6 @@ impl VaultError {
             Self::Locked | Self::NoAnswer { .. } | Self::StillWaiting => "vault_locked",
             Self::Missing(_) => "vault_secret_missing",
         }
-    }
-
-    /// Whether the call may still change the vault after this answer: it gave up
-    /// waiting, but the request itself is still on its way.
-    pub(crate) fn may_still_land(&self) -> bool {
-        matches!(self, Self::NoAnswer { .. })
     }
 
     fn from_keyring(err: keyring_core::Error, key: &VaultKey) -> Self {
@@ -150,35 +144,47 @@ impl Vault {
         vault
     }
 
+    /// Stores the secret. If Patchbay stops waiting for the vault, the write is undone
+    /// as soon as the vault answers: a caller told "not saved" finds nothing saved.
     pub(crate) async fn put(&self, key: &VaultKey, secret: &Secret) -> Result<(), VaultError> {
         let secret = secret.clone();
-        self.call(key, move |entry| entry.set_password(secret.expose())).await
+        let undo = |entry: &Entry| {
+            let _ = entry.delete_credential();
+        };
+        self.call(key, move |entry| entry.set_password(secret.expose()), undo).await
     }
 
     pub(crate) async fn get(&self, key: &VaultKey) -> Result<Secret, VaultError> {
-        self.call(key, |entry| entry.get_password().map(Secret::new)).await
+        self.call(key, |entry| entry.get_password().map(Secret::new), |_| {}).await
     }
 
     /// Deleting what is already gone succeeds: repair and retries rely on it.
     pub(crate) async fn delete(&self, key: &VaultKey) -> Result<(), VaultError> {
-        self.call(key, |entry| match entry.delete_credential() {
+        let delete = |entry: &Entry| match entry.delete_credential() {
             Err(keyring_core::Error::NoEntry) => Ok(()),
             other => other,
-        })
-        .await
+        };
+        self.call(key, delete, |_| {}).await
     }
 
+    /// Runs `op` on a blocking thread. If it does not answer in time the caller is told
+    /// so, and when it finally does, `undo` reverses it.
     async fn call<T: Send + 'static>(
         &self,
         key: &VaultKey,
-        op: impl FnOnce(Entry) -> keyring_core::Result<T> + Send + 'static,
+        op: impl FnOnce(&Entry) -> keyring_core::Result<T> + Send + 'static,
+        undo: impl FnOnce(&Entry) + Send + 'static,
     ) -> Result<T, VaultError> {
+        const RUNNING: u8 = 0;
+        const ANSWERED: u8 = 1;
+        const ABANDONED: u8 = 2;
         let seconds = self.timeout.as_secs_f32();
         if self.waiting.load(Ordering::SeqCst) > 0 {
             return Err(VaultError::StillWaiting);
         }
-        let (store, service, user, described) =
-            (Arc::clone(&self.store), self.service.clone(), key.user(), key.clone());
+        let fate = Arc::new(AtomicU8::new(RUNNING));
+        let (store, service, user, described, call_fate) =
+            (Arc::clone(&self.store), self.service.clone(), key.user(), key.clone(), Arc::clone(&fate));
         let mut call = tokio::task::spawn_blocking(move || {
             let store = store
                 .get_or_init(|| {
@@ -188,11 +194,18 @@ impl Vault {
                 .map_err(|reason| VaultError::Unavailable { reason: reason.clone() })?;
             let entry =
                 Entry::new_in_store(store, &service, &user).map_err(|err| VaultError::from_keyring(err, &described))?;
-            op(entry).map_err(|err| VaultError::from_keyring(err, &described))
+            let answer = op(&entry);
+            if call_fate.compare_exchange(RUNNING, ANSWERED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                undo(&entry);
+            }
+            answer.map_err(|err| VaultError::from_keyring(err, &described))
         });
-        match tokio::time::timeout(self.timeout, &mut call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(VaultError::Failed("the vault call did not finish".into())),
+        let answer = match tokio::time::timeout(self.timeout, &mut call).await {
+            Ok(answer) => answer,
+            // It answered just as the wait ended: its answer stands.
+            Err(_) if fate.compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst).is_err() => {
+                call.await
+            }
             Err(_) => {
                 // The call keeps waiting on its thread; until it returns, so does the vault.
                 let waiting = Arc::clone(&self.waiting);
@@ -201,9 +214,10 @@ impl Vault {
                     let _ = call.await;
                     waiting.fetch_sub(1, Ordering::SeqCst);
                 });
-                Err(VaultError::NoAnswer { seconds })
+                return Err(VaultError::NoAnswer { seconds });
             }
-        }
+        };
+        answer.unwrap_or_else(|_| Err(VaultError::Failed("the vault call did not finish".into())))
     }
 }
 
