@@ -25,12 +25,46 @@ export interface TwilioForm {
 }
 
 /** Every failed call rejects with an ErrorBody; anything else becomes one. */
-async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+async function invokeOnce<T>(command: string, args: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(command, args);
   } catch (err) {
-    if (err && typeof err === "object" && "code" in err && "message" in err) throw err as ErrorBody;
+    if (isErrorBody(err)) throw err;
     throw { code: "ipc_failed", message: String(err) } satisfies ErrorBody;
+  }
+}
+
+/** Who shows that the OS vault is locked (App.svelte): told true while Patchbay waits. */
+let vaultLockedListener: (locked: boolean) => void = () => {};
+export function onVaultLocked(listener: (locked: boolean) => void) {
+  vaultLockedListener = listener;
+}
+
+export const VAULT_RETRY_MS = 3000;
+const VAULT_RETRIES = 20;
+/** A rotation is resumed, never started twice: it is not retried behind the user's back. */
+const NOT_RETRIED = new Set(["rotate_auth_token"]);
+
+/**
+ * A locked keyring answers `vault_locked` and leaves nothing half-done, so the call is
+ * repeated every few seconds (for about a minute) while the window asks the person to
+ * unlock it.
+ */
+async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const answer = await invokeOnce<T>(command, args);
+      if (attempt > 1) vaultLockedListener(false);
+      return answer;
+    } catch (err) {
+      const locked = isErrorBody(err) && err.code === "vault_locked";
+      if (!locked || NOT_RETRIED.has(command) || attempt > VAULT_RETRIES) {
+        if (attempt > 1) vaultLockedListener(false);
+        throw err;
+      }
+      vaultLockedListener(true);
+      await new Promise((resolve) => setTimeout(resolve, VAULT_RETRY_MS));
+    }
   }
 }
 

@@ -207,6 +207,23 @@ describe("Add connection", () => {
   });
 });
 
+describe("A locked keyring", () => {
+  it("asks to unlock it, retries, and saves once it is unlocked", async () => {
+    await page.evaluate(() => (window.patchbayMock.state.vaultLocked = true));
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    const notice = page.getByRole("status").filter({ hasText: "The OS vault is locked" });
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /Unlock your keyring/);
+    assert.equal(await page.evaluate(() => window.patchbayMock.connections.length), 0);
+    await page.evaluate(() => (window.patchbayMock.state.vaultLocked = false));
+    await page.getByRole("dialog").waitFor({ state: "hidden", timeout: 15000 });
+    await notice.waitFor({ state: "hidden" });
+    assert.equal(await page.evaluate(() => window.patchbayMock.connections.length), 1);
+  });
+});
+
 describe("Connections tab", () => {
   it("renders a hostile name as text", async () => {
     const hostile = "<img src=x onerror=alert(1)>";

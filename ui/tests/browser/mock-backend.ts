@@ -28,6 +28,8 @@ export function createBackend() {
     contractViolations: [] as string[],
     /** While true, a rotation waits for `releaseRotation()`, so its progress can be seen. */
     holdRotations: false,
+    /** While true, saving a secret answers as a locked keyring does. */
+    vaultLocked: false,
     releaseRotation: null as null | (() => void),
   };
 
@@ -80,6 +82,8 @@ export function createBackend() {
       });
       pending.delete(requestId);
     }
+    if (state.vaultLocked)
+      fail("vault_locked", "the OS vault did not answer within 5 s: it is probably locked; unlock your keyring (login keyring) and try again");
     if (token === WRONG_TOKEN)
       fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003); copy both again from the Twilio Console (Account → General Settings)");
     if (phone === UNOWNED_PHONE)
