@@ -25,6 +25,7 @@ export features
 dbus-run-session -- sh -c '
   echo patchbay-tests | gnome-keyring-daemon --daemonize --unlock --components=secrets >/dev/null
   cargo test --workspace --locked --features "$features" &&
+  bash tests/api/schemathesis.sh &&
   xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp -noreset" node --test tests/desktop/
 ' 2>&1 | tee -a "$log"
 

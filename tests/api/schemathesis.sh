@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs schemathesis, with every check, against a real `patchbay serve` (fake Twilio,
+# the Secret Service of the caller's session) and docs/openapi.yaml: the document must
+# describe what the server really accepts and answers. Run inside tests/run.sh's D-Bus
+# session, after the binaries are built. EXAMPLES sets the examples per operation.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target="${CARGO_TARGET_DIR:-target}/debug"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The fake Twilio announces its base URLs on its first line.
+coproc FAKE { exec "$target/fake-twilio"; }
+pids+=("$FAKE_PID")
+read -r announced <&"${FAKE[0]}"
+field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$announced" "$1"; }
+export PATCHBAY_DATA_DIR="$work/data"
+export PATCHBAY_TWILIO_API_BASE="$(field '["api_base"]')"
+export PATCHBAY_TWILIO_ACCOUNTS_BASE="$(field '["accounts_base"]')"
+export PATCHBAY_VAULT_SERVICE="patchbay-schemathesis-$$"
+export PATCHBAY_TWILIO_RETRY_BACKOFF_MS=5
+
+credentials="$("$target/patchbay" --json api credentials)"
+user="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["user"])' "$credentials")"
+organization="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["organization"])' "$credentials")"
+
+coproc SERVE { exec "$target/patchbay" --json serve --listen 127.0.0.1:0; }
+pids+=("$SERVE_PID")
+read -r listening <&"${SERVE[0]}"
+address="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"])' "$listening")"
+
+# One real instance for the operations on /instances/{id}.
+instance="$(python3 - "$announced" <<'PY'
+import json, sys
+seed = json.loads(sys.argv[1])["seed"]["live"]
+print(json.dumps({"element": {"key": "twiliov2"}, "name": "Schemathesis", "configuration": {
+    "username": seed["sid"], "password": seed["auth_token"], "phone_number": seed["phone_numbers"][0]}}))
+PY
+)"
+export PATCHBAY_INSTANCE_ID="$(python3 - "http://$address/instances" "User $user, Organization $organization" "$instance" <<'PY'
+import json, sys, urllib.request
+url, auth, body = sys.argv[1:]
+request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json", "Authorization": auth})
+print(json.load(urllib.request.urlopen(request))["id"])
+PY
+)"
+
+st --config-file tests/api/schemathesis.toml run docs/openapi.yaml \
+  --url "http://$address" \
+  --header "Authorization: User $user, Organization $organization" \
+  --checks all \
+  --max-examples "${EXAMPLES:-25}" \
+  --seed 1 \
+  --generation-deterministic \
+  --request-timeout 20
+  2>&1
