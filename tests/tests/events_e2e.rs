@@ -93,6 +93,12 @@ fn serve(patchbay: &Patchbay) -> Serve {
     Serve(child, format!("http://{address}"))
 }
 
+/// `GET /instances/{id}/events`.
+fn events_of(http: &reqwest::blocking::Client, server: &Serve, id: &str, auth: &str) -> Value {
+    let url = format!("{}/instances/{id}/events", server.1);
+    http.get(url).header("Authorization", auth).send().unwrap().json().unwrap()
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
@@ -149,13 +155,7 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     wait_for("three events", || received.lock().unwrap().delivered.len() >= 3);
 
     // The failures are visible, then retried with backoff until delivered.
-    let events: Value = http
-        .get(format!("{}/instances/{id}/events", server.1))
-        .header("Authorization", &auth)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let events = events_of(&http, &server, &id, &auth);
     let states: HashMap<&str, (&str, u64)> = events
         .as_array()
         .unwrap()
@@ -175,14 +175,7 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     // that would be repeated would have been queued and sent by now.
     let polls = || fake.requests().iter().filter(|r| r.path.ends_with("/Messages.json") && r.method == "GET").count();
     wait_for("every event delivered", || {
-        let events = http
-            .get(format!("{}/instances/{id}/events", server.1))
-            .header("Authorization", &auth)
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap();
-        events.as_array().unwrap().iter().all(|event| event["state"] == "delivered")
+        events_of(&http, &server, &id, &auth).as_array().unwrap().iter().all(|event| event["state"] == "delivered")
     });
     let polled = polls();
     wait_for("two more polls", || polls() >= polled + 2);
@@ -198,14 +191,7 @@ fn inbound_messages_are_delivered_once_across_a_restart() {
     assert!(cleared.success());
     let unsigned = fake.receive_message(&seed.live.sid, "+15557654321", &number, "after the key is gone");
     wait_for("the unsigned event to be held back", || {
-        let events = http
-            .get(format!("{}/instances/{id}/events", server.1))
-            .header("Authorization", &auth)
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap();
-        events.as_array().unwrap().iter().any(|event| {
+        events_of(&http, &server, &id, &auth).as_array().unwrap().iter().any(|event| {
             event["messageSid"] == unsigned.as_str()
                 && event["state"] == "pending"
                 && event["lastError"].as_str().is_some_and(|error| error.contains("vault_secret_missing"))
