@@ -177,6 +177,7 @@ async fn cancellable(
             message: "Connect was cancelled; nothing was saved".into(),
             field: None,
             twilio_code: None,
+            twilio_message: None,
         }),
     }
 }

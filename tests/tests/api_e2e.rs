@@ -116,6 +116,12 @@ fn every_status_code_and_message() {
     let (status, body) = server.post(&instance(&fake, "x", "+15551230009"));
     assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "twilio_phone_not_in_account"));
 
+    let mut wrong_token = instance(&fake, "x", "+15551230001");
+    wrong_token["configuration"]["password"] = json!("0".repeat(32));
+    let (status, body) = server.post(&wrong_token);
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("twilio_auth_failed")));
+    assert_eq!(body["providerMessage"], "Authenticate", "Twilio's words for an auth failure too");
+
     let mut test_phone = instance(&fake, "x", "+15005550001");
     test_phone["configuration"]["username"] = json!(seed.test.sid);
     test_phone["configuration"]["password"] = json!(seed.test.auth_token);

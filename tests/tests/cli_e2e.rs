@@ -164,13 +164,13 @@ fn every_connect_rule_has_its_error_code() {
         (
             add_twilio("Shared", "+15551238001", &seed.suspended.sid, &["--auth-token-stdin"]),
             &seed.suspended.auth_token,
-            "twilio_account_suspended",
+            "twilio_auth_failed",
             None,
         ),
         (
             add_twilio("Shared", "+15551237001", &seed.closed.sid, &["--auth-token-stdin"]),
             &seed.closed.auth_token,
-            "twilio_account_closed",
+            "twilio_auth_failed",
             None,
         ),
         (
@@ -189,6 +189,14 @@ fn every_connect_rule_has_its_error_code() {
             assert!(!error.to_string().contains(stdin), "the secret is echoed in {error}");
         }
     }
+
+    // Twilio's own words travel with the error: `twilio_message` in --json.
+    let wrong = add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-stdin"]);
+    let error = patchbay.run_with_stdin(&wrong, &"0".repeat(32)).error();
+    assert_eq!(
+        (error["code"].as_str(), error["twilio_message"].as_str()),
+        (Some("twilio_auth_failed"), Some("Authenticate"))
+    );
 
     let add_live = add_twilio("Shared", "+15551230001", &live.sid, &["--auth-token-stdin"]);
     fake.inject(Fault::RateLimit, 3);

@@ -111,7 +111,9 @@ pub struct ConnectionQuery {
 }
 
 /// E.164 from what people type: spaces, dashes, dots and brackets go; a leading `+`
-/// is required (a national number is ambiguous).
+/// is required (a national number is ambiguous). The country code must exist and the
+/// number's length fit that country (libphonenumber's metadata, via `phonenumber`).
+/// Whether the number is in service is Twilio's to say: any possible length passes.
 pub fn normalize_phone(raw: &str) -> Result<String> {
     let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
     let field = catalog::field(TWILIO, "phone_number");
@@ -127,7 +129,40 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
             format!("the phone number must be {}", field.format_hint.as_deref().unwrap_or("in E.164 format")),
         ));
     }
+    check_phone_length(&phone)?;
     Ok(phone)
+}
+
+fn check_phone_length(phone: &str) -> Result<()> {
+    use phonenumber::ParseError;
+    let invalid = |why: String| Error::invalid("phone_number", why);
+    let parsed = phonenumber::parse(None, phone).map_err(|err| match err {
+        ParseError::InvalidCountryCode => {
+            invalid(format!("{phone} does not start with a country code that exists; check the digits after +"))
+        }
+        ParseError::TooLong => invalid(format!("{phone} is too long for a phone number")),
+        _ => invalid(format!("{phone} is too short for a phone number")),
+    })?;
+    let code = parsed.code().value();
+    let national = parsed.national().to_string().len() as u16;
+    let countries = phonenumber::metadata::DATABASE.by_code(&code).unwrap_or_default();
+    let fits = countries.iter().any(|country| {
+        // The metadata keeps the lengths per kind of number (fixed line, mobile, toll free …).
+        let kinds = country.descriptors();
+        [kinds.fixed_line(), kinds.mobile(), kinds.toll_free(), kinds.premium_rate(), kinds.shared_cost()]
+            .into_iter()
+            .chain([kinds.personal_number(), kinds.voip(), kinds.pager(), kinds.uan(), kinds.voicemail()])
+            .flatten()
+            .chain([kinds.general()])
+            .any(|kind| kind.possible_length().contains(&national))
+    });
+    if !fits {
+        let country = countries.first().map(|country| country.id()).unwrap_or("its country");
+        return Err(invalid(format!(
+            "{phone} has {national} digits after the country code +{code}, which no number in {country} has; check for a missing or extra digit"
+        )));
+    }
+    Ok(())
 }
 
 pub fn check_account_sid(raw: &str) -> Result<String> {
@@ -481,7 +516,17 @@ mod tests {
     fn phone_numbers_are_normalised_to_e164() {
         assert_eq!(normalize_phone(" +1 (555) 123-0001 ").unwrap(), "+15551230001");
         assert_eq!(normalize_phone("+1.555.123.0001").unwrap(), "+15551230001");
-        for bad in ["5551230001", "+", "+0123456789", "+1555abc0001", "+1234567890123456"] {
+        assert_eq!(normalize_phone("+44 20 7183 8750").unwrap(), "+442071838750");
+        for bad in [
+            "5551230001",
+            "+",
+            "+0123456789",
+            "+1555abc0001",
+            "+1234567890123456",
+            "+99912345678",
+            "+1555123000",
+            "+4420718387501234",
+        ] {
             let err = normalize_phone(bad).unwrap_err();
             assert_eq!((err.code(), err.field()), ("invalid_input", Some("phone_number")), "{bad}");
         }

@@ -104,6 +104,7 @@ impl Error {
             message: self.to_string(),
             field: self.field().map(str::to_owned),
             twilio_code: self.twilio_code(),
+            twilio_message: self.provider_message(),
         }
     }
 }
@@ -120,6 +121,10 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub twilio_code: Option<u32>,
+    /// Twilio's own words (its error body's `message`), whenever it answered with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub twilio_message: Option<String>,
 }
 
 pub(crate) fn plural(count: usize, noun: &str) -> String {

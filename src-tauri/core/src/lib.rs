@@ -379,10 +379,14 @@ impl Patchbay {
     /// free to try again.
     async fn commit_secrets(&self, pending: &Unfinished, values: &[&Secret]) -> Result<()> {
         let owner = self.owner.id();
+        // A caller may stop waiting (the window's Cancel drops this future): the row goes
+        // then, and the vault undoes a write it finishes after that.
+        let mut row = RowGuard { store: &self.store, pending, owner, armed: true };
         for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
             match self.vault.put(key, value).await {
                 Ok(()) => {}
                 Err(err) => {
+                    row.armed = false;
                     let partial = Unfinished { secrets: pending.secrets[..written].to_vec(), ..pending.clone() };
                     self.finish_rows(&[partial], Some(owner)).await?;
                     return Err(err.into());
@@ -390,6 +394,7 @@ impl Patchbay {
             }
         }
         let activated = self.store.write(|tx| journal::activate(tx, pending, owner));
+        row.armed = false;
         if activated.is_err() {
             // Not ours any more (it never should be): leave no secret without its row.
             self.finish_rows(std::slice::from_ref(pending), Some(owner)).await?;
@@ -424,5 +429,24 @@ impl Patchbay {
         }
         owner::sweep(&self.config.data_dir);
         Ok(())
+    }
+}
+
+/// Removes a pending row whose secrets were being written when its future was dropped.
+struct RowGuard<'a> {
+    store: &'a Store,
+    pending: &'a Unfinished,
+    owner: &'a str,
+    armed: bool,
+}
+
+impl Drop for RowGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let forgotten = self.store.write(|tx| journal::forget(tx, self.pending, Some(self.owner)));
+            if let Err(err) = forgotten {
+                tracing::warn!(code = err.code(), "an interrupted save is left for repair: {err}");
+            }
+        }
     }
 }

@@ -175,9 +175,6 @@ impl Vault {
         op: impl FnOnce(&Entry) -> keyring_core::Result<T> + Send + 'static,
         undo: impl FnOnce(&Entry) + Send + 'static,
     ) -> Result<T, VaultError> {
-        const RUNNING: u8 = 0;
-        const ANSWERED: u8 = 1;
-        const ABANDONED: u8 = 2;
         let seconds = self.timeout.as_secs_f32();
         if self.waiting.load(Ordering::SeqCst) > 0 {
             return Err(VaultError::StillWaiting);
@@ -200,12 +197,13 @@ impl Vault {
             }
             answer.map_err(|err| VaultError::from_keyring(err, &described))
         });
+        // Whoever stops waiting first, the timeout below or a caller that drops this
+        // future (a cancelled Connect), abandons the call: it is then undone when done.
+        let abandon = Abandon(&fate);
         let answer = match tokio::time::timeout(self.timeout, &mut call).await {
             Ok(answer) => answer,
             // It answered just as the wait ended: its answer stands.
-            Err(_) if fate.compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst).is_err() => {
-                call.await
-            }
+            Err(_) if !abandon.now() => call.await,
             Err(_) => {
                 // The call keeps waiting on its thread; until it returns, so does the vault.
                 let waiting = Arc::clone(&self.waiting);
@@ -218,6 +216,26 @@ impl Vault {
             }
         };
         answer.unwrap_or_else(|_| Err(VaultError::Failed("the vault call did not finish".into())))
+    }
+}
+
+const RUNNING: u8 = 0;
+const ANSWERED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Marks a vault call abandoned unless it has answered.
+struct Abandon<'a>(&'a AtomicU8);
+
+impl Abandon<'_> {
+    /// Abandons the call now; false if it had already answered.
+    fn now(&self) -> bool {
+        self.0.compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        self.now();
     }
 }
 

@@ -83,16 +83,73 @@ async fn credentials_must_match_the_test_toggle() {
 }
 
 #[tokio::test]
-async fn suspended_and_closed_accounts_are_refused() {
+async fn suspended_and_closed_accounts_are_refused_as_twilio_refuses_them() {
     let world = World::new();
     let seed = world.fake.seed();
-    for (account, code) in [(&seed.suspended, "twilio_account_suspended"), (&seed.closed, "twilio_account_closed")] {
+    // Twilio answers 401 / 20003 for them, as for a wrong token: the message says so.
+    for account in [&seed.suspended, &seed.closed] {
         let new = twilio("Shared", &account.phone_numbers[0], &account.sid, &account.auth_token, false);
         let err = world.core.add_twilio_connection(new).await.unwrap_err();
-        assert_eq!(err.code(), code);
-        assert!(err.to_string().contains(&account.sid));
+        assert_eq!((err.code(), err.twilio_code()), ("twilio_auth_failed", Some(20003)));
+        let message = err.to_string();
+        let (mistyped, suspended) = (message.find("mistyped").unwrap(), message.find("suspended or closed").unwrap());
+        assert!(mistyped < suspended, "the likeliest cause first: {message}");
+        assert_eq!(err.provider_message().as_deref(), Some("Authenticate"), "Twilio's own words travel along");
     }
     assert_eq!(saved(&world), 0);
+}
+
+#[tokio::test]
+async fn twilio_403_and_404_have_their_own_errors() {
+    let world = World::new();
+    world.fake.inject_on(
+        &format!("/2010-04-01/Accounts/{}.json", world.fake.seed().live.sid),
+        patchbay_tests::fake_twilio::Fault::Error { status: 403, code: 20403, message: "Forbidden".into() },
+        1,
+    );
+    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    assert_eq!((err.code(), err.twilio_code()), ("twilio_forbidden", Some(20403)));
+    assert_eq!(err.provider_message().as_deref(), Some("Forbidden"));
+
+    // An API base URL that is not Twilio's REST API (here: the Accounts host) has no
+    // such account: that is what the user reads, not "wrong credentials".
+    let mut config = world.config.clone();
+    config.twilio.api_base = world.fake.accounts_base().to_owned();
+    let elsewhere = patchbay_core::Patchbay::open_with_vault(
+        config,
+        patchbay_core::Vault::with_store(common::VAULT_SERVICE, world.vault_store.clone(), world.config.vault_timeout),
+    )
+    .unwrap();
+    let err = elsewhere.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_account_not_found");
+    assert!(err.to_string().contains("base URL"), "{err}");
+}
+
+#[tokio::test]
+async fn twilios_newer_from_codes_mean_what_the_older_ones_did() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let messages = format!("/2010-04-01/Accounts/{}/Messages.json", seed.test.sid);
+    for code in [21659, 21660, 21661] {
+        let fault = patchbay_tests::fake_twilio::Fault::Error { status: 400, code, message: format!("code {code}") };
+        world.fake.inject_on(&messages, fault, 1);
+        let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
+        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        assert_eq!((err.code(), err.twilio_code()), ("twilio_test_phone_invalid", Some(code)));
+        assert!(err.to_string().contains("+15005550006"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn test_credentials_send_to_a_number_twilio_takes_as_valid() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
+    world.core.add_twilio_connection(new).await.unwrap();
+    let sent = world.fake.requests().into_iter().find(|r| r.path.ends_with("/Messages.json")).unwrap();
+    let to = sent.form.iter().find(|(key, _)| key == "To").map(|(_, value)| value.clone()).unwrap();
+    let parsed = phonenumber::parse(None, &to).unwrap();
+    assert!(phonenumber::is_valid(&parsed), "{to} is a valid number");
 }
 
 #[tokio::test]

@@ -59,3 +59,45 @@ async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
     // And the name the first attempt wanted is free.
     bounded(world.core.create_asset("Shared", "token", Secret::new("again"))).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_cancelled_while_the_vault_waits_leaves_nothing() {
+    let (store, prompt) = PromptingStore::with_prompt();
+    let world = World::with_vault_store(store, |config| config.vault_timeout = Duration::from_secs(10));
+    prompt.lock();
+    // The window's Cancel drops the call while the vault write waits on the prompt.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(300), world.core.create_asset("Shared", "token", Secret::new("x")))
+            .await;
+    assert!(cancelled.is_err(), "still waiting when cancelled");
+    let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+    let rows: i64 = db.query_row("SELECT count(*) FROM assets", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 0, "the cancelled save's row is gone at once");
+
+    prompt.unlock();
+    // The write lands after the unlock and is undone by the vault; then the name is free.
+    let saved = bounded(async {
+        loop {
+            match world.core.create_asset("Shared", "token", Secret::new("y")).await {
+                Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    bounded(async {
+        while world.vault_value(&format!("asset/{}", saved.id)).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let entries = world.vault_store.search(&std::collections::HashMap::from([("service", common::VAULT_SERVICE)]));
+    let stored: Vec<String> = entries
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.get_password().is_ok())
+        .filter_map(|entry| entry.get_specifiers().map(|(_, user)| user))
+        .collect();
+    assert_eq!(stored, [format!("asset/{}", saved.id)], "the cancelled write left no secret");
+}

@@ -90,6 +90,9 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
     match fault {
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Status(status)) => return server_error(status),
+        Some(Fault::Error { status, code, message }) => {
+            return error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), code, &message);
+        }
         Some(Fault::RateLimit) => return error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests"),
         Some(Fault::MalformedJson) => {
             return ([(header::CONTENT_TYPE, "application/json")], "{\"sid\": \"AC").into_response();
@@ -354,10 +357,11 @@ fn paged(request: &Request, path: &str, key: &str, items: Vec<Value>, filters: &
 }
 
 /// E.164 as Twilio checks a `To`: `+`, a non-zero digit, up to 15 digits.
-fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| {
-        (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0')
-    })
+/// Whether Twilio would take `number` as a `To`: E.164 and a number that can exist in
+/// its country (Twilio validates with libphonenumber's data, as `phonenumber` does), so
+/// the fictional 555 exchange of North America is refused with 21211 as Twilio does.
+fn is_valid_to(number: &str) -> bool {
+    number.starts_with('+') && phonenumber::parse(None, number).is_ok_and(|parsed| phonenumber::is_valid(&parsed))
 }
 
 fn create_message(ctx: &Ctx, request: &Request) -> Response {
@@ -404,7 +408,7 @@ fn create_message(ctx: &Ctx, request: &Request) -> Response {
             )),
             "+15005550004" => Some((21610, "Attempt to send to unsubscribed recipient".to_owned())),
             "+15005550009" => Some((21614, format!("'To' number {to} is not a valid mobile number"))),
-            _ if !is_e164(to) || to == from => {
+            _ if !is_valid_to(to) || to == from => {
                 Some((21211, format!("The 'To' number {to} is not a valid phone number.")))
             }
             _ => None,
@@ -423,7 +427,7 @@ fn create_message(ctx: &Ctx, request: &Request) -> Response {
             "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination.",
         );
     }
-    if !is_e164(to) || to == from {
+    if !is_valid_to(to) || to == from {
         return error(StatusCode::BAD_REQUEST, 21211, &format!("The 'To' number {to} is not a valid phone number."));
     }
     let message = message_json(&request.sid, from, to, body, "outbound-api");

@@ -27,6 +27,8 @@ pub enum Fault {
     MalformedJson,
     /// The connection closes before the answer is complete.
     DropConnection,
+    /// Twilio's error body with this status, code and message, instead of the answer.
+    Error { status: u16, code: u32, message: String },
     /// The request takes effect (a token is promoted, a secondary made), then the
     /// answer is this 5xx: the client cannot tell that it worked.
     StatusAfterApplying(u16),
@@ -190,9 +192,10 @@ impl State {
     }
 
     /// Who `sid:token` is: the live account (primary or secondary token) or the test
-    /// credentials of one.
+    /// credentials of one. A suspended or closed account's credentials are refused like
+    /// wrong ones (401 / 20003), as Twilio does.
     pub fn authenticate(&self, sid: &str, token: &str) -> Option<(CredentialKind, String)> {
-        if let Some(account) = self.accounts.get(sid) {
+        if let Some(account) = self.accounts.get(sid).filter(|account| account.status == "active") {
             let propagated = account.primary_accepted_from.is_none_or(|from| std::time::Instant::now() >= from);
             if (account.primary_token == token && propagated) || account.secondary_token.as_deref() == Some(token) {
                 return Some((CredentialKind::Live, sid.to_owned()));

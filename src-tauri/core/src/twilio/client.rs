@@ -157,6 +157,11 @@ impl TwilioClient {
         Ok(Self { http, config })
     }
 
+    /// The REST API base URL requests go to, for messages that name it.
+    pub fn api_base(&self) -> &str {
+        &self.config.api_base
+    }
+
     /// `GET /2010-04-01/Accounts/{Sid}.json`: read-only, and tells live credentials
     /// (200), test credentials (403 / 20008) and wrong ones (401 / 20003) apart.
     pub async fn fetch_account(&self, credentials: Credentials<'_>) -> Result<Account, TwilioError> {

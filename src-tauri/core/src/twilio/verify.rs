@@ -5,20 +5,37 @@ use super::client::{AccountStatus, Credentials, TwilioClient, TwilioError};
 
 /// The one `From` number Twilio accepts with test credentials.
 pub const TEST_CREDENTIALS_FROM: &str = "+15005550006";
-/// Any valid number outside Twilio's magic error numbers.
-const TEST_CREDENTIALS_TO: &str = "+15558675310";
+/// Where the test message goes: Twilio validates `To` like any real number even with
+/// test credentials (a 555 number such as its docs' +15558675310 fails libphonenumber's
+/// check), so this is a valid New York number in the 555-0100…0199 range that North
+/// America reserves for fiction. Test messages are never delivered anyway.
+pub const TEST_CREDENTIALS_TO: &str = "+12125550100";
 const TEST_MESSAGE_BODY: &str = "Patchbay connection check";
 
-/// Twilio codes for a `From` that test credentials cannot send from.
-const TEST_FROM_REFUSED: [u32; 3] = [21212, 21606, 21611];
+/// Twilio codes for a `From` that test credentials cannot send from: the classic ones
+/// (21212 invalid, 21606 not a message-capable Twilio number, 21611 queue full) and
+/// those Twilio split out of them in July 2024 (twilio.com/docs/api/errors/21659, 21660,
+/// 21661: not a Twilio number, not this account's number, not SMS-capable).
+const TEST_FROM_REFUSED: [u32; 6] = [21212, 21606, 21611, 21659, 21660, 21661];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// 401 / 20003. Twilio gives the same answer for every cause, most likely first.
     #[error(
-        "Twilio did not accept this Account SID and Auth Token{}; copy both again from the Twilio Console (Account → General Settings)",
+        "Twilio did not accept this Account SID and Auth Token{}. Most likely one of them is mistyped, or the token was rotated since: copy both again from the Twilio Console (Account Info on the dashboard, or Account → API keys & tokens). Twilio answers the same for a suspended or closed account: check the account's status in the Console",
         .twilio_code.map(|c| format!(" (code {c})")).unwrap_or_default()
     )]
-    AuthFailed { twilio_code: Option<u32> },
+    AuthFailed { twilio_code: Option<u32>, twilio_message: Option<String> },
+    /// 403 / 20403: authenticated, but the account may not use this resource.
+    #[error(
+        "Twilio refused access to this resource for the account (code 20403): {twilio_message}; a subaccount or a restricted account may lack the permission: check it in the Twilio Console"
+    )]
+    Forbidden { twilio_message: String },
+    /// 404 on the Account itself: the SID names no account at this API base URL.
+    #[error(
+        "Twilio has no account {account_sid} at {api_base} (HTTP 404): check the Account SID, or the configured Twilio API base URL"
+    )]
+    AccountNotFound { account_sid: String, api_base: String },
     #[error("the Twilio account {account_sid} is suspended; reactivate it in the Twilio Console, then connect again")]
     AccountSuspended { account_sid: String },
     #[error("the Twilio account {account_sid} is closed and cannot be used; connect another account")]
@@ -47,6 +64,8 @@ impl ConnectError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::AuthFailed { .. } => "twilio_auth_failed",
+            Self::Forbidden { .. } => "twilio_forbidden",
+            Self::AccountNotFound { .. } => "twilio_account_not_found",
             Self::AccountSuspended { .. } => "twilio_account_suspended",
             Self::AccountClosed { .. } => "twilio_account_closed",
             Self::TestCredentialsExpected => "twilio_test_credentials_expected",
@@ -67,7 +86,10 @@ impl ConnectError {
 
     pub fn provider_message(&self) -> Option<String> {
         match self {
-            Self::TestPhoneInvalid { twilio_message, .. } => Some(twilio_message.clone()),
+            Self::TestPhoneInvalid { twilio_message, .. } | Self::Forbidden { twilio_message } => {
+                Some(twilio_message.clone())
+            }
+            Self::AuthFailed { twilio_message, .. } => twilio_message.clone(),
             Self::Twilio(super::client::TwilioError::Rejected(api)) => Some(api.message.clone()),
             _ => None,
         }
@@ -75,7 +97,8 @@ impl ConnectError {
 
     pub fn twilio_code(&self) -> Option<u32> {
         match self {
-            Self::AuthFailed { twilio_code } => *twilio_code,
+            Self::AuthFailed { twilio_code, .. } => *twilio_code,
+            Self::Forbidden { .. } => Some(20403),
             Self::LiveCredentialsExpected => Some(20008),
             Self::TestPhoneInvalid { twilio_code, .. } => Some(*twilio_code),
             Self::Twilio(err) => err.twilio_code(),
@@ -138,9 +161,16 @@ pub async fn verify(
                 Err(err) => Err(err.into()),
             }
         }
-        Err(TwilioError::Rejected(api)) if matches!(api.status, 401 | 404) => {
-            Err(ConnectError::AuthFailed { twilio_code: api.code })
+        Err(TwilioError::Rejected(api)) if api.status == 401 => {
+            Err(ConnectError::AuthFailed { twilio_code: api.code, twilio_message: Some(api.message) })
         }
+        Err(TwilioError::Rejected(api)) if api.status == 403 => {
+            Err(ConnectError::Forbidden { twilio_message: api.message })
+        }
+        Err(TwilioError::Rejected(api)) if api.status == 404 => Err(ConnectError::AccountNotFound {
+            account_sid: credentials.account_sid.to_owned(),
+            api_base: client.api_base().to_owned(),
+        }),
         Err(err) => Err(err.into()),
     }
 }

@@ -3,4 +3,8 @@
 /**
  * What the CLI prints with `--json`, the window receives and the HTTP API answers.
  */
-export type ErrorBody = { code: string, message: string, field?: string, twilio_code?: number, };
+export type ErrorBody = { code: string, message: string, field?: string, twilio_code?: number, 
+/**
+ * Twilio's own words (its error body's `message`), whenever it answered with one.
+ */
+twilio_message?: string, };
