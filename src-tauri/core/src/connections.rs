@@ -336,6 +336,19 @@ pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<
     Ok(())
 }
 
+/// `base`, or `base (2)`, `base (3)` … whichever the folder does not have yet.
+pub(crate) fn free_name(db: &Db, folder: i64, base: &str) -> Result<String> {
+    let numbered = (2..1000).map(|number| format!("{base} ({number})"));
+    for candidate in std::iter::once(base.to_owned()).chain(numbered) {
+        match ensure_name_free(db, folder, &candidate, None) {
+            Err(Error::NameTaken { .. }) => continue,
+            other => return other.map(|()| candidate),
+        }
+    }
+    // A thousand of the same: say so rather than pick a stranger name.
+    ensure_name_free(db, folder, base, None).map(|()| base.to_owned())
+}
+
 /// A connection's values as Twilio accepted them, for a new row or an edited one.
 pub(crate) struct ValidatedRow<'a> {
     pub id: &'a str,

@@ -212,14 +212,13 @@ impl Patchbay {
     pub async fn add_twilio_connection(&self, new: NewTwilioConnection) -> Result<Connection> {
         let phone_number = connections::normalize_phone(&new.phone_number)?;
         let account_sid = connections::check_account_sid(&new.account_sid)?;
-        let (folder_id, name) = {
+        let (folder_id, chosen_name) = {
             let conn = self.store.conn();
             let folder_id = folders::resolve(&conn, &new.folder)?;
-            let name = match &new.name {
-                Some(name) => folders::clean_name("name", name)?,
-                None => format!("Twilio {phone_number}"),
-            };
-            connections::ensure_name_free(&conn, folder_id, &name, None)?;
+            let name = new.name.as_deref().map(|name| folders::clean_name("name", name)).transpose()?;
+            if let Some(name) = &name {
+                connections::ensure_name_free(&conn, folder_id, name, None)?;
+            }
             (folder_id, name)
         };
         let (asset_id, token) = self.resolve_token(folder_id, new.auth_token).await?;
@@ -229,8 +228,15 @@ impl Patchbay {
 
         let id = Uuid::new_v4().to_string();
         self.store.write(|tx| {
-            // Checked again: the name may have been taken while Twilio answered.
-            connections::ensure_name_free(tx, folder_id, &name, None)?;
+            // Checked (or chosen) now: the name may have been taken while Twilio answered.
+            let name = match &chosen_name {
+                Some(name) => {
+                    connections::ensure_name_free(tx, folder_id, name, None)?;
+                    name.clone()
+                }
+                // Nobody chose one: the default, numbered when taken, never a refusal.
+                None => connections::free_name(tx, folder_id, &format!("Twilio {phone_number}"))?,
+            };
             connections::insert(
                 tx,
                 folder_id,

@@ -269,12 +269,17 @@ async fn an_unreachable_host_is_reported_as_such() {
 #[tokio::test]
 async fn names_are_unique_per_folder() {
     let world = World::new();
-    world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    let mut named = world.live("+15551230001");
+    named.name = Some("Alerts".into());
+    world.core.add_twilio_connection(named).await.unwrap();
+    let mut again = world.live("+15551230002");
+    again.name = Some("ALERTS".into());
+    let err = world.core.add_twilio_connection(again).await.unwrap_err();
     assert_eq!(err.code(), "name_taken");
     world.core.create_folder("Shared/Finance").unwrap();
     let mut elsewhere = world.live("+15551230001");
     elsewhere.folder = "Shared/Finance".into();
+    elsewhere.name = Some("Alerts".into());
     world.core.add_twilio_connection(elsewhere).await.expect("same name in another folder");
 }
 
@@ -388,4 +393,20 @@ async fn delivered_event_payloads_are_kept_only_as_long_as_the_retention_says() 
     };
     assert_eq!(payload("SMold"), "", "an old body is forgotten");
     assert!(payload("SMnew").contains("secret plans"), "a recent one is kept");
+}
+
+#[tokio::test]
+async fn a_default_name_that_is_taken_gets_a_number() {
+    let world = World::new();
+    let first = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let second = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let third = world.core.add_twilio_connection(world.live("+1 555 123 0001")).await.unwrap();
+    assert_eq!(
+        [first.name, second.name, third.name],
+        ["Twilio +15551230001", "Twilio +15551230001 (2)", "Twilio +15551230001 (3)"]
+    );
+    // A name the user chose is never renamed behind their back.
+    let mut chosen = world.live("+15551230001");
+    chosen.name = Some("Twilio +15551230001".into());
+    assert_eq!(world.core.add_twilio_connection(chosen).await.unwrap_err().code(), "name_taken");
 }

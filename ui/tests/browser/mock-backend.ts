@@ -66,9 +66,12 @@ export function createBackend() {
   async function addTwilio(requestId: string, folderPath: string, form: Record<string, unknown>): Promise<Connection> {
     const folder = pathOf(byPath(folderPath).id);
     const phone = String(form.phoneNumber);
-    const name = (form.name as string | null) ?? `Twilio ${phone}`;
-    if (connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase()))
+    const taken = (name: string) => connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase());
+    // As the core: a chosen name must be free; the default one is numbered when taken.
+    let name = (form.name as string | null) ?? `Twilio ${phone}`;
+    if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
+    for (let n = 2; taken(name); n++) name = `Twilio ${phone} (${n})`;
     const token = form.authTokenAsset
       ? (assets.find((a) => a.name === form.authTokenAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
       : String(form.authToken);

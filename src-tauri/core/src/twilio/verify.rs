@@ -22,7 +22,7 @@ const TEST_FROM_REFUSED: [u32; 6] = [21212, 21606, 21611, 21659, 21660, 21661];
 pub enum ConnectError {
     /// 401 / 20003. Twilio gives the same answer for every cause, most likely first.
     #[error(
-        "Twilio did not accept this Account SID and Auth Token{}. Most likely one of them is mistyped, or the token was rotated since: copy both again from the Twilio Console (Account Info on the dashboard, or Account → API keys & tokens). Twilio answers the same for a suspended or closed account: check the account's status in the Console",
+        "Twilio did not accept this Account SID and Auth Token{}. Most likely one of them is mistyped, or the token was rotated since: copy both again from the Twilio Console (Account Info on the home page, or Account → API keys & tokens). Twilio answers the same for a suspended or closed account: check the account's status in the Console",
         .twilio_code.map(|c| format!(" (code {c})")).unwrap_or_default()
     )]
     AuthFailed { twilio_code: Option<u32>, twilio_message: Option<String> },
