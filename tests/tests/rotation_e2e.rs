@@ -95,11 +95,16 @@ fn rotating_an_asset_updates_every_dependent_connection() {
         shown["dependents"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Alerts", "Invoices", "Own copy"], "the plan names every dependent");
     assert!(shown["warning"].as_str().unwrap().contains("401/403"));
+    assert!(shown["warning"].as_str().unwrap().contains("revokes it first"), "the plan says a secondary goes");
     assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "nothing changed yet");
 
+    let before = world.fake.requests().len();
     let done = world.rotate_asset(&[]).ok().json();
     assert_eq!(done[0]["step"], "done");
     assert_eq!(done[0]["revalidated"].as_array().unwrap().len(), 3);
+    // README states this figure: delete + create secondary, validate it, check the old
+    // token, promote, see the new one accepted, and two requests per dependent to test it.
+    assert_eq!(world.fake.requests().len() - before, 6 + 2 * 3, "the requests a rotation makes");
     world.assert_rotated();
 
     let history = world.patchbay.run(&["--json", "credential", "history"]).ok();
@@ -118,7 +123,45 @@ fn a_kill_at_any_step_is_finished_by_resume() {
         world.assert_rotated();
         let history = world.patchbay.run(&["--json", "credential", "history"]).ok().json();
         assert_eq!(history[0]["step"], "done", "step {step}");
+        assert!(
+            !history[0]["outcome"].as_str().unwrap().contains("revoked"),
+            "its own secondary is not someone else's"
+        );
     }
+}
+
+#[test]
+fn a_secondary_someone_else_made_is_revoked_and_the_rotation_says_so() {
+    let world = world();
+    // Someone is half-way through a rotation by hand: a secondary exists at Twilio.
+    let made = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/AuthTokens/Secondary", world.fake.accounts_base()))
+        .basic_auth(&world.sid, Some(&world.old_token))
+        .send()
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let done = world.rotate_asset(&[]).ok().json();
+    let outcome = done[0]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("a secondary Auth Token this rotation did not make was revoked"), "{outcome}");
+    let history = world.patchbay.run(&["--json", "credential", "history"]).ok().json();
+    assert_eq!(history[0]["outcome"].as_str(), Some(outcome), "the history keeps it");
+    world.assert_rotated();
+}
+
+#[test]
+fn a_slowly_propagating_token_is_asked_about_with_growing_pauses() {
+    let world = world();
+    world.fake.set_propagation_delay(Duration::from_millis(3500));
+    let before = world.fake.requests().len();
+    world.rotate_asset(&[]).ok();
+    let checks = world.fake.requests()[before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == format!("/2010-04-01/Accounts/{}.json", world.sid))
+        .count();
+    // 3.5 s of propagation: asked at 0, 1, 3 and 7 s (then accepted), not every 250 ms;
+    // plus the secondary's validation, the old token's check and three dependents.
+    assert_eq!(checks, 4 + 2 + 3, "propagation checks back off");
+    world.assert_rotated();
 }
 
 #[test]

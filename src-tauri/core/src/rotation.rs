@@ -181,7 +181,7 @@ impl Patchbay {
             subject: label,
             copies: targets.len(),
             dependents,
-            warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted.".into(),
+            warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted. Twilio keeps one secondary Auth Token and cannot tell whether one exists: if someone made one (a rotation by hand in progress), this rotation revokes it first, and says so.".into(),
         };
         Ok((plan, targets))
     }
@@ -257,10 +257,7 @@ impl Patchbay {
                     "the new token is already promoted: finish with `patchbay credential rotate --resume`",
                 ));
             }
-            match self.twilio.delete_secondary_auth_token(credentials).await {
-                Ok(()) | Err(TwilioError::Rejected(_)) => {}
-                Err(err) => return Err(Error::Connect(err.into())),
-            }
+            self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
             self.vault.delete(&VaultKey::RotationPending(id.clone())).await?;
             self.finish(
                 &id,
@@ -335,6 +332,46 @@ impl Patchbay {
         }
     }
 
+    /// Asks Twilio whether the token works, pausing longer each time it does not yet
+    /// (1 s, 2 s, 4 s, then every 8 s) until the propagation timeout: a fresh token can
+    /// take a while to be accepted everywhere, and asking in a tight loop is a storm.
+    async fn await_accepted(&self, credentials: Credentials<'_>) -> Result<bool> {
+        let deadline = Instant::now() + self.config.rotation_propagation_timeout;
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if self.token_works(credentials).await? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_secs(8));
+        }
+    }
+
+    /// Records that this rotation creates a secondary, and whether the DELETE before it
+    /// removed one this rotation had not made.
+    fn note_secondary_created(&self, id: &str, existed: bool) -> Result<()> {
+        self.store.write(|tx| {
+            tx.execute(
+                "UPDATE rotations SET revoked_foreign_secondary = revoked_foreign_secondary OR (?2 AND secondaries_created = 0),
+                     secondaries_created = secondaries_created + 1
+                 WHERE id = ?1",
+                params![id, existed],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn secondaries_created(&self, id: &str) -> Result<u32> {
+        Ok(self
+            .store
+            .conn()
+            .query_row("SELECT secondaries_created FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
     fn set_step(&self, id: &str, step: &str) -> Result<()> {
         self.store
             .conn()
@@ -343,15 +380,21 @@ impl Patchbay {
         Ok(())
     }
 
+    /// Ends the rotation with its outcome, which also says when a secondary token this
+    /// rotation did not make was revoked (the output, the history and the window show it).
     fn finish(&self, id: &str, step: &str, outcome: &str, revalidated: &[Dependent]) -> Result<()> {
-        self.store
-            .conn()
-            .execute(
-                "UPDATE rotations SET step = ?2, outcome = ?3, revalidated = ?4, finished_at = ?5 WHERE id = ?1",
-                params![id, step, outcome, serde_json::to_string(revalidated).unwrap(), now()],
-            )
-            .map_err(store_err)?;
-        Ok(())
+        let revalidated = serde_json::to_string(revalidated).unwrap_or_else(|_| "[]".into());
+        self.store.write(|tx| {
+            tx.execute(
+                "UPDATE rotations SET step = ?2, outcome = ?3 || CASE WHEN revoked_foreign_secondary
+                     THEN '; a secondary Auth Token this rotation did not make was revoked first (someone may have been rotating by hand)'
+                     ELSE '' END,
+                     revalidated = ?4, finished_at = ?5
+                 WHERE id = ?1",
+                params![id, step, outcome, revalidated, now()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Runs a recorded rotation from the step it reached to the end.
@@ -364,11 +407,10 @@ impl Patchbay {
                 "started" => {
                     let old = self.old_token(&targets).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
-                    // A crash may have left a secondary whose value was never stored: start clean.
-                    match self.twilio.delete_secondary_auth_token(credentials).await {
-                        Ok(()) | Err(TwilioError::Rejected(_)) => {}
-                        Err(err) => return Err(Error::Connect(err.into())),
-                    }
+                    // Twilio keeps one secondary: whatever is there goes first. Before this
+                    // rotation made any, one that existed was someone else's.
+                    let existed = self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
+                    self.note_secondary_created(id, existed)?;
                     let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
                     self.stop_after(1);
                     self.vault.put(&pending, &secondary).await?;
@@ -378,8 +420,14 @@ impl Patchbay {
                 "secondary_stored" => {
                     let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
-                    if !self.token_works(credentials).await? {
-                        // The secondary is gone at Twilio (deleted elsewhere): make a new one.
+                    if !self.await_accepted(credentials).await? {
+                        // Gone at Twilio (deleted elsewhere): make a new one, once. Never a loop.
+                        if self.secondaries_created(id)? >= 2 {
+                            return Err(Error::invalid(
+                                "rotation",
+                                "Twilio does not accept the new secondary Auth Token; nothing was promoted. Try `patchbay credential rotate --resume` later, or `--cancel`",
+                            ));
+                        }
                         self.set_step(id, "started")?;
                         continue;
                     }
@@ -399,18 +447,14 @@ impl Patchbay {
                 "promoted" => {
                     let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
-                    let deadline = Instant::now() + self.config.rotation_propagation_timeout;
-                    while !self.token_works(credentials).await? {
-                        if Instant::now() >= deadline {
-                            return Err(Error::invalid(
-                                "rotation",
-                                format!(
-                                    "Twilio promoted the new Auth Token but has not accepted it within {} s; it usually does within a minute. Run `patchbay credential rotate --resume` to finish",
-                                    self.config.rotation_propagation_timeout.as_secs()
-                                ),
-                            ));
-                        }
-                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    if !self.await_accepted(credentials).await? {
+                        return Err(Error::invalid(
+                            "rotation",
+                            format!(
+                                "Twilio promoted the new Auth Token but has not accepted it within {} s; it usually does within a minute. Run `patchbay credential rotate --resume` to finish",
+                                self.config.rotation_propagation_timeout.as_secs()
+                            ),
+                        ));
                     }
                     self.set_step(id, "propagated")?;
                     self.stop_after(5);

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/004_rotations.sql"),
     include_str!("../migrations/005_owners.sql"),
     include_str!("../migrations/006_name_keys.sql"),
+    include_str!("../migrations/007_rotation_secondary.sql"),
 ];
 
 pub struct Store {

@@ -239,10 +239,14 @@ impl TwilioClient {
         Ok(created.auth_token)
     }
 
-    /// `DELETE /v1/AuthTokens/Secondary`.
-    pub async fn delete_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<(), TwilioError> {
-        self.call(Host::Accounts, Method::DELETE, "/v1/AuthTokens/Secondary", credentials, |r| r).await?;
-        Ok(())
+    /// `DELETE /v1/AuthTokens/Secondary`: whether there was one (204) or not (404). The
+    /// only way Twilio's API tells that a secondary exists.
+    pub async fn delete_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<bool, TwilioError> {
+        match self.call(Host::Accounts, Method::DELETE, "/v1/AuthTokens/Secondary", credentials, |r| r).await {
+            Ok(_) => Ok(true),
+            Err(TwilioError::Rejected(api)) if api.status == 404 => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// `POST /v1/AuthTokens/Promote`: the secondary becomes primary, the old primary
