@@ -187,6 +187,15 @@ pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
         "createdDate": connection.created_at,
         "updatedDate": connection.updated_at,
     });
+    if let Some(poller) = &instance.poller {
+        answer["eventPoller"] = json!({
+            "lastPolledAt": poller.last_polled_at,
+            "lastAttemptAt": poller.last_attempt_at,
+            "lastError": poller.last_error_code.as_ref().map(|code| json!({
+                "code": code, "message": poller.last_error_message,
+            })),
+        });
+    }
     if let Some(token) = token {
         answer["token"] = json!(token.reveal_to_owner());
     }

@@ -47,6 +47,15 @@ pub fn backoff(attempts: u32) -> Duration {
 }
 
 impl Patchbay {
+    /// Forgets the event cursor of an instance whose events are turned off: turned on
+    /// again, they start from that moment, with no replay of the time they were off.
+    pub(crate) fn stop_events(&self, connection_id: &str) -> Result<()> {
+        self.store.write(|tx| {
+            tx.execute("DELETE FROM event_cursors WHERE connection_id = ?1", [connection_id])?;
+            Ok(())
+        })
+    }
+
     /// Starts (or keeps) the event cursor of an instance whose events are enabled:
     /// messages sent from now on are its events.
     pub(crate) fn start_events(&self, connection_id: &str) -> Result<()> {
@@ -94,28 +103,51 @@ impl Patchbay {
     /// Asks Twilio for the instance's new inbound messages and queues one event for each
     /// message not seen before. Returns how many were new.
     pub async fn poll_events(&self, connection_id: &str) -> Result<usize> {
-        let (stored, enabled_at) = {
+        let attempted_at = now();
+        let polled = self.poll_new_messages(connection_id, &attempted_at).await;
+        // The outcome is kept with the cursor, so a failing poll is visible to whoever
+        // looks at the instance, not only in a log.
+        let (code, message) = match &polled {
+            Ok(_) => (None, None),
+            Err(err) => (Some(err.code()), Some(err.to_string())),
+        };
+        self.store.write(|tx| {
+            tx.execute(
+                "UPDATE event_cursors SET last_attempt_at = ?2, last_error_code = ?3, last_error_message = ?4
+                 WHERE connection_id = ?1",
+                params![connection_id, attempted_at, code, message],
+            )?;
+            Ok(())
+        })?;
+        polled
+    }
+
+    async fn poll_new_messages(&self, connection_id: &str, polled_at: &str) -> Result<usize> {
+        let (stored, enabled_at, last_polled) = {
             let conn = self.store.conn();
             let stored = connections::load(&conn, connection_id)?;
-            let enabled_at: String = conn
-                .query_row("SELECT enabled_at FROM event_cursors WHERE connection_id = ?1", [connection_id], |r| {
-                    r.get(0)
-                })
-                .map_err(store_err)?;
-            (stored, enabled_at)
+            let (enabled_at, last_polled): (String, Option<String>) = conn.query_row(
+                "SELECT enabled_at, polled_at FROM event_cursors WHERE connection_id = ?1",
+                [connection_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            (stored, enabled_at, last_polled)
         };
         let token = self.token_of(&stored).await?;
+        let parse = |stamp: &str| DateTime::parse_from_rfc3339(stamp).map(DateTime::<Utc>::from).ok();
         // Twilio's dates have whole seconds: a message of the same second counts, rather
         // than risk losing it.
-        let enabled_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&enabled_at)
-            .map(Into::into)
-            .unwrap_or_else(|_| Utc::now())
-            .with_nanosecond(0)
-            .expect("zero nanoseconds is valid");
-        let polled_at = now();
-        // Twilio's filter is by day; the exact start is checked below, and messages seen
-        // before are ignored by the delivery table's key.
-        let since_day = enabled_at.format("%Y-%m-%d").to_string();
+        let enabled_at =
+            parse(&enabled_at).unwrap_or_else(Utc::now).with_nanosecond(0).expect("zero nanoseconds is valid");
+        // Twilio filters by day only: ask from the day before the last poll (its clock
+        // and ours may straddle midnight), never before events were enabled. So a poll
+        // reads a day or two of messages however old the instance is; the exact start is
+        // checked below, and messages seen before are ignored by the delivery table's key.
+        let since = last_polled
+            .as_deref()
+            .and_then(parse)
+            .map_or(enabled_at, |last| (last - Duration::days(1)).max(enabled_at));
+        let since_day = since.format("%Y-%m-%d").to_string();
         let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
         let messages = self
             .twilio
@@ -123,40 +155,35 @@ impl Patchbay {
             .await
             .map_err(|err| crate::Error::Connect(err.into()))?;
 
-        let conn = self.store.conn();
-        let mut new = 0;
-        for message in messages.into_iter().filter(|m| m.direction.as_deref() == Some("inbound")) {
-            let sent = message
-                .date_sent
-                .as_deref()
-                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-                .map(DateTime::<Utc>::from);
-            if sent.is_some_and(|sent| sent < enabled_at) {
-                continue;
-            }
-            let payload = json!({
-                "instanceId": connection_id,
-                "eventType": "message.received",
-                "messageSid": message.sid,
-                "from": message.from,
-                "to": message.to,
-                "body": message.body,
-                "date": sent.map(|d| d.to_rfc3339()),
-            });
-            new += conn
-                .execute(
+        self.store.write(|tx| {
+            let mut new = 0;
+            for message in messages.iter().filter(|m| m.direction.as_deref() == Some("inbound")) {
+                let sent = message
+                    .date_sent
+                    .as_deref()
+                    .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                    .map(DateTime::<Utc>::from);
+                if sent.is_some_and(|sent| sent < enabled_at) {
+                    continue;
+                }
+                let payload = json!({
+                    "instanceId": connection_id,
+                    "eventType": "message.received",
+                    "messageSid": message.sid,
+                    "from": message.from,
+                    "to": message.to,
+                    "body": message.body,
+                    "date": sent.map(|d| d.to_rfc3339()),
+                });
+                new += tx.execute(
                     "INSERT OR IGNORE INTO event_deliveries (connection_id, message_sid, payload, state, next_attempt_at, created_at)
                      VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
                     params![connection_id, message.sid, payload.to_string(), polled_at],
-                )
-                .map_err(store_err)?;
-        }
-        conn.execute(
-            "UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1",
-            params![connection_id, polled_at],
-        )
-        .map_err(store_err)?;
-        Ok(new)
+                )?;
+            }
+            tx.execute("UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1", params![connection_id, polled_at])?;
+            Ok(new)
+        })
     }
 
     /// Events whose next attempt is due, oldest first.

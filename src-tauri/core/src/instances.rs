@@ -109,6 +109,18 @@ pub struct Instance {
     pub connection: Connection,
     pub tags: Vec<String>,
     pub settings: InstanceSettings,
+    /// Where polling for its events stands, while events are on.
+    pub poller: Option<PollerStatus>,
+}
+
+/// The last poll of an instance's events: when it last worked, when it was last tried,
+/// and what went wrong then, if anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollerStatus {
+    pub last_polled_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
 }
 
 /// What `POST /instances` and `PUT /instances/{id}` carry, already parsed.
@@ -160,6 +172,7 @@ impl Patchbay {
     /// metadata. Returns the instance token, the only time it exists outside a hash.
     pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
         spec.settings.check(self.config.callbacks)?;
+        events_need_live_credentials(&spec)?;
         spec.settings.signing_key = spec.signature_key.is_some();
         let auth_token =
             spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
@@ -183,7 +196,7 @@ impl Patchbay {
             return Err(store_err(err));
         }
         self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref()).await?;
-        Ok((Instance { connection, tags: spec.tags, settings: spec.settings }, token))
+        Ok((self.with_metadata(connection)?, token))
     }
 
     /// Every instance (connection), by name, filtered by folder and tags.
@@ -208,6 +221,7 @@ impl Patchbay {
     /// validated with Twilio first, like Connect.
     pub async fn replace_instance(&self, id: &str, mut spec: InstanceSpec) -> Result<Instance> {
         spec.settings.check(self.config.callbacks)?;
+        events_need_live_credentials(&spec)?;
         let current = self.connection(id)?;
         let had_key = self.instance(id)?.settings.signing_key;
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
@@ -249,10 +263,7 @@ impl Patchbay {
         if let Some(key) = signature_key {
             self.vault.put(&VaultKey::EventSigningKey(id.to_owned()), key).await?;
         }
-        if settings.events.enabled {
-            self.start_events(id)?;
-        }
-        Ok(())
+        if settings.events.enabled { self.start_events(id) } else { self.stop_events(id) }
     }
 
     /// The Account SID kept in a credential asset visible from `folder`, for callers that
@@ -309,22 +320,51 @@ impl Patchbay {
     }
 
     fn with_metadata(&self, connection: Connection) -> Result<Instance> {
-        let row: Option<(String, String)> = self
-            .store
-            .conn()
+        let conn = self.store.conn();
+        let row: Option<(String, String)> = conn
             .query_row("SELECT tags, settings FROM instances WHERE connection_id = ?1", [&connection.id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()
             .map_err(store_err)?;
+        let poller = conn
+            .query_row(
+                "SELECT polled_at, last_attempt_at, last_error_code, last_error_message FROM event_cursors
+                 WHERE connection_id = ?1",
+                [&connection.id],
+                |row| {
+                    Ok(PollerStatus {
+                        last_polled_at: row.get(0)?,
+                        last_attempt_at: row.get(1)?,
+                        last_error_code: row.get(2)?,
+                        last_error_message: row.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
         let (tags, settings) = match row {
             Some((tags, settings)) => {
                 (serde_json::from_str(&tags).unwrap_or_default(), serde_json::from_str(&settings).unwrap_or_default())
             }
             None => (Vec::new(), InstanceSettings::default()),
         };
-        Ok(Instance { connection, tags, settings })
+        Ok(Instance { connection, tags, settings, poller })
     }
+}
+
+/// Test Credentials cannot list Messages (Twilio answers 403 / 20008), so events, which
+/// are read from that list, would fail at every poll: refused up front instead.
+fn events_need_live_credentials(spec: &InstanceSpec) -> Result<()> {
+    if spec.settings.events.enabled && spec.test_credentials {
+        let field = "event.notification.enabled";
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{field} needs live credentials: Twilio does not let Test Credentials read messages (403, code 20008); turn events off or use the live Account SID and Auth Token"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn json<T: Serialize>(value: &T) -> String {

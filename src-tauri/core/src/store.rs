@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/005_owners.sql"),
     include_str!("../migrations/006_name_keys.sql"),
     include_str!("../migrations/007_rotation_secondary.sql"),
+    include_str!("../migrations/008_event_polls.sql"),
 ];
 
 pub struct Store {
@@ -69,14 +70,11 @@ impl Store {
     }
 
     /// Runs `work` in one write transaction and commits it when `work` succeeds.
-    pub(crate) fn write<T, E: From<StoreError>>(
-        &self,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub(crate) fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> crate::Result<T>) -> crate::Result<T> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let value = work(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
+        tx.commit()?;
         Ok(value)
     }
 }
@@ -204,10 +202,7 @@ mod tests {
         let data = dir.path().join("patchbay");
         let store = Store::open(&data.join("db.sqlite3")).unwrap();
         store
-            .write(|tx| {
-                tx.execute("INSERT INTO folders (name, created_at, updated_at) VALUES ('X', '', '')", [])
-                    .map_err(StoreError::from)
-            })
+            .write(|tx| Ok(tx.execute("INSERT INTO folders (name, created_at, updated_at) VALUES ('X', '', '')", [])?))
             .unwrap();
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);

@@ -119,9 +119,21 @@ impl FakeTwilio {
     /// A message that arrived at `to` from `from` (direction `inbound`), as a phone
     /// texting the account's number would leave it. Returns its SID.
     pub fn receive_message(&self, account_sid: &str, from: &str, to: &str, body: &str) -> String {
+        self.receive_message_at(account_sid, from, to, body, chrono::Utc::now())
+    }
+
+    /// An inbound message Twilio received at `sent` (for an account with a long history).
+    pub fn receive_message_at(
+        &self,
+        account_sid: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> String {
         let mut message = routes::message_json(account_sid, from, to, body, "inbound");
         message["status"] = "received".into();
-        message["date_sent"] = chrono::Utc::now().to_rfc2822().into();
+        message["date_sent"] = sent.to_rfc2822().into();
         let sid = message["sid"].as_str().expect("a sid").to_owned();
         self.state().messages.entry(account_sid.to_owned()).or_default().push(state::StoredMessage { json: message });
         sid
