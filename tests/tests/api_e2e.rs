@@ -548,3 +548,44 @@ async fn a_locked_vault_answers_503_and_holds_up_nothing_else() {
     assert_eq!(listed, json!([]), "nothing half-provisioned");
     server.abort();
 }
+
+#[test]
+fn a_cloud_elements_client_provisions_unchanged() {
+    // As Cloud Elements' churros provisioner sends it: every value a string, "" for not
+    // set, the poller's configuration as a JSON string, and all three Authorization parts.
+    let (fake, _patchbay, server) = setup();
+    let seed = fake.seed();
+    let body = json!({
+        "element": { "key": "twiliov2" }, "name": "churros-instance",
+        "configuration": {
+            "username": seed.live.sid, "password": seed.live.auth_token, "phone_number": "+15551230001",
+            "test_credentials": "false", "filter.response.nulls": "true",
+            "event.vendor.type": "polling", "event.notification.enabled": "false",
+            "event.poller.refresh_interval": "1", "event.notification.signature.key": "",
+            "event.notification.callback.url": "",
+            "event.poller.configuration": "{\"messages\":{\"url\":\"/hubs/messaging/messages\",\"idField\":\"sid\"}}",
+            "event.poller.urls": "messages"
+        }
+    });
+    let (status, created) = server.post(&body);
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let configuration = &created["configuration"];
+    assert_eq!(configuration["event.poller.refresh_interval"], 1);
+    assert_eq!(configuration["test_credentials"], false);
+    assert_eq!(configuration["event.poller.configuration"]["messages"]["idField"], "sid", "kept as JSON");
+    assert_eq!(configuration["event.poller.urls"], "messages");
+    assert!(configuration.get("event.notification.signature.key").is_none(), "\"\" is not a key");
+
+    let (id, token) = (created["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+    let all_three = format!("{}, Element {token}", server.auth);
+    let (status, fetched) =
+        send(server.http.get(format!("{}/instances/{id}", server.base)).header("Authorization", all_three.clone()));
+    assert_eq!(status, StatusCode::OK, "{fetched}");
+    assert_eq!(fetched["configuration"]["event.poller.urls"], "messages");
+    let listed = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", all_three));
+    assert_eq!(listed.0, StatusCode::OK);
+
+    let mut bad = body.clone();
+    bad["configuration"]["event.notification.enabled"] = json!("yes");
+    assert_eq!(server.post(&bad).0, StatusCode::BAD_REQUEST, "only \"true\" and \"false\" are booleans");
+}

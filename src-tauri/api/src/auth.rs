@@ -1,5 +1,7 @@
 //! Platform auth: `Authorization: User <user secret>, Organization <organization secret>`
 //! for everything, or `User <user secret>, Element <instance token>` for one instance.
+//! Connector platforms' clients also send all three (churros adds the instance token to
+//! its default header once it has one): the organization's secrets decide then.
 
 use axum::http::HeaderMap;
 use patchbay_core::Secret;
@@ -32,7 +34,7 @@ pub fn caller(headers: &HeaderMap, user: &Secret, organization: &Secret) -> Opti
         return None;
     }
     match (sent_org, sent_element) {
-        (Some(org), None) if secrets_equal(&org, organization) => Some(Caller::Organization),
+        (Some(org), _) if secrets_equal(&org, organization) => Some(Caller::Organization),
         (None, Some(token)) => Some(Caller::Element(token)),
         _ => None,
     }

@@ -41,7 +41,9 @@ pub struct ParsedSpec {
 }
 
 const REQUIRED: [&str; 3] = ["username", "password", "phone_number"];
-const OPTIONAL: [&str; 8] = [
+const OPTIONAL: [&str; 10] = [
+    "event.poller.configuration",
+    "event.poller.urls",
     "test_credentials",
     "event.notification.signature.key",
     "event.notification.enabled",
@@ -79,7 +81,7 @@ impl InstanceBody {
             .iter()
             .copied()
             .filter(|key| !(keep_token && *key == "password"))
-            .filter(|key| config.get(*key).is_none_or(Value::is_null))
+            .filter(|key| not_set(config.get(*key)))
             .collect();
         if !missing.is_empty() {
             return Err(ApiError::bad_request(format!("missing required configuration: {}", missing.join(", "))));
@@ -91,7 +93,7 @@ impl InstanceBody {
             notification_type: text(&config, "event.notification.type")?.unwrap_or(defaults.notification_type),
             callback_url: text(&config, "event.notification.callback.url")?,
             refresh_minutes: match config.get("event.poller.refresh_interval") {
-                None | Some(Value::Null) => defaults.refresh_minutes,
+                value if not_set(value) => defaults.refresh_minutes,
                 Some(value) => value
                     .as_u64()
                     .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
@@ -99,16 +101,17 @@ impl InstanceBody {
                     .ok_or_else(|| {
                         ApiError::bad_request("event.poller.refresh_interval must be a whole number of minutes")
                     })?,
+                None => defaults.refresh_minutes,
             },
         };
         let auth_token = match config.get("password") {
-            None | Some(Value::Null) => None,
+            value if not_set(value) => None,
             Some(Value::String(token)) => Some(TokenSource::Value(Secret::new(token.clone()))),
             Some(Value::Object(asset)) => match (asset.len(), asset.get("asset")) {
                 (1, Some(Value::String(name))) => Some(TokenSource::Asset(name.clone())),
                 _ => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
             },
-            Some(_) => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
+            _ => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
         };
         let username = match config.get("username") {
             Some(Value::String(sid)) => Username::Sid(sid.clone()),
@@ -130,6 +133,8 @@ impl InstanceBody {
                 events,
                 filter_nulls: boolean(&config, "filter.response.nulls")?.unwrap_or(true),
                 signing_key: false,
+                poller_configuration: poller_configuration(&config)?,
+                poller_urls: text(&config, "event.poller.urls")?,
             },
             signature_key: text(&config, "event.notification.signature.key")?.map(Secret::new),
         };
@@ -137,19 +142,47 @@ impl InstanceBody {
     }
 }
 
-fn text(config: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(ApiError::bad_request(format!("{key} must be a string"))),
+/// Connector platforms' clients send every configuration value as a string, and `""`
+/// for "not set" (Cloud Elements' churros `provisioner.js` sends
+/// `"event.notification.signature.key": ""`); null and absent mean the same.
+fn not_set(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(text)) => text.is_empty(),
+        Some(_) => false,
     }
 }
 
+fn text(config: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match config.get(key) {
+        value if not_set(value) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        _ => Err(ApiError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+/// `true` / `false`, as JSON or as the strings `"true"` / `"false"`.
 fn boolean(config: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
     match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
+        value if not_set(value) => Ok(None),
         Some(Value::Bool(value)) => Ok(Some(*value)),
-        Some(_) => Err(ApiError::bad_request(format!("{key} must be true or false"))),
+        Some(Value::String(text)) if text == "true" => Ok(Some(true)),
+        Some(Value::String(text)) if text == "false" => Ok(Some(false)),
+        _ => Err(ApiError::bad_request(format!("{key} must be true or false"))),
+    }
+}
+
+/// `event.poller.configuration`: a JSON object, or the same as a JSON string.
+fn poller_configuration(config: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let key = "event.poller.configuration";
+    match config.get(key) {
+        value if not_set(value) => Ok(None),
+        Some(Value::Object(object)) => Ok(Some(Value::Object(object.clone()))),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(object @ Value::Object(_)) => Ok(Some(object)),
+            _ => Err(ApiError::bad_request(format!("{key} must be a JSON object, or a string holding one"))),
+        },
+        _ => Err(ApiError::bad_request(format!("{key} must be a JSON object, or a string holding one"))),
     }
 }
 
@@ -180,6 +213,8 @@ pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
             "event.poller.refresh_interval": events.refresh_minutes,
             "event.notification.signature.key": if instance.settings.signing_key { json!("********") } else { Value::Null },
             "filter.response.nulls": instance.settings.filter_nulls,
+            "event.poller.configuration": instance.settings.poller_configuration,
+            "event.poller.urls": instance.settings.poller_urls,
         },
         "valid": matches!(connection.status, patchbay_core::ConnectionStatus::Connected),
         "disabled": false,

@@ -53,11 +53,24 @@ pub struct InstanceSettings {
     /// Whether events are signed (the key itself is in the vault).
     #[serde(default)]
     pub signing_key: bool,
+    /// `event.poller.configuration` as connector platforms send it (what their poller
+    /// reads); kept and returned. Patchbay's poller reads inbound messages by `DateSent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poller_configuration: Option<serde_json::Value>,
+    /// `event.poller.urls`, likewise kept and returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poller_urls: Option<String>,
 }
 
 impl Default for InstanceSettings {
     fn default() -> Self {
-        Self { events: EventSettings::default(), filter_nulls: true, signing_key: false }
+        Self {
+            events: EventSettings::default(),
+            filter_nulls: true,
+            signing_key: false,
+            poller_configuration: None,
+            poller_urls: None,
+        }
     }
 }
 
