@@ -257,20 +257,25 @@ fn serve_refuses_the_network_without_tls_and_stops_on_sigterm() {
 }
 
 #[test]
-fn credentials_rotate_and_the_old_ones_stop_working() {
-    let (fake, patchbay, server) = setup();
-    drop(server);
-    let before = patchbay.run(&["--json", "api", "credentials"]).ok().json();
+fn credentials_rotate_in_a_running_serve_and_the_old_ones_stop_working() {
+    let (_fake, patchbay, server) = setup();
+    assert_eq!(server.get("/instances").0, StatusCode::OK);
     let rotated = patchbay.run(&["--json", "api", "credentials", "--rotate"]).ok().json();
-    assert_ne!(before["user"], rotated["user"]);
-    assert_ne!(before["organization"], rotated["organization"]);
-    let server = Server::start(&patchbay);
-    assert_eq!(server.get("/instances").0, StatusCode::OK, "the new secrets work");
-    let old =
-        format!("User {}, Organization {}", before["user"].as_str().unwrap(), before["organization"].as_str().unwrap());
-    let (status, _) = send(server.http.get(format!("{}/instances", server.base)).header("Authorization", old));
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    drop(fake);
+    let new = format!(
+        "User {}, Organization {}",
+        rotated["user"].as_str().unwrap(),
+        rotated["organization"].as_str().unwrap()
+    );
+    assert_ne!(new, server.auth);
+    let with = |auth: &str| send(server.http.get(format!("{}/instances", server.base)).header("Authorization", auth)).0;
+    assert_eq!(with(&new), StatusCode::OK, "the new secrets work at once, no restart");
+    // The old ones stop working within the few seconds serve keeps secrets it has read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while with(&server.auth) != StatusCode::UNAUTHORIZED {
+        assert!(std::time::Instant::now() < deadline, "the old secrets still work");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(with(&new), StatusCode::OK);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `/instances`: each handler checks who is calling, makes one core call, answers JSON.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -8,8 +9,9 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use patchbay_core::Patchbay;
+use patchbay_core::instances::ApiCredentials;
 use patchbay_core::instances::{ELEMENT_KEY, Instance, InstanceFilter};
-use patchbay_core::{Patchbay, Secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,15 +23,30 @@ use crate::guard::{Guard, method_not_allowed};
 #[derive(Clone)]
 struct Api {
     core: Arc<Patchbay>,
-    user: Arc<Secret>,
-    organization: Arc<Secret>,
+    credentials: Arc<Credentials>,
 }
+
+/// The platform secrets as last read from the vault. `patchbay api credentials --rotate`
+/// (another process) replaces them there, and `serve` follows without a restart: secrets
+/// older than [`KEEP_AT_MOST`] are read again before use (so the old ones stop working
+/// within that), and a request whose secrets do not match makes `serve` read them again
+/// at once (so the new ones work at once), at most once a second, so that a client with
+/// wrong secrets cannot make it hammer the vault.
+struct Credentials {
+    current: RwLock<ApiCredentials>,
+    last_read: Mutex<Instant>,
+}
+
+const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+const KEEP_AT_MOST: Duration = Duration::from_secs(5);
 
 type Answer = Result<(StatusCode, axum::Json<Value>), ApiError>;
 
 pub async fn router(core: Arc<Patchbay>, guard: Guard) -> Result<Router, patchbay_core::Error> {
-    let credentials = core.api_credentials(false).await?;
-    let api = Api { core, user: Arc::new(credentials.user), organization: Arc::new(credentials.organization) };
+    let current = RwLock::new(core.api_credentials(false).await?);
+    // As if read a moment ago: the first request with other secrets may read them again.
+    let last_read = Mutex::new(Instant::now().checked_sub(REREAD_AT_MOST_EVERY).unwrap_or_else(Instant::now));
+    let api = Api { core, credentials: Arc::new(Credentials { current, last_read }) };
     Ok(Router::new()
         .route("/instances", get(list).post(create))
         .route("/instances/{id}", get(fetch).put(replace).delete(remove))
@@ -47,20 +64,47 @@ pub async fn router(core: Arc<Patchbay>, guard: Guard) -> Result<Router, patchba
 
 impl Api {
     /// Every instance: only with the user and organization secrets.
-    fn organization(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match caller(headers, &self.user, &self.organization) {
+    async fn organization(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.caller(headers).await? {
             Some(Caller::Organization) => Ok(()),
             _ => Err(ApiError::unauthorized()),
         }
     }
 
     /// One instance: the organization, or the holder of that instance's token.
-    fn instance(&self, headers: &HeaderMap, id: &str) -> Result<Caller, ApiError> {
-        match caller(headers, &self.user, &self.organization) {
+    async fn instance(&self, headers: &HeaderMap, id: &str) -> Result<Caller, ApiError> {
+        match self.caller(headers).await? {
             Some(Caller::Organization) => Ok(Caller::Organization),
             Some(Caller::Element(token)) if self.core.instance_token_matches(id, &token)? => Ok(Caller::Element(token)),
             _ => Err(ApiError::unauthorized()),
         }
+    }
+
+    /// Who the headers prove the caller to be, with the secrets re-read once when they
+    /// do not match (they may have been rotated since they were read).
+    async fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        let check = |credentials: &ApiCredentials| caller(headers, &credentials.user, &credentials.organization);
+        let stale = self.reread_due(KEEP_AT_MOST);
+        if !stale && let Some(found) = check(&self.credentials.current.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(Some(found));
+        }
+        if !stale && !self.reread_due(REREAD_AT_MOST_EVERY) {
+            return Ok(None);
+        }
+        let fresh = self.core.api_credentials(false).await?;
+        let found = check(&fresh);
+        *self.credentials.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(found)
+    }
+
+    /// Whether the secrets were read longer ago than `age`; if so, the caller reads them now.
+    fn reread_due(&self, age: Duration) -> bool {
+        let mut last_read = self.credentials.last_read.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last_read.elapsed() >= age;
+        if due {
+            *last_read = Instant::now();
+        }
+        due
     }
 }
 
@@ -79,7 +123,7 @@ async fn resolve(
 }
 
 async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
-    api.organization(&headers)?;
+    api.organization(&headers).await?;
     let parsed = parse(&body)?.into_spec(false)?;
     let folder = parsed.spec.folder.clone();
     let spec = resolve(&api, parsed, &folder).await?;
@@ -101,7 +145,7 @@ async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    api.organization(&headers)?;
+    api.organization(&headers).await?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
     if query.element.as_deref().is_some_and(|element| element != ELEMENT_KEY) {
         return Ok((StatusCode::OK, axum::Json(json!([]))));
@@ -118,12 +162,12 @@ async fn list(
 }
 
 async fn fetch(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    api.instance(&headers, &id)?;
+    api.instance(&headers, &id).await?;
     Ok((StatusCode::OK, axum::Json(instance_json(&api.core.instance(&id)?, None))))
 }
 
 async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Answer {
-    let caller = api.instance(&headers, &id)?;
+    let caller = api.instance(&headers, &id).await?;
     let parsed = parse(&body)?.into_spec(true)?;
     if matches!(caller, Caller::Element(_)) {
         element_may_apply(&api.core.instance(&id)?, &parsed)?;
@@ -160,7 +204,7 @@ fn element_may_apply(current: &Instance, parsed: &ParsedSpec) -> Result<(), ApiE
 
 /// The instance's events and where their delivery stands (failures stay visible).
 async fn events(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    api.instance(&headers, &id)?;
+    api.instance(&headers, &id).await?;
     let deliveries = api.core.deliveries(&id)?;
     Ok((StatusCode::OK, axum::Json(serde_json::to_value(deliveries).expect("plain data serialises"))))
 }
@@ -170,7 +214,7 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    api.instance(&headers, &id)?;
+    api.instance(&headers, &id).await?;
     api.core.delete_connection(&id).await?;
     Ok((StatusCode::OK, axum::Json(json!({ "id": id, "deleted": true }))))
 }
