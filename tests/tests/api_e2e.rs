@@ -594,3 +594,33 @@ fn a_cloud_elements_client_provisions_unchanged() {
     bad["configuration"]["event.notification.enabled"] = json!("yes");
     assert_eq!(server.post(&bad).0, StatusCode::BAD_REQUEST, "only \"true\" and \"false\" are booleans");
 }
+
+#[test]
+fn instances_page_the_way_connector_platforms_page() {
+    let (fake, _patchbay, server) = setup();
+    for n in 0..5 {
+        assert_eq!(server.post(&instance(&fake, &format!("Line {n}"), "+15551230001")).0, StatusCode::OK);
+    }
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "/instances?pageSize=2".to_owned();
+        if let Some(token) = &next {
+            path.push_str(&format!("&nextPage={token}"));
+        }
+        let response = server.request(reqwest::Method::GET, &path).send().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response.headers().get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned());
+        let page: Value = response.json().unwrap();
+        seen.extend(page.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+        pages += 1;
+        if next.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["Line 0", "Line 1", "Line 2", "Line 3", "Line 4"], "every instance once, by name");
+    assert_eq!(server.get("/instances?pageSize=0").0, StatusCode::BAD_REQUEST);
+    assert_eq!(server.get("/instances?nextPage=bogus").0, StatusCode::BAD_REQUEST);
+}

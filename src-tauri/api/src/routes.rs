@@ -132,23 +132,32 @@ async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answ
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ListQuery {
     folder: Option<String>,
     /// Comma-separated; an instance must carry every one.
     tags: Option<String>,
     element: Option<String>,
+    /// Paging as connector platforms do it: `pageSize`, and `nextPage` set to the
+    /// `Elements-Next-Page-Token` header of the previous page.
+    page_size: Option<u32>,
+    next_page: Option<String>,
 }
+
+pub const DEFAULT_PAGE_SIZE: u32 = 200;
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// The response header that carries the next page's token, when there is one.
+pub const NEXT_PAGE_HEADER: &str = "Elements-Next-Page-Token";
 
 async fn list(
     State(api): State<Api>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+) -> Result<axum::response::Response, ApiError> {
     api.organization(&headers).await?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
     if query.element.as_deref().is_some_and(|element| element != ELEMENT_KEY) {
-        return Ok((StatusCode::OK, axum::Json(json!([]))));
+        return Ok((StatusCode::OK, axum::Json(json!([]))).into_response());
     }
     let filter = InstanceFilter {
         folder: query.folder,
@@ -157,8 +166,27 @@ async fn list(
             .map(|tags| tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
             .unwrap_or_default(),
     };
-    let instances = api.core.instances(&filter)?;
-    Ok((StatusCode::OK, axum::Json(Value::Array(instances.iter().map(|i| instance_json(i, None)).collect()))))
+    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::bad_request(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}")));
+    }
+    let from = match query.next_page.as_deref() {
+        None | Some("") => 0,
+        Some(token) => page_position(token)
+            .ok_or_else(|| ApiError::bad_request("nextPage is not a token this API gave; start from the first page"))?,
+    };
+    let (instances, next) = api.core.instances(&filter, from, page_size)?;
+    let body = axum::Json(Value::Array(instances.iter().map(|i| instance_json(i, None)).collect()));
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next {
+        headers.insert(NEXT_PAGE_HEADER, format!("p{next}").parse().expect("an ASCII header value"));
+    }
+    Ok((StatusCode::OK, headers, body).into_response())
+}
+
+/// Where a page token says the page starts (tokens are `p<position>`; opaque to clients).
+fn page_position(token: &str) -> Option<u32> {
+    token.strip_prefix('p')?.parse().ok()
 }
 
 async fn fetch(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Answer {

@@ -212,18 +212,40 @@ impl Patchbay {
         Ok((self.with_metadata(connection)?, token))
     }
 
-    /// Every instance (connection), by name, filtered by folder and tags.
-    pub fn instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
-        let query = ConnectionQuery { folder: filter.folder.clone(), limit: Some(MAX_PAGE_SIZE), ..Default::default() };
-        let page = self.list_connections(&query)?;
+    /// Up to `page_size` instances (connections) by name, filtered by folder and tags,
+    /// starting at position `from` of the folder's connections; and where the next page
+    /// starts, if there is one.
+    pub fn instances(
+        &self,
+        filter: &InstanceFilter,
+        from: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Instance>, Option<u32>)> {
         let mut found = Vec::new();
-        for connection in page.items {
-            let instance = self.with_metadata(connection)?;
-            if filter.tags.iter().all(|tag| instance.tags.contains(tag)) {
-                found.push(instance);
+        let mut position = from;
+        loop {
+            let query = ConnectionQuery {
+                folder: filter.folder.clone(),
+                limit: Some(MAX_PAGE_SIZE),
+                offset: position,
+                ..Default::default()
+            };
+            let page = self.list_connections(&query)?;
+            let fetched = page.items.len() as u32;
+            for connection in page.items {
+                position += 1;
+                let instance = self.with_metadata(connection)?;
+                if filter.tags.iter().all(|tag| instance.tags.contains(tag)) {
+                    found.push(instance);
+                    if found.len() as u32 == page_size {
+                        return Ok((found, (position < page.total).then_some(position)));
+                    }
+                }
+            }
+            if fetched == 0 || position >= page.total {
+                return Ok((found, None));
             }
         }
-        Ok(found)
     }
 
     pub fn instance(&self, id: &str) -> Result<Instance> {
