@@ -624,3 +624,38 @@ fn instances_page_the_way_connector_platforms_page() {
     assert_eq!(server.get("/instances?pageSize=0").0, StatusCode::BAD_REQUEST);
     assert_eq!(server.get("/instances?nextPage=bogus").0, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn patch_changes_only_what_it_sends() {
+    let (fake, _patchbay, server) = setup();
+    let (_, created) = server.post(&instance(&fake, "Finance SMS", "+15551230001"));
+    let (id, token) = (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned());
+    let path = format!("/instances/{id}");
+    let patch = |auth: &str, body: Value| {
+        send(server.http.patch(format!("{}{path}", server.base)).header("Authorization", auth).json(&body))
+    };
+
+    let before = fake.requests().len();
+    let (status, renamed) = patch(&server.auth, json!({ "name": "Finance alerts" }));
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "Finance alerts");
+    assert_eq!(renamed["tags"], json!(["sms"]), "tags kept");
+    assert_eq!(renamed["configuration"]["phone_number"], "+15551230001");
+    assert_eq!(fake.requests().len(), before, "nothing for Twilio to check");
+
+    let (status, tuned) = patch(&server.auth, json!({ "configuration": { "event.poller.refresh_interval": "5" } }));
+    assert_eq!(status, StatusCode::OK, "{tuned}");
+    assert_eq!(
+        (tuned["configuration"]["event.poller.refresh_interval"].clone(), tuned["name"].clone()),
+        (json!(5), json!("Finance alerts"))
+    );
+
+    let element = format!("User {}, Element {token}", server.user);
+    assert_eq!(patch(&element, json!({ "tags": ["robots"] })).0, StatusCode::OK);
+    let (status, refused) = patch(&element, json!({ "configuration": { "phone_number": "+15551230002" } }));
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+
+    let (status, moved) = patch(&server.auth, json!({ "configuration": { "phone_number": "+15551230002" } }));
+    assert_eq!((status, moved["configuration"]["phone_number"].as_str()), (StatusCode::OK, Some("+15551230002")));
+    assert_eq!(patch(&server.auth, json!({ "colour": "red" })).0, StatusCode::BAD_REQUEST);
+}

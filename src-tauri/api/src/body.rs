@@ -24,6 +24,43 @@ struct ElementRef {
     key: String,
 }
 
+/// `PATCH /instances/{id}`: only what changes; the rest stays as it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancePatch {
+    element: Option<ElementRef>,
+    name: Option<String>,
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    configuration: Map<String, Value>,
+}
+
+pub fn parse_patch(bytes: &[u8]) -> Result<InstancePatch, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
+}
+
+impl InstancePatch {
+    /// The whole request a PUT would carry: the instance as it is, with the patch laid
+    /// over it. The token and signing key stay unless the patch names new ones.
+    pub fn over(self, current: &Instance) -> InstanceBody {
+        let mut configuration = match instance_json(current, None).get("configuration") {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::new(),
+        };
+        for masked in ["password", "event.notification.signature.key"] {
+            configuration.remove(masked);
+        }
+        configuration.extend(self.configuration);
+        InstanceBody {
+            element: self.element.unwrap_or(ElementRef { key: ELEMENT_KEY.to_owned() }),
+            name: self.name.unwrap_or_else(|| current.connection.name.clone()),
+            folder: None,
+            tags: self.tags.unwrap_or_else(|| current.tags.clone()),
+            configuration,
+        }
+    }
+}
+
 const USERNAME_SHAPE: &str = "username must be the Account SID (AC followed by 32 hex digits) or {\"asset\": \"NAME\"}";
 
 /// The Account SID as given, or the credential asset that holds it.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::auth::{Caller, caller};
-use crate::body::{ParsedSpec, Username, instance_json, parse};
+use crate::body::{InstanceBody, ParsedSpec, Username, instance_json, parse, parse_patch};
 use crate::guard::{Guard, method_not_allowed};
 
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub async fn router(core: Arc<Patchbay>, guard: Guard) -> Result<Router, patchba
     let api = Api { core, credentials: Arc::new(Credentials { current, last_read }) };
     Ok(Router::new()
         .route("/instances", get(list).post(create))
-        .route("/instances/{id}", get(fetch).put(replace).delete(remove))
+        .route("/instances/{id}", get(fetch).put(replace).patch(update).delete(remove))
         .route("/instances/{id}/events", get(events))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml")
@@ -196,13 +196,25 @@ async fn fetch(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String
 
 async fn replace(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Answer {
     let caller = api.instance(&headers, &id).await?;
-    let parsed = parse(&body)?.into_spec(true)?;
+    apply(&api, caller, &id, parse(&body)?).await
+}
+
+/// PATCH: the fields sent change, the others keep their values.
+async fn update(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Answer {
+    let caller = api.instance(&headers, &id).await?;
+    let patch = parse_patch(&body)?;
+    apply(&api, caller, &id, patch.over(&api.core.instance(&id)?)).await
+}
+
+/// PUT's and PATCH's common end: the whole new request, checked and applied.
+async fn apply(api: &Api, caller: Caller, id: &str, body: InstanceBody) -> Answer {
+    let parsed = body.into_spec(true)?;
     if matches!(caller, Caller::Element(_)) {
-        element_may_apply(&api.core.instance(&id)?, &parsed)?;
+        element_may_apply(&api.core.instance(id)?, &parsed)?;
     }
-    let folder = api.core.connection(&id)?.folder;
-    let spec = resolve(&api, parsed, &folder).await?;
-    Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(&id, spec).await?, None))))
+    let folder = api.core.connection(id)?.folder;
+    let spec = resolve(api, parsed, &folder).await?;
+    Ok((StatusCode::OK, axum::Json(instance_json(&api.core.replace_instance(id, spec).await?, None))))
 }
 
 /// An instance token may read and use its instance, and rename or re-tag it, but not
