@@ -130,7 +130,7 @@ pub async fn add_twilio_connection(
     let new = NewTwilioConnection {
         folder,
         name: form.name.filter(|name| !name.trim().is_empty()),
-        phone_number: form.phone_number,
+        phone_number: Some(form.phone_number),
         account_sid: form.account_sid,
         test_credentials: form.test_credentials,
         auth_token,
@@ -150,7 +150,7 @@ pub async fn update_twilio_connection(
     let changes = TwilioChanges {
         auth_token: form.token(),
         name: form.name.unwrap_or_default(),
-        phone_number: form.phone_number,
+        phone_number: Some(form.phone_number),
         account_sid: form.account_sid,
         test_credentials: form.test_credentials,
     };

@@ -98,7 +98,7 @@ fn every_status_code_and_message() {
     let (status, body) = server.post(&missing);
     assert_eq!(
         (status, body["message"].as_str().unwrap()),
-        (StatusCode::BAD_REQUEST, "missing required configuration: username, phone_number")
+        (StatusCode::BAD_REQUEST, "missing required configuration: username")
     );
 
     let mut unknown_element = instance(&fake, "x", "+15551230001");
@@ -658,4 +658,23 @@ fn patch_changes_only_what_it_sends() {
     let (status, moved) = patch(&server.auth, json!({ "configuration": { "phone_number": "+15551230002" } }));
     assert_eq!((status, moved["configuration"]["phone_number"].as_str()), (StatusCode::OK, Some("+15551230002")));
     assert_eq!(patch(&server.auth, json!({ "colour": "red" })).0, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn username_and_password_are_all_twiliov2_needs() {
+    // As Cloud Elements' twiliov2: no phone_number makes an account-level instance.
+    let (fake, _patchbay, server) = setup();
+    let seed = fake.seed();
+    let body = json!({
+        "element": { "key": "twiliov2" }, "name": "Whole account",
+        "configuration": { "username": seed.live.sid, "password": seed.live.auth_token }
+    });
+    let (status, created) = server.post(&body);
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert!(created["configuration"].get("phone_number").is_none(), "{created}");
+    let mut with_nulls = body.clone();
+    with_nulls["name"] = json!("Whole account, nulls shown");
+    with_nulls["configuration"]["filter.response.nulls"] = json!(false);
+    let (_, shown) = server.post(&with_nulls);
+    assert_eq!(shown["configuration"]["phone_number"], Value::Null);
 }

@@ -47,7 +47,7 @@ fn window(config: Config, phone: String, sid: String, token: String) -> Vec<Outc
             let new = NewTwilioConnection {
                 folder: "Shared".into(),
                 name: Some(format!("window {round}")),
-                phone_number: phone.clone(),
+                phone_number: Some(phone.clone()),
                 account_sid: sid.clone(),
                 test_credentials: false,
                 auth_token: TokenSource::Value(Secret::new(token.clone())),

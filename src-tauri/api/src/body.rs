@@ -77,8 +77,11 @@ pub struct ParsedSpec {
     pub username: Username,
 }
 
-const REQUIRED: [&str; 3] = ["username", "password", "phone_number"];
-const OPTIONAL: [&str; 10] = [
+/// As for Cloud Elements' `twiliov2`: the credentials only. Without a `phone_number` the
+/// instance is account-level.
+const REQUIRED: [&str; 2] = ["username", "password"];
+const OPTIONAL: [&str; 11] = [
+    "phone_number",
     "event.poller.configuration",
     "event.poller.urls",
     "test_credentials",
@@ -162,7 +165,7 @@ impl InstanceBody {
             folder: self.folder.unwrap_or_else(|| "Shared".into()),
             name: self.name,
             tags: self.tags,
-            phone_number: text(&config, "phone_number")?.unwrap_or_default(),
+            phone_number: text(&config, "phone_number")?,
             account_sid: String::new(),
             test_credentials: boolean(&config, "test_credentials")?.unwrap_or(false),
             auth_token,
@@ -304,8 +307,11 @@ mod tests {
     #[test]
     fn missing_configuration_is_named_entry_by_entry() {
         let err = body(json!({"password": "x"})).into_spec(false).unwrap_err();
-        assert_eq!(err.message, "missing required configuration: username, phone_number");
-        assert!(body(json!({"username": "AC1", "phone_number": "+1"})).into_spec(true).is_ok(), "PUT keeps the token");
+        assert_eq!(err.message, "missing required configuration: username");
+        assert!(
+            body(json!({"username": "AC1"})).into_spec(true).is_ok(),
+            "PUT keeps the token; no number is account-level"
+        );
     }
 
     #[test]

@@ -224,7 +224,7 @@ async fn apply(api: &Api, caller: Caller, id: &str, body: InstanceBody) -> Answe
 fn element_may_apply(current: &Instance, parsed: &ParsedSpec) -> Result<(), ApiError> {
     let spec = &parsed.spec;
     let connection = &current.connection;
-    let same_number = patchbay_core::connections::normalize_phone(&spec.phone_number)
+    let same_number = patchbay_core::connections::normalize_optional_phone(spec.phone_number.as_deref())
         .is_ok_and(|phone| phone == connection.phone_number);
     let unchanged = spec.auth_token.is_none()
         && matches!(&parsed.username, Username::Sid(sid) if sid.trim() == connection.account_sid)

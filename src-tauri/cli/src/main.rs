@@ -197,12 +197,13 @@ enum AddConnection {
 struct TwilioArgs {
     #[arg(long)]
     folder: String,
-    /// Connection name (default: "Twilio <phone number>").
+    /// Connection name (default: "Twilio <phone number>", or "Twilio <Account SID>").
     #[arg(long)]
     name: Option<String>,
-    /// The phone number registered in the Twilio account, e.g. +15551230001.
+    /// The phone number registered in the Twilio account, e.g. +15551230001. Without
+    /// it the connection is account-level (every number of the account).
     #[arg(long = "phone")]
-    phone: String,
+    phone: Option<String>,
     /// Account SID: AC followed by 32 hexadecimal digits.
     #[arg(long)]
     account_sid: String,

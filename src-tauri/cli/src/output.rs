@@ -145,7 +145,7 @@ impl Output {
                 ("connector", c.connector.clone()),
                 ("account", account(c)),
                 ("account sid", c.account_sid.clone()),
-                ("phone number", c.phone_number.clone()),
+                ("phone number", phone(c)),
                 ("credentials", if c.test_credentials { "test" } else { "live" }.into()),
                 ("auth token", auth(&c.auth)),
                 ("status", status(&c.status)),
@@ -165,7 +165,7 @@ impl Output {
                         c.name.clone(),
                         c.folder.clone(),
                         account(c),
-                        c.phone_number.clone(),
+                        phone(c),
                         if c.test_credentials { "test" } else { "live" }.into(),
                         status(&c.status),
                         c.last_checked_at.clone().unwrap_or_else(|| "never".into()),
@@ -223,4 +223,9 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The connection's number, or what an account-level connection covers.
+fn phone(connection: &Connection) -> String {
+    connection.phone_number.clone().unwrap_or_else(|| "(every number of the account)".into())
 }

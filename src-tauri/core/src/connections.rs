@@ -29,7 +29,8 @@ pub struct Connection {
     pub connector: String,
     pub name: String,
     pub account_sid: String,
-    pub phone_number: String,
+    /// None for an account-level connection (every number of the account).
+    pub phone_number: Option<String>,
     pub test_credentials: bool,
     pub auth: AuthRef,
     pub status: ConnectionStatus,
@@ -76,7 +77,8 @@ pub struct ConnectionPage {
 pub struct NewTwilioConnection {
     pub folder: String,
     pub name: Option<String>,
-    pub phone_number: String,
+    /// None or blank: an account-level connection.
+    pub phone_number: Option<String>,
     pub account_sid: String,
     pub test_credentials: bool,
     pub auth_token: TokenSource,
@@ -86,7 +88,7 @@ pub struct NewTwilioConnection {
 #[derive(Debug)]
 pub struct TwilioChanges {
     pub name: String,
-    pub phone_number: String,
+    pub phone_number: Option<String>,
     pub account_sid: String,
     pub test_credentials: bool,
     pub auth_token: Option<TokenSource>,
@@ -165,6 +167,11 @@ fn check_phone_length(phone: &str) -> Result<()> {
     Ok(())
 }
 
+/// A phone number as typed, or None when none was given (blank counts as none).
+pub fn normalize_optional_phone(raw: Option<&str>) -> Result<Option<String>> {
+    raw.filter(|raw| !raw.trim().is_empty()).map(normalize_phone).transpose()
+}
+
 pub fn check_account_sid(raw: &str) -> Result<String> {
     let sid = raw.trim();
     check_format("account_sid", sid, "Account SID")?;
@@ -207,6 +214,11 @@ pub(crate) struct Stored {
 }
 
 impl Stored {
+    /// The connection's number; None when it is account-level (stored as "").
+    pub(crate) fn phone(&self) -> Option<&str> {
+        Some(self.phone_number.as_str()).filter(|phone| !phone.is_empty())
+    }
+
     /// Where the connection's Auth Token is in the vault: its own entry or its asset's.
     pub(crate) fn token_key(&self) -> Result<VaultKey> {
         match (self.auth_kind.as_str(), &self.auth_asset_id) {
@@ -296,8 +308,8 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 folder,
                 connector: row.connector,
                 name: row.name,
+                phone_number: Some(row.phone_number).filter(|phone| !phone.is_empty()),
                 account_sid: row.account_sid,
-                phone_number: row.phone_number,
                 test_credentials: row.test_credentials,
                 auth,
                 status,
@@ -354,6 +366,7 @@ pub(crate) struct ValidatedRow<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub account_sid: &'a str,
+    /// "" for an account-level connection.
     pub phone_number: &'a str,
     pub test_credentials: bool,
     pub asset_id: Option<&'a str>,

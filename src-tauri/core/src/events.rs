@@ -151,7 +151,7 @@ impl Patchbay {
         let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
         let messages = self
             .twilio
-            .list_messages_to(credentials, &stored.phone_number, &since_day)
+            .list_messages_to(credentials, stored.phone(), &since_day)
             .await
             .map_err(|err| crate::Error::Connect(err.into()))?;
 

@@ -142,7 +142,8 @@ pub struct InstanceSpec {
     pub folder: String,
     pub name: String,
     pub tags: Vec<String>,
-    pub phone_number: String,
+    /// None: an account-level instance (events cover every inbound message).
+    pub phone_number: Option<String>,
     pub account_sid: String,
     pub test_credentials: bool,
     /// `None` on PUT: keep the current token.
@@ -262,7 +263,7 @@ impl Patchbay {
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
         let credentials_change = spec.auth_token.is_some()
             || spec.account_sid.trim() != current.account_sid
-            || connections::normalize_phone(&spec.phone_number)? != current.phone_number
+            || connections::normalize_optional_phone(spec.phone_number.as_deref())? != current.phone_number
             || spec.test_credentials != current.test_credentials;
         if credentials_change {
             let changes = TwilioChanges {

@@ -210,7 +210,7 @@ impl Patchbay {
     /// Connect: checks the form locally, validates with Twilio, and saves only what
     /// Twilio accepted (row and secret together, or neither).
     pub async fn add_twilio_connection(&self, new: NewTwilioConnection) -> Result<Connection> {
-        let phone_number = connections::normalize_phone(&new.phone_number)?;
+        let phone_number = connections::normalize_optional_phone(new.phone_number.as_deref())?;
         let account_sid = connections::check_account_sid(&new.account_sid)?;
         let (folder_id, chosen_name) = {
             let conn = self.store.conn();
@@ -224,7 +224,7 @@ impl Patchbay {
         let (asset_id, token) = self.resolve_token(folder_id, new.auth_token).await?;
 
         let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
-        let account = twilio::verify(&self.twilio, credentials, &phone_number, new.test_credentials).await?;
+        let account = twilio::verify(&self.twilio, credentials, phone_number.as_deref(), new.test_credentials).await?;
 
         let id = Uuid::new_v4().to_string();
         self.store.write(|tx| {
@@ -235,7 +235,10 @@ impl Patchbay {
                     name.clone()
                 }
                 // Nobody chose one: the default, numbered when taken, never a refusal.
-                None => connections::free_name(tx, folder_id, &format!("Twilio {phone_number}"))?,
+                None => {
+                    let base = format!("Twilio {}", phone_number.as_deref().unwrap_or(&account_sid));
+                    connections::free_name(tx, folder_id, &base)?
+                }
             };
             connections::insert(
                 tx,
@@ -244,7 +247,7 @@ impl Patchbay {
                     id: &id,
                     name: &name,
                     account_sid: &account_sid,
-                    phone_number: &phone_number,
+                    phone_number: phone_number.as_deref().unwrap_or_default(),
                     test_credentials: new.test_credentials,
                     asset_id: asset_id.as_deref(),
                     account: &account,
@@ -267,7 +270,7 @@ impl Patchbay {
     /// Edit: validates the changed connection with Twilio like Connect, and saves only
     /// what Twilio accepted. A token left out (`None`) is the one the connection has.
     pub async fn update_twilio_connection(&self, id: &str, changes: TwilioChanges) -> Result<Connection> {
-        let phone_number = connections::normalize_phone(&changes.phone_number)?;
+        let phone_number = connections::normalize_optional_phone(changes.phone_number.as_deref())?;
         let account_sid = connections::check_account_sid(&changes.account_sid)?;
         let name = folders::clean_name("name", &changes.name)?;
         let stored = {
@@ -284,7 +287,8 @@ impl Patchbay {
         };
 
         let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
-        let account = twilio::verify(&self.twilio, credentials, &phone_number, changes.test_credentials).await?;
+        let account =
+            twilio::verify(&self.twilio, credentials, phone_number.as_deref(), changes.test_credentials).await?;
 
         let own_key = VaultKey::Connection(stored.id.clone());
         if asset_id.is_none() {
@@ -299,7 +303,7 @@ impl Patchbay {
                     id: &stored.id,
                     name: &name,
                     account_sid: &account_sid,
-                    phone_number: &phone_number,
+                    phone_number: phone_number.as_deref().unwrap_or_default(),
                     test_credentials: changes.test_credentials,
                     asset_id: asset_id.as_deref(),
                     account: &account,
@@ -356,7 +360,7 @@ impl Patchbay {
         let outcome = match self.token_of(&stored).await {
             Ok(token) => {
                 let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
-                twilio::verify(&self.twilio, credentials, &stored.phone_number, stored.test_credentials)
+                twilio::verify(&self.twilio, credentials, stored.phone(), stored.test_credentials)
                     .await
                     .map_err(Error::from)
             }

@@ -28,7 +28,7 @@ async fn live_credentials_connect_and_keep_the_account_details() {
     let world = World::new();
     let connection = world.core.add_twilio_connection(world.live("+1 (555) 123-0001")).await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::Connected);
-    assert_eq!(connection.phone_number, "+15551230001");
+    assert_eq!(connection.phone_number.as_deref(), Some("+15551230001"));
     assert_eq!(connection.name, "Twilio +15551230001");
     assert_eq!(connection.account_friendly_name.as_deref(), Some("Acme Operations"));
     assert_eq!(connection.account_type.as_deref(), Some("Full"));
@@ -328,7 +328,7 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     let own_key = format!("connection/{}", connection.id);
     let changes = |name: &str, phone: &str, token: Option<TokenSource>| TwilioChanges {
         name: name.into(),
-        phone_number: phone.into(),
+        phone_number: Some(phone.into()),
         account_sid: seed.live.sid.clone(),
         test_credentials: false,
         auth_token: token,
@@ -337,7 +337,7 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     // Keeping the token: the stored one is used.
     let edited =
         world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
-    assert_eq!((edited.name.as_str(), edited.phone_number.as_str()), ("Alerts", "+15551230002"));
+    assert_eq!((edited.name.as_str(), edited.phone_number.as_deref()), ("Alerts", Some("+15551230002")));
 
     // A wrong new token changes nothing, the old secret included.
     let wrong = Some(TokenSource::Value(Secret::new("0".repeat(32))));
@@ -409,4 +409,32 @@ async fn a_default_name_that_is_taken_gets_a_number() {
     let mut chosen = world.live("+15551230001");
     chosen.name = Some("Twilio +15551230001".into());
     assert_eq!(world.core.add_twilio_connection(chosen).await.unwrap_err().code(), "name_taken");
+}
+
+#[tokio::test]
+async fn a_connection_without_a_number_is_account_level() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let mut account_level = world.live("+15551230001");
+    account_level.phone_number = None;
+    let before = world.fake.requests().len();
+    let connection = world.core.add_twilio_connection(account_level).await.unwrap();
+    assert_eq!(
+        (connection.phone_number, connection.name.as_str()),
+        (None, format!("Twilio {}", seed.live.sid).as_str())
+    );
+    let asked: Vec<String> = world.fake.requests()[before..].iter().map(|r| r.path.clone()).collect();
+    assert_eq!(asked, [format!("/2010-04-01/Accounts/{}.json", seed.live.sid)], "credentials and account only");
+
+    // With test credentials the 20008 answer is the proof: no message is sent.
+    let mut test = common::twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
+    test.phone_number = Some("   ".into());
+    let connection = world.core.add_twilio_connection(test).await.unwrap();
+    assert_eq!(connection.phone_number, None, "blank is no number");
+    assert!(world.fake.requests().iter().all(|r| !r.path.ends_with("/Messages.json")));
+
+    // A number, when given, is still checked against the account.
+    let mut wrong = world.live("+15551230009");
+    wrong.name = Some("Wrong".into());
+    assert_eq!(world.core.add_twilio_connection(wrong).await.unwrap_err().code(), "twilio_phone_not_in_account");
 }

@@ -15,7 +15,7 @@ fn spec(world: &World, events: bool) -> InstanceSpec {
         folder: "Shared".into(),
         name: "Inbox".into(),
         tags: vec![],
-        phone_number: seed.live.phone_numbers[0].clone(),
+        phone_number: Some(seed.live.phone_numbers[0].clone()),
         account_sid: seed.live.sid.clone(),
         test_credentials: false,
         auth_token: Some(TokenSource::Value(Secret::new(seed.live.auth_token.clone()))),
@@ -96,7 +96,7 @@ async fn test_credentials_cannot_have_events() {
     let seed = world.fake.seed();
     let mut test = spec(&world, true);
     test.account_sid = seed.test.sid.clone();
-    test.phone_number = "+15005550006".into();
+    test.phone_number = Some("+15005550006".into());
     test.test_credentials = true;
     test.auth_token = Some(TokenSource::Value(Secret::new(seed.test.auth_token.clone())));
     let err = world.core.provision_instance(test).await.unwrap_err();
@@ -120,4 +120,20 @@ async fn a_failing_poll_shows_on_the_instance() {
     world.core.poll_events(&id).await.unwrap();
     let poller = world.core.instance(&id).unwrap().poller.unwrap();
     assert_eq!((poller.last_error_code, poller.last_polled_at.is_some()), (None, true), "recovered");
+}
+
+#[tokio::test]
+async fn an_account_level_instance_hears_every_number_and_a_numbered_one_only_its_own() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let mut whole = spec(&world, true);
+    whole.phone_number = None;
+    whole.name = "Whole account".into();
+    let (whole, _) = world.core.provision_instance(whole).await.unwrap();
+    let (one, _) = world.core.provision_instance(spec(&world, true)).await.unwrap();
+    for number in &seed.live.phone_numbers[..2] {
+        world.fake.receive_message(&seed.live.sid, "+15557654321", number, "hello");
+    }
+    assert_eq!(world.core.poll_events(&whole.connection.id).await.unwrap(), 2);
+    assert_eq!(world.core.poll_events(&one.connection.id).await.unwrap(), 1);
 }

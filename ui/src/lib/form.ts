@@ -25,7 +25,7 @@ export function initialValues(connector: Connector): Values {
 /** The form of an existing Twilio connection: its values, secrets left empty (kept). */
 export function valuesOf(connection: Connection): Values {
   return {
-    phone_number: connection.phone_number,
+    phone_number: connection.phone_number ?? "",
     test_credentials: connection.test_credentials,
     account_sid: connection.account_sid,
     auth_token: "",

@@ -32,8 +32,13 @@ describe("the Twilio form's format checks", () => {
 
   it("is valid only when every required field is", () => {
     const values = initialValues(twilio);
-    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["phone_number", "account_sid", "auth_token"]);
-    Object.assign(values, { phone_number: "+15551230001", account_sid: `AC${"0".repeat(32)}`, auth_token: "f".repeat(32) });
+    // The phone number is optional: without one the connection is account-level.
+    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["account_sid", "auth_token"]);
+    Object.assign(values, { account_sid: `AC${"0".repeat(32)}`, auth_token: "f".repeat(32) });
+    expect(formErrors(twilio, values, {})).toEqual({});
+    values.phone_number = "5551230001";
+    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["phone_number"]); // a number given is still checked
+    values.phone_number = "+15551230001";
     expect(formErrors(twilio, values, {})).toEqual({});
   });
 });

@@ -202,18 +202,23 @@ impl TwilioClient {
         .json()
     }
 
-    /// Messages sent to `to` on or after the day `sent_since` (`YYYY-MM-DD`; Twilio's
-    /// `DateSent>` filter is inclusive and day-granular), newest first, across pages.
+    /// Messages sent to `to` (every message of the account with `None`) on or after the
+    /// day `sent_since` (`YYYY-MM-DD`; Twilio's `DateSent>` filter is inclusive and
+    /// day-granular), newest first, across pages.
     pub async fn list_messages_to(
         &self,
         credentials: Credentials<'_>,
-        to: &str,
+        to: Option<&str>,
         sent_since: &str,
     ) -> Result<Vec<Message>, TwilioError> {
         let first = format!("/2010-04-01/Accounts/{}/Messages.json", credentials.account_sid);
         let page: MessagePage = self
             .call(Host::Api, Method::GET, &first, credentials, |request| {
-                request.query(&[("To", to), ("DateSent>", sent_since), ("PageSize", "100")])
+                let request = request.query(&[("DateSent>", sent_since), ("PageSize", "100")]);
+                match to {
+                    Some(to) => request.query(&[("To", to)]),
+                    None => request,
+                }
             })
             .await?
             .json()?;

@@ -114,7 +114,8 @@ pub struct VerifiedAccount {
     pub account_type: Option<String>,
 }
 
-/// Checks credentials and phone number the way Twilio treats them:
+/// Checks credentials and, when the connection has one, its phone number the way Twilio
+/// treats them (a connection without a number is account-level):
 /// 1. `GET Accounts/{Sid}` (no side effects): 200 live, 403/20008 test, 401 wrong.
 /// 2. Live: the account must be active and own the number. No request that could
 ///    send or cost anything is ever made with live credentials.
@@ -123,7 +124,7 @@ pub struct VerifiedAccount {
 pub async fn verify(
     client: &TwilioClient,
     credentials: Credentials<'_>,
-    phone_number: &str,
+    phone_number: Option<&str>,
     test_credentials: bool,
 ) -> Result<VerifiedAccount, ConnectError> {
     match client.fetch_account(credentials).await {
@@ -136,7 +137,9 @@ pub async fn verify(
                 AccountStatus::Suspended => return Err(ConnectError::AccountSuspended { account_sid: account.sid }),
                 AccountStatus::Closed => return Err(ConnectError::AccountClosed { account_sid: account.sid }),
             }
-            if !client.owns_phone_number(credentials, phone_number).await? {
+            if let Some(phone_number) = phone_number
+                && !client.owns_phone_number(credentials, phone_number).await?
+            {
                 return Err(ConnectError::PhoneNotInAccount {
                     phone_number: phone_number.to_owned(),
                     account_sid: account.sid,
@@ -148,6 +151,9 @@ pub async fn verify(
             if !test_credentials {
                 return Err(ConnectError::LiveCredentialsExpected);
             }
+            // An account-level connection has no number to send from: 20008 already
+            // proved the test credentials.
+            let Some(phone_number) = phone_number else { return Ok(VerifiedAccount::default()) };
             let sent = client.create_message(credentials, phone_number, TEST_CREDENTIALS_TO, TEST_MESSAGE_BODY).await;
             match sent {
                 Ok(_) => Ok(VerifiedAccount::default()),

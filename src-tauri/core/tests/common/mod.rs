@@ -77,7 +77,7 @@ pub fn twilio(folder: &str, phone: &str, sid: &str, token: &str, test: bool) -> 
     NewTwilioConnection {
         folder: folder.into(),
         name: None,
-        phone_number: phone.into(),
+        phone_number: Some(phone.into()),
         account_sid: sid.into(),
         test_credentials: test,
         auth_token: TokenSource::Value(Secret::new(token)),

@@ -6,7 +6,11 @@ export type Connection = { id: string,
 /**
  * Path of the folder that holds it.
  */
-folder: string, connector: string, name: string, account_sid: string, phone_number: string, test_credentials: boolean, auth: AuthRef, status: ConnectionStatus, account_friendly_name: string | null, 
+folder: string, connector: string, name: string, account_sid: string, 
+/**
+ * None for an account-level connection (every number of the account).
+ */
+phone_number: string | null, test_credentials: boolean, auth: AuthRef, status: ConnectionStatus, account_friendly_name: string | null, 
 /**
  * `Trial` or `Full` for live credentials.
  */
