@@ -172,13 +172,7 @@ async fn cancellable(
     lock(pending).remove(&request_id);
     match outcome {
         Ok(result) => result.map_err(body),
-        Err(_) => Err(ErrorBody {
-            code: "cancelled".into(),
-            message: "Connect was cancelled; nothing was saved".into(),
-            field: None,
-            twilio_code: None,
-            twilio_message: None,
-        }),
+        Err(_) => Err(body(patchbay_core::Error::Cancelled("Connect was cancelled; nothing was saved".into()))),
     }
 }
 

@@ -242,3 +242,58 @@ fn a_promotion_whose_answer_is_lost_is_finished_by_resume() {
         world.assert_rotated();
     }
 }
+
+/// Starts a rotation of the asset in the background, and SIGINTs it once `ready` holds.
+fn interrupt_rotation_when(world: &World, ready: impl Fn() -> bool) -> Run {
+    use std::process::Stdio;
+    let mut command = world.patchbay.command(&[
+        "--json",
+        "credential",
+        "rotate",
+        "--asset",
+        "Twilio token",
+        "--folder",
+        "Shared",
+        "--yes",
+    ]);
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "the rotation never got there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn ctrl_c_before_promotion_cancels_and_changes_nothing() {
+    let world = world();
+    // Twilio is slow to validate the new secondary: that is where the rotation waits.
+    let account = format!("/2010-04-01/Accounts/{}.json", world.sid);
+    world.fake.inject_on(&account, patchbay_tests::fake_twilio::Fault::Delay(Duration::from_secs(5)), 1);
+    let run = interrupt_rotation_when(&world, || world.fake.secondary_token(&world.sid).is_some());
+    assert_eq!(run.code(), "cancelled", "{}", run.stderr);
+    assert_eq!(world.fake.secondary_token(&world.sid), None, "the secondary this rotation made is deleted");
+    assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()));
+    assert_eq!(world.patchbay.vault_secret(&world.asset_user).as_deref(), Some(world.old_token.as_str()));
+    assert!(world.patchbay.vault_entries().iter().all(|user| !user.starts_with("rotation/")));
+    assert_eq!(world.patchbay.run(&["--json", "credential", "history"]).ok().json()[0]["step"], "cancelled");
+}
+
+#[test]
+fn ctrl_c_after_promotion_finishes_storing_the_new_token() {
+    let world = world();
+    world.fake.set_propagation_delay(Duration::from_secs(2));
+    let old = world.old_token.clone();
+    let run = interrupt_rotation_when(&world, || world.fake.primary_token(&world.sid).is_some_and(|p| p != old));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("already") || run.stderr.contains("live at Twilio"), "{}", run.stderr);
+    world.assert_rotated();
+}

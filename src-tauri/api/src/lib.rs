@@ -67,7 +67,7 @@ pub async fn serve(
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        patchbay_core::process::interrupted().await;
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     ready(address);
@@ -96,19 +96,4 @@ fn limited<A: axum_server::Address, Acc>(
 ) -> axum_server::Server<A, Acc> {
     server.http_builder().http1().header_read_timeout(limits.header_read_timeout);
     server.first_request_timeout(limits.header_read_timeout + limits.body_read_timeout)
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

@@ -300,7 +300,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
                     return Err(Error::invalid("yes", "not rotated: confirm with --yes after reading the plan"));
                 }
             }
-            out.rotations(&[core.rotate(&subject).await?]);
+            out.rotations(&[rotate_until_interrupted(&core, &subject).await?]);
         }
         Command::Api(ApiCommand::Credentials { rotate }) => {
             let credentials = core.api_credentials(rotate).await?;
@@ -356,6 +356,37 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
         },
     }
     Ok(())
+}
+
+/// Rotates; Ctrl-C or SIGTERM is Cancel. Before promotion the secondary token this
+/// rotation made is deleted and nothing changes; after it, the new token is live at
+/// Twilio, so the rotation goes on until it is stored everywhere (a second signal stops
+/// the process, and `--resume` finishes).
+async fn rotate_until_interrupted(
+    core: &Patchbay,
+    subject: &RotationSubject,
+) -> Result<patchbay_core::rotation::RotationRecord, Error> {
+    let id = core.start_rotation(subject).await?;
+    tokio::select! {
+        finished = core.run_rotation(&id) => return finished,
+        () = patchbay_core::process::interrupted() => {}
+    }
+    match core.cancel_rotation(&id).await {
+        Err(Error::RotationPromoted) => {
+            eprintln!(
+                "interrupted after promotion: the new Auth Token is live at Twilio; storing it everywhere first (interrupt again to stop; `patchbay credential rotate --resume` then finishes)"
+            );
+            tokio::select! {
+                finished = core.run_rotation(&id) => finished,
+                () = patchbay_core::process::interrupted() => Err(Error::RotationPromoted),
+            }
+        }
+        Ok(cancelled) => Err(Error::Cancelled(format!(
+            "rotation interrupted and cancelled: {}",
+            cancelled.outcome.unwrap_or_default()
+        ))),
+        Err(err) => Err(err),
+    }
 }
 
 /// Asks at a terminal; never assumes yes when nobody can answer.

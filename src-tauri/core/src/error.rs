@@ -38,6 +38,13 @@ pub enum Error {
     AssetInUse { name: String, connections: Vec<String> },
     #[error("no {what} with id '{id}'")]
     NotFound { what: &'static str, id: String },
+    #[error(
+        "the new Auth Token is already promoted at Twilio, so the rotation can no longer be cancelled; `patchbay credential rotate --resume` finishes storing it everywhere"
+    )]
+    RotationPromoted,
+    /// The person stopped it (Cancel, Ctrl-C); the message says what was left as it was.
+    #[error("{0}")]
+    Cancelled(String),
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
@@ -67,6 +74,8 @@ impl Error {
             Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => "asset_not_found",
             Self::AssetInUse { .. } => "asset_in_use",
             Self::NotFound { .. } => "not_found",
+            Self::RotationPromoted => "rotation_promoted",
+            Self::Cancelled(_) => "cancelled",
             Self::Connect(err) => err.code(),
             Self::Vault(err) => err.code(),
             Self::Store(_) => "store_failed",

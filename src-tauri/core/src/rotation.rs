@@ -188,6 +188,13 @@ impl Patchbay {
 
     /// Rotates the token: records the rotation, then runs its steps.
     pub async fn rotate(&self, subject: &RotationSubject) -> Result<RotationRecord> {
+        let id = self.start_rotation(subject).await?;
+        self.run_rotation(&id).await
+    }
+
+    /// Records a rotation of `subject`'s token without running any step yet, so that a
+    /// caller that may be interrupted (Ctrl-C) knows its id. Returns that id.
+    pub async fn start_rotation(&self, subject: &RotationSubject) -> Result<String> {
         let (plan, targets) = self.rotation_targets(subject).await?;
         let dependents: Vec<&str> = plan.dependents.iter().map(|d| d.id.as_str()).collect();
         let id = Uuid::new_v4().to_string();
@@ -217,7 +224,7 @@ impl Patchbay {
                 }
                 other => store_err(other),
             })?;
-        self.run_rotation(&id).await
+        Ok(id)
     }
 
     /// Finishes every unfinished rotation (after a crash), from the step it reached.
@@ -238,36 +245,41 @@ impl Patchbay {
     /// Cancels unfinished rotations that have not promoted yet: Twilio's secondary token
     /// is deleted and nothing else changed.
     pub async fn cancel_rotations(&self) -> Result<Vec<RotationRecord>> {
-        let open: Vec<(String, String)> = self
+        let open: Vec<String> = self
             .store
             .conn()
-            .prepare("SELECT id, step FROM rotations WHERE finished_at IS NULL")
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .prepare("SELECT id FROM rotations WHERE finished_at IS NULL")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(store_err)?;
         let mut cancelled = Vec::new();
-        for (id, step) in open {
-            let (account_sid, targets) = self.rotation_account(&id)?;
-            let old = self.old_token(&targets).await?;
-            let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
-            let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
-                || !self.token_works(credentials).await?;
-            if promoted {
-                return Err(Error::invalid(
-                    "rotation",
-                    "the new token is already promoted: finish with `patchbay credential rotate --resume`",
-                ));
-            }
-            self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
-            self.vault.delete(&VaultKey::RotationPending(id.clone())).await?;
-            self.finish(
-                &id,
-                "cancelled",
-                "cancelled before promotion; the secondary token was deleted and nothing changed",
-                &[],
-            )?;
-            cancelled.push(self.rotation(&id)?);
+        for id in open {
+            cancelled.push(self.cancel_rotation(&id).await?);
         }
         Ok(cancelled)
+    }
+
+    /// Cancels one rotation that has not promoted yet: Twilio's secondary token is
+    /// deleted and nothing else changed. After promotion it refuses (`rotation_promoted`):
+    /// the new token is live at Twilio, and only finishing the rotation keeps it working.
+    pub async fn cancel_rotation(&self, id: &str) -> Result<RotationRecord> {
+        let step = self.rotation(id)?.step;
+        let (account_sid, targets) = self.rotation_account(id)?;
+        let old = self.old_token(&targets).await?;
+        let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+        let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
+            || !self.token_works(credentials).await?;
+        if promoted {
+            return Err(Error::RotationPromoted);
+        }
+        self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
+        self.vault.delete(&VaultKey::RotationPending(id.to_owned())).await?;
+        self.finish(
+            id,
+            "cancelled",
+            "cancelled before promotion; the secondary token was deleted and nothing changed",
+            &[],
+        )?;
+        self.rotation(id)
     }
 
     /// Every rotation, newest first.
@@ -397,8 +409,10 @@ impl Patchbay {
         })
     }
 
-    /// Runs a recorded rotation from the step it reached to the end.
-    async fn run_rotation(&self, id: &str) -> Result<RotationRecord> {
+    /// Runs a recorded rotation from the step it reached to the end. Dropping the future
+    /// between or inside steps loses nothing: `cancel_rotation` or `run_rotation` again
+    /// (what `--resume` does) takes it from where it stands.
+    pub async fn run_rotation(&self, id: &str) -> Result<RotationRecord> {
         let (account_sid, targets) = self.rotation_account(id)?;
         let pending = VaultKey::RotationPending(id.to_owned());
         loop {
