@@ -110,14 +110,14 @@ impl TwilioForm {
     }
 }
 
-/// Connects in flight, by the window's request id, so Cancel can stop one.
+/// Calls in flight that the window can stop (Connect, a rotation), by its request id.
 #[derive(Default)]
-pub struct PendingConnects(Mutex<HashMap<String, AbortHandle>>);
+pub struct PendingCalls(Mutex<HashMap<String, AbortHandle>>);
 
 #[tauri::command]
 pub async fn add_twilio_connection(
     core: Core<'_>,
-    pending: State<'_, PendingConnects>,
+    pending: State<'_, PendingCalls>,
     request_id: String,
     folder: String,
     mut form: TwilioForm,
@@ -136,13 +136,13 @@ pub async fn add_twilio_connection(
         auth_token,
     };
     let core = Arc::clone(&core);
-    cancellable(&pending, request_id, async move { core.add_twilio_connection(new).await }).await
+    connect(&pending, request_id, async move { core.add_twilio_connection(new).await }).await
 }
 
 #[tauri::command]
 pub async fn update_twilio_connection(
     core: Core<'_>,
-    pending: State<'_, PendingConnects>,
+    pending: State<'_, PendingCalls>,
     request_id: String,
     id: String,
     mut form: TwilioForm,
@@ -155,33 +155,41 @@ pub async fn update_twilio_connection(
         test_credentials: form.test_credentials,
     };
     let core = Arc::clone(&core);
-    cancellable(&pending, request_id, async move { core.update_twilio_connection(&id, changes).await }).await
+    connect(&pending, request_id, async move { core.update_twilio_connection(&id, changes).await }).await
 }
 
-/// Runs a Connect as its own task so Cancel can abort it while Twilio is being asked;
-/// the core saves only after Twilio answered, with no await in between, so an abort
-/// never leaves half a connection.
-async fn cancellable(
-    pending: &State<'_, PendingConnects>,
+/// A Connect the window can cancel: the core leaves nothing behind when it is dropped
+/// while Twilio or the vault is being asked.
+async fn connect(
+    pending: &State<'_, PendingCalls>,
     request_id: String,
     connect: impl Future<Output = patchbay_core::Result<Connection>> + Send + 'static,
 ) -> Answer<Connection> {
-    let task = tokio::spawn(connect);
-    lock(pending).insert(request_id.clone(), task.abort_handle());
-    let outcome = task.await;
-    lock(pending).remove(&request_id);
-    match outcome {
-        Ok(result) => result.map_err(body),
-        Err(_) => Err(body(patchbay_core::Error::Cancelled("Connect was cancelled; nothing was saved".into()))),
+    match abortable(pending, request_id, connect).await {
+        Some(result) => result.map_err(body),
+        None => Err(body(patchbay_core::Error::Cancelled("Connect was cancelled; nothing was saved".into()))),
     }
 }
 
+/// Runs `call` as its own task that `cancel_call` can abort; None once aborted.
+async fn abortable<T: Send + 'static>(
+    pending: &State<'_, PendingCalls>,
+    request_id: String,
+    call: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let task = tokio::spawn(call);
+    lock(pending).insert(request_id.clone(), task.abort_handle());
+    let outcome = task.await;
+    lock(pending).remove(&request_id);
+    outcome.ok()
+}
+
 #[tauri::command]
-pub async fn cancel_connect(pending: State<'_, PendingConnects>, request_id: String) -> Answer<bool> {
+pub async fn cancel_call(pending: State<'_, PendingCalls>, request_id: String) -> Answer<bool> {
     Ok(lock(&pending).remove(&request_id).map(|task| task.abort()).is_some())
 }
 
-fn lock<'a>(pending: &'a State<'_, PendingConnects>) -> std::sync::MutexGuard<'a, HashMap<String, AbortHandle>> {
+fn lock<'a>(pending: &'a State<'_, PendingCalls>) -> std::sync::MutexGuard<'a, HashMap<String, AbortHandle>> {
     pending.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -190,9 +198,25 @@ pub async fn rotation_plan(core: Core<'_>, subject: RotationSubject) -> Answer<R
     core.plan_rotation(&subject).await.map_err(body)
 }
 
+/// Rotates; closing the dialog (`cancel_call`) before promotion cancels the rotation and
+/// changes nothing, after it the rotation finishes storing the new token.
 #[tauri::command]
-pub async fn rotate_auth_token(core: Core<'_>, subject: RotationSubject) -> Answer<RotationRecord> {
-    core.rotate(&subject).await.map_err(body)
+pub async fn rotate_auth_token(
+    core: Core<'_>,
+    pending: State<'_, PendingCalls>,
+    request_id: String,
+    subject: RotationSubject,
+) -> Answer<RotationRecord> {
+    let id = core.start_rotation(&subject).await.map_err(body)?;
+    let (runner, run_id) = (Arc::clone(&core), id.clone());
+    if let Some(finished) = abortable(&pending, request_id, async move { runner.run_rotation(&run_id).await }).await {
+        return finished.map_err(body);
+    }
+    match core.cancel_rotation(&id).await {
+        Err(patchbay_core::Error::RotationPromoted) => core.run_rotation(&id).await.map_err(body),
+        Ok(cancelled) => Err(body(patchbay_core::Error::Cancelled(cancelled.outcome.unwrap_or_default()))),
+        Err(err) => Err(body(err)),
+    }
 }
 
 #[tauri::command]

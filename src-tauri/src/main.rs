@@ -40,7 +40,7 @@ fn main() {
             }
         })
         .manage(core)
-        .manage(commands::PendingConnects::default())
+        .manage(commands::PendingCalls::default())
         .invoke_handler(tauri::generate_handler![
             commands::list_folders,
             commands::create_folder,
@@ -56,7 +56,7 @@ fn main() {
             commands::get_connection,
             commands::add_twilio_connection,
             commands::update_twilio_connection,
-            commands::cancel_connect,
+            commands::cancel_call,
             commands::rotation_plan,
             commands::rotate_auth_token,
             commands::resume_rotations,

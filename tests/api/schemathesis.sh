@@ -29,9 +29,11 @@ credentials="$("$target/patchbay" --json api credentials)"
 user="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["user"])' "$credentials")"
 organization="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["organization"])' "$credentials")"
 
-coproc SERVE { exec "$target/patchbay" --json serve --listen 127.0.0.1:0; }
-pids+=("$SERVE_PID")
-read -r listening <&"${SERVE[0]}"
+# serve writes its address on its first line (bash has one coproc only: the fake's).
+"$target/patchbay" --json serve --listen 127.0.0.1:0 >"$work/serve.out" &
+pids+=("$!")
+for _ in $(seq 100); do [ -s "$work/serve.out" ] && break; sleep 0.1; done
+read -r listening <"$work/serve.out"
 address="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"])' "$listening")"
 
 # One real instance for the operations on /instances/{id}.

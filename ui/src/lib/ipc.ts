@@ -86,9 +86,11 @@ export const api = {
     call<Connection>("add_twilio_connection", { requestId, folder, form }),
   updateTwilioConnection: (requestId: string, id: string, form: TwilioForm) =>
     call<Connection>("update_twilio_connection", { requestId, id, form }),
-  cancelConnect: (requestId: string) => call<boolean>("cancel_connect", { requestId }),
+  /** Stops a Connect or a rotation started with this request id. */
+  cancelCall: (requestId: string) => call<boolean>("cancel_call", { requestId }),
   rotationPlan: (subject: RotationSubject) => call<RotationPlan>("rotation_plan", { subject }),
-  rotateAuthToken: (subject: RotationSubject) => call<RotationRecord>("rotate_auth_token", { subject }),
+  rotateAuthToken: (requestId: string, subject: RotationSubject) =>
+    call<RotationRecord>("rotate_auth_token", { requestId, subject }),
   resumeRotations: () => call<RotationRecord[]>("resume_rotations"),
   rotationHistory: () => call<RotationRecord[]>("rotation_history"),
   testConnection: (id: string) => call<Connection>("test_connection", { id }),

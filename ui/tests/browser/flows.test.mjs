@@ -305,6 +305,14 @@ describe("Rotate Auth Token", () => {
     await page.getByRole("button", { name: "Rotation history" }).click();
     const history = page.getByRole("dialog", { name: "Rotation history" });
     await history.getByText(/credential asset 'Shared\/Twilio token'/).waitFor();
+    await page.keyboard.press("Escape");
+
+    // Cancel while rotating: before promotion, nothing changes and the dialog says so.
+    await page.getByRole("button", { name: "Rotate Auth Token of asset Twilio token" }).click();
+    await dialog.getByRole("button", { name: "Rotate Auth Token" }).click();
+    await dialog.getByText(/Rotating: secondary token/).waitFor();
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await dialog.getByText(/cancelled before promotion/).waitFor();
   });
 });
 

@@ -186,7 +186,7 @@ export function createBackend() {
       });
       return connection;
     },
-    cancel_connect: ({ requestId }) => {
+    cancel_call: ({ requestId }) => {
       pending.get(String(requestId))?.();
       return pending.delete(String(requestId));
     },
@@ -205,9 +205,18 @@ export function createBackend() {
         warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted.",
       };
     },
-    rotate_auth_token: async ({ subject }) => {
+    rotate_auth_token: async ({ requestId, subject }) => {
       const plan = handlers.rotation_plan({ subject }) as { account_sid: string; subject: string; dependents: RotationRecord["revalidated"] };
-      if (state.holdRotations) await new Promise<void>((resolve) => (state.releaseRotation = resolve));
+      if (state.holdRotations) {
+        // As the core: a rotation stopped before promotion is cancelled and changes nothing.
+        await new Promise<void>((resolve, reject) => {
+          state.releaseRotation = resolve;
+          pending.set(String(requestId), () =>
+            reject({ code: "cancelled", message: "cancelled before promotion; the secondary token was deleted and nothing changed" }),
+          );
+        });
+        pending.delete(String(requestId));
+      }
       const record: RotationRecord = {
         id: crypto.randomUUID(),
         account_sid: plan.account_sid,
