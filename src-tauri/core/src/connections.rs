@@ -40,6 +40,18 @@ pub struct Connection {
     pub last_checked_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Set while polling for its events fails (API instances with events on).
+    pub events_failing: Option<PollFailure>,
+}
+
+/// Why the last poll for a connection's events failed (events on, last poll failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct PollFailure {
+    pub code: String,
+    pub message: String,
+    /// When that poll was tried.
+    pub at: String,
 }
 
 /// Where the connection's Auth Token comes from. Never the token itself.
@@ -211,6 +223,7 @@ pub(crate) struct Stored {
     created_at: String,
     updated_at: String,
     connector: String,
+    events_failing: Option<PollFailure>,
 }
 
 impl Stored {
@@ -231,7 +244,10 @@ impl Stored {
 
 const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
     c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
-    c.last_checked_at, c.created_at, c.updated_at, c.connector";
+    c.last_checked_at, c.created_at, c.updated_at, c.connector,
+    (SELECT e.last_error_code FROM event_cursors e WHERE e.connection_id = c.id),
+    (SELECT e.last_error_message FROM event_cursors e WHERE e.connection_id = c.id),
+    (SELECT e.last_attempt_at FROM event_cursors e WHERE e.connection_id = c.id)";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
     Ok(Stored {
@@ -252,6 +268,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
         created_at: row.get(14)?,
         updated_at: row.get(15)?,
         connector: row.get(16)?,
+        events_failing: match (row.get::<_, Option<String>>(17)?, row.get(18)?, row.get(19)?) {
+            (Some(code), Some(message), Some(at)) => Some(PollFailure { code, message, at }),
+            _ => None,
+        },
     })
 }
 
@@ -318,6 +338,7 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 last_checked_at: row.last_checked_at,
                 created_at: row.created_at,
                 updated_at: row.updated_at,
+                events_failing: row.events_failing,
             })
         })
         .collect()

@@ -116,10 +116,13 @@ async fn a_failing_poll_shows_on_the_instance() {
     let poller = world.core.instance(&id).unwrap().poller.expect("events are on");
     assert_eq!(poller.last_error_code.as_deref(), Some("twilio_server_error"));
     assert!(poller.last_polled_at.is_none() && poller.last_attempt_at.is_some());
+    let failing = world.core.connection(&id).unwrap().events_failing.expect("the window's row says so too");
+    assert_eq!(failing.code, "twilio_server_error");
 
     world.core.poll_events(&id).await.unwrap();
     let poller = world.core.instance(&id).unwrap().poller.unwrap();
     assert_eq!((poller.last_error_code, poller.last_polled_at.is_some()), (None, true), "recovered");
+    assert_eq!(world.core.connection(&id).unwrap().events_failing, None);
 }
 
 #[tokio::test]

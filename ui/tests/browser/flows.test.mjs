@@ -225,6 +225,21 @@ describe("A locked keyring", () => {
 });
 
 describe("Connections tab", () => {
+  it("shows when polling for a connection's events fails", async () => {
+    await page.evaluate(() => {
+      window.patchbayMock.state.eventsFailing = {
+        code: "twilio_server_error",
+        message: "Twilio is failing (HTTP 503) and still was after 3 attempts; try again later",
+        at: "2026-11-26T08:00:00.000Z",
+      };
+    });
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.getByText(/Events failing: Twilio is failing \(HTTP 503\)/).waitFor();
+  });
+
   it("renders a hostile name as text", async () => {
     const hostile = "<img src=x onerror=alert(1)>";
     await openTwilioForm();

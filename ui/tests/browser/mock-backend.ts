@@ -30,6 +30,8 @@ export function createBackend() {
     holdRotations: false,
     /** While true, saving a secret answers as a locked keyring does. */
     vaultLocked: false,
+    /** What new connections report about polling for their events. */
+    eventsFailing: null as null | { code: string; message: string; at: string },
     releaseRotation: null as null | (() => void),
   };
 
@@ -107,6 +109,7 @@ export function createBackend() {
       last_checked_at: now,
       created_at: now,
       updated_at: now,
+      events_failing: state.eventsFailing,
     };
     connections.push(connection);
     return connection;
