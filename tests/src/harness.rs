@@ -127,6 +127,16 @@ impl Patchbay {
         }
     }
 
+    /// `connection add twilio --json` in folder Shared with no `--name`, the token piped.
+    pub fn add_twilio_unnamed(&self, phone: &str, sid: &str, token: &str, test_credentials: bool) -> Run {
+        let mut args = vec!["--json", "connection", "add", "twilio", "--folder", "Shared", "--phone", phone];
+        args.extend(["--account-sid", sid, "--auth-token-stdin"]);
+        if test_credentials {
+            args.push("--test-credentials");
+        }
+        self.run_with_stdin(&args, token)
+    }
+
     /// The secret stored under `user` (e.g. `asset/<id>`), read with `secret-tool lookup`.
     pub fn vault_secret(&self, user: &str) -> Option<String> {
         let output = Command::new("secret-tool")
