@@ -82,9 +82,7 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     assert_eq!(listed["total"], 2);
     let shown = record(patchbay.run(&["--json", "connection", "show", &own_id]).ok()).json();
     assert_eq!(shown["id"], own_id.as_str());
-    let tested =
-        record(patchbay.run(&["--json", "connection", "test", &via_asset["id"].as_str().unwrap().to_owned()]).ok())
-            .json();
+    let tested = record(patchbay.run(&["--json", "connection", "test", via_asset["id"].as_str().unwrap()]).ok()).json();
     assert_eq!(tested["status"]["state"], "connected");
     record(patchbay.run(&["connection", "list"]).ok());
     record(patchbay.run(&["asset", "list"]).ok());

@@ -7,12 +7,27 @@ mod common;
 use std::time::Duration;
 
 use common::World;
-use patchbay_core::{Error, Secret};
+use patchbay_core::{Asset, Error, Secret};
 use patchbay_tests::locked_vault::PromptingStore;
 
 /// Fails the test instead of hanging it when a call does not come back.
 async fn bounded<T>(call: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), call).await.expect("the call came back")
+}
+
+/// Creates an asset once the vault answers again: until the call that waited on the
+/// prompt has returned, it still says vault_locked.
+async fn create_once_unlocked(world: &World, name: &str, value: &str) -> Asset {
+    bounded(async {
+        loop {
+            match world.core.create_asset("Shared", name, Secret::new(value)).await {
+                Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the vault works once unlocked")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,16 +45,7 @@ async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
     assert_eq!(again.code(), "vault_locked");
 
     prompt.unlock();
-    let saved = bounded(async {
-        loop {
-            match world.core.create_asset("Shared", "after unlock", Secret::new("third")).await {
-                Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the vault works once unlocked");
+    let saved = create_once_unlocked(&world, "after unlock", "third").await;
     assert_eq!(world.vault_value(&format!("asset/{}", saved.id)).as_deref(), Some("third"));
 
     // The first attempts left nothing: no row, and the write that landed after the
@@ -76,16 +82,7 @@ async fn a_save_cancelled_while_the_vault_waits_leaves_nothing() {
 
     prompt.unlock();
     // The write lands after the unlock and is undone by the vault; then the name is free.
-    let saved = bounded(async {
-        loop {
-            match world.core.create_asset("Shared", "token", Secret::new("y")).await {
-                Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let saved = create_once_unlocked(&world, "token", "y").await;
     bounded(async {
         while world.vault_value(&format!("asset/{}", saved.id)).is_none() {
             tokio::time::sleep(Duration::from_millis(20)).await;
