@@ -124,6 +124,22 @@ fn the_fakes_answers_are_those_the_openapi_spec_describes() {
 }
 
 #[test]
+fn the_fake_refuses_a_to_that_is_no_valid_number_even_with_test_credentials() {
+    let fake = FakeTwilio::start();
+    let test = fake.seed().test;
+    let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", fake.api_base(), test.sid);
+    let send = |to: &str| {
+        let form = [("From", "+15005550006"), ("To", to), ("Body", "hi")];
+        Client::new().post(&url).basic_auth(&test.sid, Some(&test.auth_token)).form(&form).send().unwrap()
+    };
+    // Twilio's own documentation example, in the 555 exchange libphonenumber refuses.
+    let refused = send("+15558675310");
+    assert_eq!(refused.status().as_u16(), 400);
+    assert_eq!(refused.json::<Value>().unwrap()["code"], 21211);
+    assert_eq!(send("+12125550100").status().as_u16(), 201);
+}
+
+#[test]
 fn the_fakes_errors_have_twilios_error_body() {
     let fake = FakeTwilio::start();
     let seed = fake.seed();

@@ -72,6 +72,20 @@ fn test_credentials_send_to_a_valid_number_and_default_names_are_numbered() {
 }
 
 #[test]
+fn numbers_and_names_are_checked_before_anything_is_asked() {
+    let (fake, patchbay) = setup();
+    let live = &fake.seed().live;
+    for (phone, says) in [("+99912345678", "country code"), ("+1555123000", "digits after the country code +1")] {
+        let error = patchbay.add_twilio("X", phone, &live.sid, Token::Piped(&live.auth_token), false).error();
+        assert_eq!((error["code"].as_str(), error["field"].as_str()), (Some("invalid_input"), Some("phone_number")));
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
+    assert!(fake.requests().is_empty(), "Twilio was never asked");
+    let blank = patchbay.run(&["--json", "folder", "create", "Shared/   "]).error();
+    assert_eq!(blank["message"], "the folder must not be blank");
+}
+
+#[test]
 fn a_connection_without_a_number_is_account_level() {
     let (fake, patchbay) = setup();
     let live = &fake.seed().live;

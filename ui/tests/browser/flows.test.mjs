@@ -190,6 +190,7 @@ describe("Add connection", () => {
     const alert = page.getByRole("alert");
     await alert.waitFor();
     assert.match(await alert.textContent(), /did not accept this Account SID and Auth Token/);
+    assert.match(await alert.textContent(), /Twilio said: “Authenticate”/, "Twilio's own words are shown");
   });
 
   it("shows progress while connecting and can be cancelled, saving nothing", async () => {

@@ -11,8 +11,8 @@ const twilio = definition as Connector;
 export const WRONG_TOKEN = "0".repeat(32);
 export const UNOWNED_PHONE = "+15551230009";
 
-function fail(code: string, message: string, field?: string): never {
-  throw { code, message, ...(field ? { field } : {}) } satisfies ErrorBody;
+function fail(code: string, message: string, field?: string, twilio_message?: string): never {
+  throw { code, message, ...(field ? { field } : {}), ...(twilio_message ? { twilio_message } : {}) } satisfies ErrorBody;
 }
 
 export function createBackend() {
@@ -90,7 +90,7 @@ export function createBackend() {
     if (state.vaultLocked)
       fail("vault_locked", "the OS vault did not answer within 5 s: it is probably locked; unlock your keyring (login keyring) and try again");
     if (token === WRONG_TOKEN)
-      fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003); copy both again from the Twilio Console (Account → General Settings)");
+      fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003); copy both again from the Twilio Console (Account Info on the home page, or Account → API keys & tokens)", undefined, "Authenticate");
     if (phone === UNOWNED_PHONE)
       fail("twilio_phone_not_in_account", `${phone} is not registered in the Twilio account ${form.accountSid}; enter a number listed under Phone Numbers → Active numbers`, "phone_number");
     const now = new Date().toISOString();
