@@ -438,3 +438,13 @@ async fn a_connection_without_a_number_is_account_level() {
     wrong.name = Some("Wrong".into());
     assert_eq!(world.core.add_twilio_connection(wrong).await.unwrap_err().code(), "twilio_phone_not_in_account");
 }
+
+#[tokio::test]
+async fn a_429_is_retried_after_twilios_retry_after() {
+    // The configured backoff is 5 ms; Twilio's Retry-After says 1 s, and wins.
+    let world = World::new();
+    world.fake.inject(patchbay_tests::fake_twilio::Fault::RateLimit, 1);
+    let started = std::time::Instant::now();
+    world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(950), "waited {:?}", started.elapsed());
+}

@@ -93,7 +93,11 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
         Some(Fault::Error { status, code, message }) => {
             return error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), code, &message);
         }
-        Some(Fault::RateLimit) => return error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests"),
+        Some(Fault::RateLimit) => {
+            let mut limited = error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+            limited.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return limited;
+        }
         Some(Fault::MalformedJson) => {
             return ([(header::CONTENT_TYPE, "application/json")], "{\"sid\": \"AC").into_response();
         }
