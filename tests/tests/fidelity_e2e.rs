@@ -110,6 +110,16 @@ fn a_connection_without_a_number_is_account_level() {
     assert!(shown.stdout.contains("every number of the account"), "{}", shown.stdout);
 }
 
+/// A callback that refuses every delivery, on this machine: events queue up visibly.
+const NOWHERE: &str = "http://127.0.0.1:9/sms";
+
+/// `serve` polling every 200 ms, allowed to call back to loopback.
+fn events_server(patchbay: &mut Patchbay) -> Server {
+    patchbay.set_env("PATCHBAY_EVENT_POLL_INTERVAL_MS", "200");
+    patchbay.set_env("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS", "1");
+    Server::start(patchbay)
+}
+
 /// `GET /instances/{id}` until `done` holds (the event worker polls in the background).
 fn wait_for_instance(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -169,4 +179,37 @@ fn events_show_a_failing_poll_refuse_test_credentials_and_forget_their_cursor_wh
     assert!(off.get("eventPoller").is_none(), "no cursor while events are off: {off}");
     let on = patch(json!({ "configuration": { "event.notification.enabled": "true" } }));
     assert!(on["eventPoller"]["lastPolledAt"].is_null() || on["eventPoller"].get("lastPolledAt").is_none(), "{on}");
+}
+
+#[test]
+fn an_account_level_instance_hears_every_number_of_the_account() {
+    let (fake, mut patchbay) = setup();
+    let server = events_server(&mut patchbay);
+    let live = fake.seed().live;
+    let (status, created) = server.post(&json!({
+        "element": { "key": "twiliov2" }, "name": "Whole account",
+        "configuration": { "username": live.sid, "password": live.auth_token,
+                           "event.notification.enabled": "true", "event.notification.callback.url": NOWHERE }
+    }));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_str().unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // Twilio's dates have whole seconds
+    let sids: Vec<String> = live.phone_numbers[..2]
+        .iter()
+        .map(|number| fake.receive_message(&live.sid, "+15557654321", number, "hello"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, events) = server.get(&format!("/instances/{id}/events"));
+        let mut seen: Vec<String> =
+            events.as_array().unwrap().iter().map(|e| e["messageSid"].as_str().unwrap().to_owned()).collect();
+        seen.sort();
+        let mut expected = sids.clone();
+        expected.sort();
+        if seen == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both numbers' messages become events: {events}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
