@@ -137,10 +137,10 @@ fn wait_for_instance(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -
 #[test]
 fn events_show_a_failing_poll_refuse_test_credentials_and_forget_their_cursor_when_off() {
     let (fake, mut patchbay) = setup();
-    patchbay.set_env("PATCHBAY_EVENT_POLL_INTERVAL_MS", "200");
-    let server = Server::start(&patchbay);
+    let server = events_server(&mut patchbay);
     let seed = fake.seed();
-    let events_on = |enabled: bool| json!({ "event.notification.enabled": enabled, "event.notification.callback.url": "https://hooks.example.com/sms" });
+    let events_on =
+        |enabled: bool| json!({ "event.notification.enabled": enabled, "event.notification.callback.url": NOWHERE });
 
     let mut test = json!({
         "element": { "key": "twiliov2" }, "name": "Test events",
