@@ -297,3 +297,23 @@ fn ctrl_c_after_promotion_finishes_storing_the_new_token() {
     assert!(run.stderr.contains("already") || run.stderr.contains("live at Twilio"), "{}", run.stderr);
     world.assert_rotated();
 }
+
+#[test]
+fn a_secondary_twilio_never_accepts_is_made_again_once_not_in_a_loop() {
+    let world = world();
+    // Twilio refuses the fresh secondary every time it is tried.
+    let account = format!("/2010-04-01/Accounts/{}.json", world.sid);
+    let refused =
+        patchbay_tests::fake_twilio::Fault::Error { status: 401, code: 20003, message: "Authenticate".into() };
+    world.fake.inject_on(&account, refused, 50);
+    let failed = world.rotate_asset(&[("PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS", "1500")]);
+    assert!(
+        failed.error()["message"].as_str().unwrap().contains("does not accept the new secondary"),
+        "{}",
+        failed.stderr
+    );
+    let created =
+        world.fake.requests().iter().filter(|r| r.method == "POST" && r.path == "/v1/AuthTokens/Secondary").count();
+    assert_eq!(created, 2, "the first secondary and one more, never a loop");
+    assert_eq!(world.fake.primary_token(&world.sid).as_deref(), Some(world.old_token.as_str()), "nothing promoted");
+}
