@@ -28,7 +28,8 @@ if [ ! -f ui/node_modules/.package-lock.json ] || ! cmp -s ui/package-lock.json 
 fi
 
 # schemathesis checks docs/openapi.yaml against the running API (tests/api/).
-command -v st >/dev/null || python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+python3 -c 'import schemathesis' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
 
 # tauri-driver bridges WebDriver to the app's WebKitWebDriver.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --quiet

@@ -52,7 +52,10 @@ print(json.load(urllib.request.urlopen(request))["id"])
 PY
 )"
 
-st --config-file tests/api/schemathesis.toml run docs/openapi.yaml \
+# The `st` script pip installed beside this python3 (a version manager's shims may not
+# know of it yet on a fresh machine).
+st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
+"$st" --config-file tests/api/schemathesis.toml run docs/openapi.yaml \
   --url "http://$address" \
   --header "Authorization: User $user, Organization $organization" \
   --checks all \
