@@ -245,9 +245,10 @@ impl Stored {
 const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
     c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
     c.last_checked_at, c.created_at, c.updated_at, c.connector,
-    (SELECT e.last_error_code FROM event_cursors e WHERE e.connection_id = c.id),
-    (SELECT e.last_error_message FROM event_cursors e WHERE e.connection_id = c.id),
-    (SELECT e.last_attempt_at FROM event_cursors e WHERE e.connection_id = c.id)";
+    e.last_error_code, e.last_error_message, e.last_attempt_at";
+
+/// What `COLUMNS` reads from: the row and its event cursor, if it has one (one row each).
+const ROWS: &str = "connections c LEFT JOIN event_cursors e ON e.connection_id = c.id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
     Ok(Stored {
@@ -277,7 +278,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
 
 pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
     db.query_row(
-        &format!("SELECT {COLUMNS} FROM connections c WHERE c.id = ?1 AND c.lifecycle = 'active'"),
+        &format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.id = ?1 AND c.lifecycle = 'active'"),
         [id.trim()],
         from_row,
     )
@@ -529,16 +530,16 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
             // Two spellings rather than `?1 IS NULL OR …`, which would keep SQLite
             // from using the (folder_id, name) index for a folder's page.
             let filter = match folder_id {
-                Some(_) => "FROM connections c WHERE c.folder_id = ?1 AND c.lifecycle = 'active'",
-                None => "FROM connections c WHERE ?1 IS NULL AND c.lifecycle = 'active'",
+                Some(_) => "WHERE c.folder_id = ?1 AND c.lifecycle = 'active'",
+                None => "WHERE ?1 IS NULL AND c.lifecycle = 'active'",
             };
             let total = db
-                .prepare_cached(&format!("SELECT count(*) {filter}"))
+                .prepare_cached(&format!("SELECT count(*) FROM connections c {filter}"))
                 .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))
                 .map_err(store_err)?;
             let rows = db
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
+                    "SELECT {COLUMNS} FROM {ROWS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
                 ))
                 .and_then(|mut s| s.query_map(params![folder_id, limit, query.offset], from_row)?.collect())
                 .map_err(store_err)?;
@@ -551,7 +552,7 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
 /// The rows with these `seq`s, in the order given.
 fn load_by_seq(db: &Db, seqs: &[i64]) -> Result<Vec<Stored>> {
     let mut statement =
-        db.prepare_cached(&format!("SELECT {COLUMNS} FROM connections c WHERE c.seq = ?1")).map_err(store_err)?;
+        db.prepare_cached(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.seq = ?1")).map_err(store_err)?;
     seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(store_err)).collect()
 }
 
