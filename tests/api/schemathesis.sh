@@ -63,4 +63,3 @@ st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
   --seed 1 \
   --generation-deterministic \
   --request-timeout 20
-  2>&1

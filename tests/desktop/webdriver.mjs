@@ -24,9 +24,11 @@ export class Window {
   static async open(application, env) {
     // Both ports from the OS, so parallel runs and other servers cannot collide.
     const [port, nativePort] = [await freePort(), await freePort()];
+    // A process group of its own: closing ends WebKitWebDriver and the app with it.
     const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
       env,
       stdio: ["ignore", "ignore", "inherit"],
+      detached: true,
     });
     const window = new Window(`http://127.0.0.1:${port}`, driver);
     await waitFor("tauri-driver", () => fetch(`${window.base}/status`).then((r) => r.ok), 15000);
@@ -96,7 +98,11 @@ export class Window {
 
   async close() {
     if (this.session) await this.call("DELETE", `/session/${this.session}`).catch(() => {});
-    this.driver.kill();
+    try {
+      process.kill(-this.driver.pid);
+    } catch {
+      // Already gone.
+    }
   }
 }
 
