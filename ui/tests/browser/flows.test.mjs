@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import axe from "axe-core";
 
 const root = fileURLToPath(new URL("../../dist-test/", import.meta.url));
 // The page is served with the window's own Content-Security-Policy, so anything the
@@ -76,6 +77,27 @@ async function openTwilioForm() {
   await page.getByRole("combobox", { name: "Search connectors" }).fill("twi");
   await page.keyboard.press("Enter");
   await page.getByLabel("Phone number").waitFor();
+}
+
+/**
+ * Runs axe-core (a real accessibility engine) on the page as it is now, in the light
+ * and the dark theme, and fails on any violation.
+ */
+async function assertAccessible(screen) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axe.source);
+  for (const colorScheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme });
+    const { violations, passes } = await page.evaluate(async () => {
+      const results = await window.axe.run(document, { resultTypes: ["violations"] });
+      return {
+        passes: results.passes.length,
+        violations: results.violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+      };
+    });
+    assert.deepEqual(violations, [], `${screen}, ${colorScheme} theme`);
+    assert.ok(passes >= 10, `${screen}, ${colorScheme} theme: axe checked only ${passes} rules`);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
 }
 
 async function fillTwilio({ phone = "+1 555 123 0001", sid = SID, token = TOKEN } = {}) {
@@ -274,7 +296,8 @@ describe("Edit", () => {
     await fillTwilio();
     await page.getByRole("button", { name: "Connect", exact: true }).click();
     await page.getByRole("dialog").waitFor({ state: "hidden" });
-    await page.getByRole("button", { name: "Edit connection Twilio +15551230001" }).click();
+    await page.getByRole("button", { name: "More actions for Twilio +15551230001" }).click();
+    await page.getByRole("menuitem", { name: "Edit" }).click();
     assert.equal(await page.getByLabel("Phone number").inputValue(), "+15551230001");
     assert.equal(await page.getByLabel("Account SID").inputValue(), SID);
     const token = page.getByLabel("Auth Token", { exact: true });
@@ -355,8 +378,176 @@ describe("Folders", () => {
   });
 });
 
+describe("Row actions", () => {
+  it("keeps Test as a button and the rest in a menu the keyboard reaches", async () => {
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    const more = page.getByRole("button", { name: "More actions for Twilio +15551230001" });
+    await more.focus();
+    await page.keyboard.press("Enter");
+    const menu = page.getByRole("menu", { name: "More actions for Twilio +15551230001" });
+    assert.deepEqual(await menu.getByRole("menuitem").allTextContents(), ["Edit", "Rotate Auth Token", "Delete"]);
+    assert.equal(await more.getAttribute("aria-expanded"), "true");
+    assert.equal(await menu.getByRole("menuitem", { name: "Edit" }).evaluate((el) => el === document.activeElement), true);
+    await page.keyboard.press("ArrowUp");
+    assert.equal(await menu.getByRole("menuitem", { name: "Delete" }).evaluate((el) => el === document.activeElement), true);
+    await page.keyboard.press("Escape");
+    await menu.waitFor({ state: "hidden" });
+    assert.equal(await more.evaluate((el) => el === document.activeElement), true, "focus goes back to the button");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("End");
+    await page.keyboard.press("Enter");
+    await page.getByRole("dialog", { name: "Delete connection" }).waitFor();
+  });
+
+  it("fit at the default size, with headers and controls whole, and scroll sideways at the minimum", async () => {
+    await openTwilioForm();
+    await page.getByLabel("Connection name").fill("A connection whose name is far longer than its column");
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.getByRole("row", { name: /far longer/ }).waitFor();
+    const layout = () =>
+      page.evaluate(() => {
+        const scroller = document.querySelector(".table-scroll");
+        const box = scroller.getBoundingClientRect();
+        const cut = (el) => el.scrollWidth > el.clientWidth;
+        const outside = (el) => {
+          const r = el.getBoundingClientRect();
+          return r.left < box.left || r.right > box.right;
+        };
+        return {
+          scrolls: scroller.scrollWidth > scroller.clientWidth,
+          cutHeaders: [...document.querySelectorAll('[role="columnheader"]')].filter(cut).map((el) => el.textContent),
+          cutControls: [...document.querySelectorAll(".table-body button")].filter((el) => cut(el) || outside(el)).map((el) => el.textContent),
+          time: document.querySelector(".table-body time")?.getAttribute("title"),
+          nameTitle: document.querySelector(".table-body .name")?.getAttribute("title"),
+        };
+      });
+    const wide = await layout();
+    assert.deepEqual([wide.scrolls, wide.cutHeaders, wide.cutControls], [false, [], []], "nothing is cut at 1200×780");
+    assert.match(await page.locator(".table-body time").textContent(), /just now/);
+    assert.match(wide.time, /\d{4}/, "the exact time on hover");
+    assert.equal(wide.nameTitle, "A connection whose name is far longer than its column", "the full name on hover");
+
+    await page.setViewportSize({ width: 760, height: 480 });
+    const narrow = await layout();
+    assert.deepEqual([narrow.scrolls, narrow.cutHeaders], [true, []], "at 760×480 the table scrolls sideways");
+  });
+});
+
+describe("Folder context menu", () => {
+  for (const [how, open] of [
+    ["a right click", () => page.getByRole("treeitem", { name: "Shared" }).click({ button: "right" })],
+    ["Shift+F10", () => page.getByRole("tree").focus().then(() => page.keyboard.press("Shift+F10"))],
+    ["the Menu key", () => page.getByRole("tree").focus().then(() => page.keyboard.press("ContextMenu"))],
+  ]) {
+    it(`opens on ${how} and runs the folder's actions`, async () => {
+      await open();
+      const menu = page.getByRole("menu", { name: "Actions for folder Shared" });
+      await menu.waitFor();
+      assert.deepEqual(await menu.getByRole("menuitem").allTextContents(), ["New folder", "Rename", "Move", "Delete"]);
+      await page.keyboard.press("ArrowDown");
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: "Rename folder" });
+      await dialog.waitFor();
+      assert.equal(await page.getByLabel("Folder name").inputValue(), "Shared");
+    });
+  }
+
+  it("closes on Esc and gives the keyboard back to the tree", async () => {
+    await page.getByRole("tree").focus();
+    await page.keyboard.press("Shift+F10");
+    await page.getByRole("menu").waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("menu").waitFor({ state: "hidden" });
+    assert.equal(await page.getByRole("tree").evaluate((el) => el === document.activeElement), true);
+  });
+});
+
+describe("Accessibility", () => {
+  it("axe finds no violation on any screen or dialog, in the light and the dark theme", async () => {
+    await assertAccessible("the start screen");
+    await page.getByRole("treeitem", { name: "Shared" }).click({ button: "right" });
+    await assertAccessible("the folder context menu");
+    await page.keyboard.press("Escape");
+    for (const [button, title] of [["New folder", "New folder"], ["Rename", "Rename folder"], ["Move", "Move folder"], ["Delete", "Delete folder"]]) {
+      await page.getByRole("toolbar", { name: "Folder actions" }).getByRole("button", { name: button }).click();
+      await page.getByRole("dialog", { name: title }).waitFor();
+      await assertAccessible(`the ${title} dialog`);
+      await page.keyboard.press("Escape");
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
+    }
+
+    await page.getByRole("button", { name: "Add connection" }).first().click();
+    await page.getByRole("combobox", { name: "Search connectors" }).fill("twi");
+    await assertAccessible("the connector catalog");
+    await page.keyboard.press("Enter");
+    await page.getByLabel("Phone number").waitFor();
+    await assertAccessible("the Twilio form");
+    await fillTwilio({ sid: "AC123" });
+    await page.getByLabel("Account SID").blur();
+    await assertAccessible("the Twilio form with an error");
+    await page.getByRole("button", { name: "More options for Auth Token" }).click();
+    await assertAccessible("the Auth Token menu");
+    await page.getByRole("menuitem", { name: "Use credential asset" }).click();
+    await assertAccessible("the Twilio form with a credential asset");
+    await page.getByRole("button", { name: "More options for Auth Token" }).click();
+    await page.getByRole("menuitem", { name: "Type the value" }).click();
+    await fillTwilio();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+
+    await page.getByRole("row", { name: /Twilio \+15551230001/ }).waitFor();
+    await assertAccessible("the Connections tab");
+    await page.getByRole("button", { name: "More actions for Twilio +15551230001" }).click();
+    await assertAccessible("a row's actions menu");
+    await page.getByRole("menuitem", { name: "Edit" }).click();
+    await page.getByRole("dialog", { name: /Edit connection/ }).waitFor();
+    await assertAccessible("the Edit dialog");
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: "More actions for Twilio +15551230001" }).click();
+    await page.getByRole("menuitem", { name: "Rotate Auth Token" }).click();
+    await page.getByRole("dialog", { name: "Rotate Auth Token" }).getByText("Shared/Twilio +15551230001").waitFor();
+    await assertAccessible("the Rotate Auth Token dialog");
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: "More actions for Twilio +15551230001" }).click();
+    await page.getByRole("menuitem", { name: "Delete" }).click();
+    await page.getByRole("dialog", { name: "Delete connection" }).waitFor();
+    await assertAccessible("the Delete connection dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await assertAccessible("the Credential assets tab, empty");
+    await page.getByLabel("Asset name").fill("Twilio token");
+    await page.getByLabel("Value", { exact: true }).fill(TOKEN);
+    await page.getByRole("button", { name: "Create asset" }).click();
+    await page.getByRole("cell", { name: "Twilio token", exact: true }).waitFor();
+    await assertAccessible("the Credential assets tab");
+    await page.getByRole("button", { name: "Delete asset Twilio token" }).click();
+    await assertAccessible("the Delete credential asset dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("button", { name: "Rotation history" }).click();
+    await page.getByRole("dialog", { name: "Rotation history" }).waitFor();
+    await assertAccessible("the Rotation history dialog");
+    await page.keyboard.press("Escape");
+
+    await page.evaluate(() => (window.patchbayMock.state.vaultLocked = true));
+    await page.getByRole("tab", { name: "Connections" }).click();
+    await openTwilioForm();
+    await fillTwilio({ phone: "+15551230002" });
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "The OS vault is locked" }).waitFor();
+    await assertAccessible("the locked-keyring notice");
+    await page.evaluate(() => (window.patchbayMock.state.vaultLocked = false));
+  });
+});
+
 describe("Screenshots", () => {
-  it("captures the Connections tab and the Twilio form for README", async () => {
+  it("captures the Connections tab in both themes and the Twilio form for README", async () => {
     for (const phone of ["+15551230001", "+15551230002"]) {
       await openTwilioForm();
       await fillTwilio({ phone });
@@ -366,6 +557,9 @@ describe("Screenshots", () => {
     const out = process.env.SCREENSHOT_DIR;
     if (!out) return;
     await page.screenshot({ path: join(out, "connections-tab.png") });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: join(out, "connections-tab-dark.png") });
+    await page.emulateMedia({ colorScheme: "light" });
     await openTwilioForm();
     await fillTwilio({ phone: "+1 555 123 0001" });
     await page.screenshot({ path: join(out, "twilio-form.png") });
