@@ -5,9 +5,10 @@
 
 mod commands;
 
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use patchbay_core::{Config, Patchbay};
+use tauri::webview::PageLoadEvent;
 
 fn main() {
     patchbay_core::process::keep_secrets_in_memory();
@@ -23,20 +24,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Work a crash interrupted is finished once the page has loaded: never before the
+    // window, and not competing with its first frame for the CPU.
+    let background_started = Once::new();
     let result = tauri::Builder::default()
-        .setup({
+        .on_page_load({
             let core = Arc::clone(&core);
-            // Work a crash interrupted is finished after the window is up, never before.
-            move |_app| {
-                tauri::async_runtime::spawn(async move {
-                    if let Err(err) = core.repair().await {
-                        eprintln!("interrupted changes could not be finished yet: {err} [{}]", err.code());
-                    }
-                    if let Err(err) = core.resume_rotations().await {
-                        eprintln!("an unfinished Auth Token rotation could not be resumed yet: {err} [{}]", err.code());
-                    }
-                });
-                Ok(())
+            move |_webview, page| {
+                if page.event() == PageLoadEvent::Finished {
+                    background_started.call_once(|| finish_interrupted_work(Arc::clone(&core)));
+                }
             }
         })
         .manage(core)
@@ -69,4 +66,15 @@ fn main() {
         eprintln!("Patchbay's window failed: {err}");
         std::process::exit(1);
     }
+}
+
+fn finish_interrupted_work(core: Arc<Patchbay>) {
+    tauri::async_runtime::spawn(async move {
+        if let Err(err) = core.repair().await {
+            eprintln!("interrupted changes could not be finished yet: {err} [{}]", err.code());
+        }
+        if let Err(err) = core.resume_rotations().await {
+            eprintln!("an unfinished Auth Token rotation could not be resumed yet: {err} [{}]", err.code());
+        }
+    });
 }

@@ -1,5 +1,7 @@
 import { mount } from "svelte";
 import App from "./App.svelte";
-import "./app.css";
 
-export default mount(App, { target: document.getElementById("app")! });
+const target = document.getElementById("app")!;
+// index.html drew a static first frame there while the app loaded.
+target.replaceChildren();
+export default mount(App, { target });

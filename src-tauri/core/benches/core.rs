@@ -91,7 +91,7 @@ fn connect_cost() {
     } else {
         Vault::with_store(config.vault_service.clone(), keyring_core::mock::Store::new().unwrap(), config.vault_timeout)
     };
-    let client = TwilioClient::new(config.twilio.clone()).unwrap();
+    let client = TwilioClient::new(config.twilio.clone());
     let core = Patchbay::open_with_vault(config, vault).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let token = Secret::new(seed.live.auth_token.clone());

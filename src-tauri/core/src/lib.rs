@@ -72,7 +72,7 @@ impl Patchbay {
     pub fn open_with_vault(config: Config, vault: Vault) -> Result<Self> {
         let store = Store::open(&config.database_path())?;
         let owner = Owner::claim(&config.data_dir)?;
-        let twilio = TwilioClient::new(config.twilio.clone()).map_err(|err| Error::Connect(err.into()))?;
+        let twilio = TwilioClient::new(config.twilio.clone());
         Ok(Self { config, store, vault, twilio, search: SearchIndex::default(), owner })
     }
 

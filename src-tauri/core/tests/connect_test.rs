@@ -291,7 +291,7 @@ async fn test_connection_records_what_twilio_says_now() {
     assert_eq!(tested.status, ConnectionStatus::Connected);
 
     // Rotate the token at Twilio behind Patchbay's back: the stored one stops working.
-    let client = TwilioClient::new(world.config.twilio.clone()).unwrap();
+    let client = TwilioClient::new(world.config.twilio.clone());
     let seed = world.fake.seed();
     let old = Secret::new(seed.live.auth_token.clone());
     let credentials = Credentials { account_sid: &seed.live.sid, auth_token: &old };

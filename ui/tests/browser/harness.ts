@@ -18,4 +18,4 @@ mockIPC((command, args) => {
   if (problem) backend.state.contractViolations.push(problem);
   return backend.handle(command, sent);
 });
-await import("../../src/main");
+await import("../../src/boot");

@@ -2,6 +2,7 @@
 //! configurable base URLs (REST API 2010-04-01 and Accounts v1), so tests and staging
 //! can point Patchbay at another server.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -140,21 +141,30 @@ enum Host {
 }
 
 pub struct TwilioClient {
-    http: reqwest::Client,
+    /// Built on first use: it loads the system's root certificates, start-up work that
+    /// the window and most commands never need.
+    http: OnceLock<reqwest::Client>,
     config: TwilioConfig,
 }
 
 impl TwilioClient {
-    pub fn new(config: TwilioConfig) -> Result<Self, TwilioError> {
+    pub fn new(config: TwilioConfig) -> Self {
+        Self { http: OnceLock::new(), config }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, TwilioError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
+            .connect_timeout(self.config.connect_timeout)
+            .timeout(self.config.request_timeout)
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
             // Twilio's API does not redirect; following one could take the credentials elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|err| TwilioError::Unreachable { base: config.api_base.clone(), reason: err.to_string() })?;
-        Ok(Self { http, config })
+            .map_err(|err| TwilioError::Unreachable { base: self.config.api_base.clone(), reason: err.to_string() })?;
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// The REST API base URL requests go to, for messages that name it.
@@ -283,7 +293,7 @@ impl TwilioClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let request = build(self.http.request(method.clone(), &url))
+            let request = build(self.http()?.request(method.clone(), &url))
                 .basic_auth(credentials.account_sid, Some(credentials.auth_token.expose()));
             let outcome = match request.send().await {
                 Ok(response) => read_answer(response).await,
