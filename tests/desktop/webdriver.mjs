@@ -92,6 +92,24 @@ export class Window {
     return this.call("GET", `/session/${this.session}/element/${await this.find(css)}/enabled`);
   }
 
+  /** Runs `fn` (self-contained, no closure) in the page and returns what it returns. */
+  execute(fn) {
+    return this.call("POST", `/session/${this.session}/execute/sync`, { script: `return (${fn})()`, args: [] });
+  }
+
+  /** Evaluates a whole script in the page, e.g. a library's source. */
+  inject(source) {
+    return this.call("POST", `/session/${this.session}/execute/sync`, { script: `${source};return true`, args: [] });
+  }
+
+  /** Runs `body` as an async function in the page and returns what it resolves to. */
+  executeAsync(body) {
+    return this.call("POST", `/session/${this.session}/execute/async`, {
+      script: `const done = arguments[arguments.length - 1]; (async () => { ${body} })().then(done, (e) => done({ error: String(e) }));`,
+      args: [],
+    });
+  }
+
   async screenshot() {
     return Buffer.from(await this.call("GET", `/session/${this.session}/screenshot`), "base64");
   }

@@ -1,17 +1,19 @@
 // The real window: the built `patchbay-desktop` under Xvfb, driven over WebDriver
 // (tauri-driver + WebKitWebDriver), against the fake Twilio and the real Secret Service
 // of tests/run.sh. Creates a folder, adds a Twilio connection through the catalog, and
-// checks that the CLI sees what the window saved. Leaves screenshots of the Twilio form
+// checks that the CLI sees what the window saved, that nothing in the table is cut at the
+// default size, and runs axe-core in the window. Leaves screenshots of the Twilio form
 // and the Connections tab in tests/desktop/artifacts/.
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Window, waitFor } from "./webdriver.mjs";
+import { tableLayout } from "../../ui/tests/browser/table-layout.mjs";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bin = (name) => join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", name);
@@ -38,6 +40,19 @@ after(async () => {
   fake?.kill();
 });
 
+/** Runs axe-core inside the real window and fails on any violation. */
+async function assertAccessible(screen) {
+  await window.inject(readFileSync(join(repo, "ui", "node_modules", "axe-core", "axe.min.js"), "utf8"));
+  const { passes, violations } = await window.executeAsync(`
+    const results = await axe.run(document, { resultTypes: ["violations"] });
+    return {
+      passes: results.passes.length,
+      violations: results.violations.map((v) => v.impact + " " + v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")),
+    };`);
+  assert.deepEqual(violations, [], `axe-core in the real window: ${screen}`);
+  assert.ok(passes >= 10, `${screen}: axe checked only ${passes} rules`);
+}
+
 it("adds a Twilio connection in the real window, and the CLI sees it", async () => {
   const { live } = seed;
   await waitFor("the folder tree", () => window.find('[role="treeitem"]'));
@@ -63,10 +78,30 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
   assert.equal(status, "Connected");
   writeFileSync(join(artifacts, "connections-tab.png"), await window.screenshot());
 
+  const layout = await window.execute(tableLayout);
+  assert.deepEqual(
+    [layout.viewport, layout.scrolls, layout.cutHeaders, layout.cutControls],
+    ["1200×780", false, [], []],
+    "at the default size no header or row control is cut",
+  );
+
+  await assertAccessible("the Connections tab, light theme");
+
   const listed = JSON.parse(
     execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance"], { env }).toString(),
   );
   assert.equal(listed.total, 1);
   assert.equal(listed.items[0].phone_number, live.phone_numbers[0]);
   assert.equal(listed.items[0].status.state, "connected");
+});
+
+it("follows the desktop's dark theme, with no accessibility violation there either", async () => {
+  await window.close();
+  window = await Window.open(bin("patchbay-desktop"), { ...env, GTK_THEME: "Adwaita:dark" });
+  // Shared is empty: its empty state shows the primary button the dark theme once failed.
+  await waitFor("the empty state", () => window.find(".empty-state button.primary"));
+  assert.equal(await window.execute(() => matchMedia("(prefers-color-scheme: dark)").matches), true);
+  assert.equal(await window.execute(() => getComputedStyle(document.documentElement).backgroundColor), "rgb(21, 24, 29)");
+  await assertAccessible("the empty Connections tab, dark theme");
+  writeFileSync(join(artifacts, "connections-tab-dark.png"), await window.screenshot());
 });
