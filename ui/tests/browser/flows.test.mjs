@@ -80,6 +80,14 @@ async function openTwilioForm() {
   await page.getByLabel("Phone number").waitFor();
 }
 
+/** Adds a Twilio connection through the form and waits for the dialog to close. */
+async function addTwilioConnection(fields) {
+  await openTwilioForm();
+  await fillTwilio(fields);
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByRole("dialog").waitFor({ state: "hidden" });
+}
+
 /**
  * Runs axe-core (a real accessibility engine) on the page as it is now, in the light
  * and the dark theme, and fails on any violation.
@@ -257,10 +265,7 @@ describe("Connections tab", () => {
         at: "2026-11-26T08:00:00.000Z",
       };
     });
-    await openTwilioForm();
-    await fillTwilio();
-    await page.getByRole("button", { name: "Connect", exact: true }).click();
-    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await addTwilioConnection();
     await page.getByText(/Events failing: Twilio is failing \(HTTP 503\)/).waitFor();
   });
 
@@ -279,10 +284,7 @@ describe("Connections tab", () => {
   it("invites Add connection when the folder is empty, and filters as you type", async () => {
     assert.match(await page.locator(".empty-state").textContent(), /No connections in Shared yet/);
     for (const phone of ["+15551230001", "+15551230002"]) {
-      await openTwilioForm();
-      await fillTwilio({ phone });
-      await page.getByRole("button", { name: "Connect", exact: true }).click();
-      await page.getByRole("dialog").waitFor({ state: "hidden" });
+      await addTwilioConnection({ phone });
     }
     await page.getByRole("row", { name: /0002/ }).waitFor();
     await page.getByLabel("Filter connections").fill("0002");
@@ -293,10 +295,7 @@ describe("Connections tab", () => {
 
 describe("Edit", () => {
   it("fills the form from the connection, keeps the token unless replaced, and saves", async () => {
-    await openTwilioForm();
-    await fillTwilio();
-    await page.getByRole("button", { name: "Connect", exact: true }).click();
-    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await addTwilioConnection();
     await page.getByRole("button", { name: "More actions for Twilio +15551230001" }).click();
     await page.getByRole("menuitem", { name: "Edit" }).click();
     assert.equal(await page.getByLabel("Phone number").inputValue(), "+15551230001");
@@ -381,10 +380,7 @@ describe("Folders", () => {
 
 describe("Row actions", () => {
   it("keeps Test as a button and the rest in a menu the keyboard reaches", async () => {
-    await openTwilioForm();
-    await fillTwilio();
-    await page.getByRole("button", { name: "Connect", exact: true }).click();
-    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await addTwilioConnection();
     const more = page.getByRole("button", { name: "More actions for Twilio +15551230001" });
     await more.focus();
     await page.keyboard.press("Enter");
@@ -538,10 +534,7 @@ describe("Accessibility", () => {
 describe("Screenshots", () => {
   it("captures the Connections tab in both themes and the Twilio form for README", async () => {
     for (const phone of ["+15551230001", "+15551230002"]) {
-      await openTwilioForm();
-      await fillTwilio({ phone });
-      await page.getByRole("button", { name: "Connect", exact: true }).click();
-      await page.getByRole("dialog").waitFor({ state: "hidden" });
+      await addTwilioConnection({ phone });
     }
     const out = process.env.SCREENSHOT_DIR;
     if (!out) return;
