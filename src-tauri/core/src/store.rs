@@ -86,9 +86,15 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
 /// Reads and applies the migrations under the write lock, so that processes opening a
 /// new data folder together run each migration exactly once.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = immediate(conn)?;
-    let applied: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let known = MIGRATIONS.len() as i64;
+    // Almost every start finds the schema current: it reads the version without taking
+    // the write lock, which another process may hold for a while.
+    if schema_version(conn)? == known {
+        return Ok(());
+    }
+    let tx = immediate(conn)?;
+    // Read again under the lock: another process may have migrated meanwhile.
+    let applied = schema_version(&tx)?;
     if applied > known {
         return Err(StoreError::TooNew { found: applied, known });
     }
@@ -96,12 +102,21 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
-    backfill_name_keys(&tx)?;
+    if applied < NAME_KEYS_ADDED {
+        backfill_name_keys(&tx)?;
+    }
     tx.commit()?;
     Ok(())
 }
 
-/// Gives rows written before names had keys (or by a tool that skipped them) their key.
+/// The migration that added `name_key` columns (006_name_keys.sql).
+const NAME_KEYS_ADDED: i64 = 6;
+
+fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+/// Gives rows written before names had keys their key.
 fn backfill_name_keys(tx: &Transaction<'_>) -> Result<(), StoreError> {
     for table in ["folders", "assets", "connections"] {
         let missing: Vec<(String, String)> = tx
@@ -192,6 +207,17 @@ mod tests {
         let key: String =
             store.conn().query_row("SELECT name_key FROM folders WHERE name = 'Café'", [], |r| r.get(0)).unwrap();
         assert_eq!(key, crate::text::name_key("CAFÉ"));
+    }
+
+    #[test]
+    fn a_database_from_a_newer_patchbay_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        drop(Store::open(&path).unwrap());
+        let newer = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", newer).unwrap();
+        let refused = Store::open(&path).err().expect("a newer schema is refused");
+        assert!(matches!(refused, StoreError::TooNew { found, .. } if found == newer), "{refused}");
     }
 
     #[cfg(unix)]
