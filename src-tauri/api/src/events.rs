@@ -81,15 +81,16 @@ impl EventWorker {
             Ok(instances) => instances,
             Err(err) => return tracing::warn!(code = err.code(), "cannot list instances with events: {err}"),
         };
-        for (id, refresh_minutes, polled_at) in instances {
-            let every = self.poll_override.unwrap_or(Duration::from_secs(u64::from(refresh_minutes) * 60));
-            let due =
-                polled_at.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every);
+        for instance in instances {
+            let every = self.poll_override.unwrap_or(Duration::from_secs(u64::from(instance.refresh_minutes) * 60));
+            let due = instance
+                .polled_at
+                .is_none_or(|at| Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= every);
             if !due {
                 continue;
             }
-            if let Err(err) = self.core.poll_events(&id).await {
-                tracing::warn!(instance = %id, code = err.code(), "polling Twilio for events failed: {err}");
+            if let Err(err) = self.core.poll_events(&instance.connection_id).await {
+                tracing::warn!(instance = %instance.connection_id, code = err.code(), "polling Twilio for events failed: {err}");
             }
         }
     }

@@ -5,7 +5,8 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use crate::error::{Error, Result};
-use crate::folders::{self, store_err};
+use crate::folders;
+use crate::journal::Lifecycle;
 use crate::text::name_key;
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -43,14 +44,12 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Asset>> {
 
 /// Active assets of one folder, or of all (`None`), by name.
 fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT a.id, a.name, a.created_at, a.updated_at, a.folder_id,
+    let mut statement = conn.prepare_cached(
+        "SELECT a.id, a.name, a.created_at, a.updated_at, a.folder_id,
                     (SELECT count(*) FROM connections c WHERE c.auth_asset_id = a.id)
              FROM assets a WHERE (?1 IS NULL OR a.folder_id = ?1) AND a.lifecycle = 'active'
              ORDER BY a.name COLLATE NOCASE",
-        )
-        .map_err(store_err)?;
+    )?;
     let rows = statement
         .query_map([folder], |row| {
             Ok((
@@ -64,10 +63,8 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                 },
                 row.get::<_, i64>(4)?,
             ))
-        })
-        .map_err(store_err)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)?;
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut paths = std::collections::HashMap::new();
     rows.into_iter()
         .map(|(mut asset, folder)| {
@@ -97,7 +94,7 @@ pub(crate) fn find_in_folder(conn: &Connection, folder: i64, name: &str) -> Resu
         |row| row.get(0),
     )
     .optional()
-    .map_err(store_err)
+    .map_err(Error::from)
 }
 
 /// The name of an asset of the folder that reads the same as `name`, being written or
@@ -116,8 +113,8 @@ pub(crate) fn same_name_in_folder(conn: &Connection, folder: i64, name: &str) ->
 pub(crate) fn insert_pending(conn: &Connection, id: &str, folder: i64, name: &str, owner: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO assets (id, folder_id, name, name_key, lifecycle, owner, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?6)",
-        params![id, folder, name, name_key(name), owner, crate::store::now()],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![id, folder, name, name_key(name), Lifecycle::Pending, owner, crate::store::now()],
     )?;
     Ok(())
 }
@@ -132,20 +129,16 @@ pub(crate) fn user_ids(conn: &Connection, id: &str) -> Result<Vec<String>> {
 pub(crate) fn describe(conn: &Connection, id: &str) -> Result<Option<(String, String)>> {
     let row: Option<(String, i64)> = conn
         .query_row("SELECT name, folder_id FROM assets WHERE id = ?1", [id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
-        .map_err(store_err)?;
+        .optional()?;
     row.map(|(name, folder)| Ok((name, folders::path_of(conn, folder)?))).transpose()
 }
 
 /// Names (with folder) of the connections that use the asset.
 pub(crate) fn users(conn: &Connection, id: &str) -> Result<Vec<String>> {
-    let mut statement = conn
-        .prepare_cached("SELECT name, folder_id FROM connections WHERE auth_asset_id = ?1 ORDER BY name")
-        .map_err(store_err)?;
+    let mut statement =
+        conn.prepare_cached("SELECT name, folder_id FROM connections WHERE auth_asset_id = ?1 ORDER BY name")?;
     let rows = statement
-        .query_map([id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
-        .map_err(store_err)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)?;
+        .query_map([id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|(name, folder)| Ok(format!("{}/{name}", folders::path_of(conn, folder)?))).collect()
 }

@@ -9,9 +9,11 @@ use ts_rs::TS;
 use crate::assets;
 use crate::catalog;
 use crate::error::{Error, Result};
-use crate::folders::{self, store_err};
+use crate::folders;
+use crate::journal::Lifecycle;
 use crate::search_index::SearchIndex;
 use crate::secret::Secret;
+use crate::store::text_column_enum;
 use crate::text::{fold, name_key};
 use crate::twilio::VerifiedAccount;
 use crate::vault::VaultKey;
@@ -204,6 +206,23 @@ fn check_format(field_name: &'static str, value: &str, what: &str) -> Result<()>
     Err(Error::invalid(field_name, format!("the {what} must be {hint}")))
 }
 
+text_column_enum! {
+    /// Where a connection's secret is kept: its own vault entry, or a credential asset's.
+    pub enum AuthKind {
+        Own = "own",
+        Asset = "asset",
+    }
+}
+
+text_column_enum! {
+    /// The stored outcome of the last check; `ConnectionStatus` is its view, with the reason.
+    pub enum CheckState {
+        Connected = "connected",
+        Failed = "failed",
+        NotChecked = "not_checked",
+    }
+}
+
 /// A connection row as stored.
 pub(crate) struct Stored {
     pub id: String,
@@ -212,9 +231,9 @@ pub(crate) struct Stored {
     pub account_sid: String,
     pub phone_number: String,
     pub test_credentials: bool,
-    pub auth_kind: String,
+    pub auth_kind: AuthKind,
     pub auth_asset_id: Option<String>,
-    status: String,
+    status: CheckState,
     status_code: Option<String>,
     status_message: Option<String>,
     pub account_friendly_name: Option<String>,
@@ -234,8 +253,8 @@ impl Stored {
 
     /// Where the connection's Auth Token is in the vault: its own entry or its asset's.
     pub(crate) fn token_key(&self) -> Result<VaultKey> {
-        match (self.auth_kind.as_str(), &self.auth_asset_id) {
-            ("own", _) => Ok(VaultKey::Connection(self.id.clone())),
+        match (self.auth_kind, &self.auth_asset_id) {
+            (AuthKind::Own, _) => Ok(VaultKey::Connection(self.id.clone())),
             (_, Some(asset_id)) => Ok(VaultKey::Asset(asset_id.clone())),
             (_, None) => Err(Error::AssetDeleted { connection: self.name.clone() }),
         }
@@ -282,8 +301,7 @@ pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
         [id.trim()],
         from_row,
     )
-    .optional()
-    .map_err(store_err)?
+    .optional()?
     .ok_or_else(|| Error::NotFound { what: "connection", id: id.to_owned() })
 }
 
@@ -301,8 +319,8 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                     path
                 }
             };
-            let auth = match (row.auth_kind.as_str(), &row.auth_asset_id) {
-                ("own", _) => AuthRef::Own,
+            let auth = match (row.auth_kind, &row.auth_asset_id) {
+                (AuthKind::Own, _) => AuthRef::Own,
                 (_, None) => AuthRef::MissingAsset,
                 (_, Some(asset_id)) => match asset_refs.get(asset_id) {
                     Some(auth) => auth.clone(),
@@ -316,13 +334,13 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                     }
                 },
             };
-            let status = match row.status.as_str() {
-                "connected" => ConnectionStatus::Connected,
-                "failed" => ConnectionStatus::Failed {
+            let status = match row.status {
+                CheckState::Connected => ConnectionStatus::Connected,
+                CheckState::Failed => ConnectionStatus::Failed {
                     code: row.status_code.unwrap_or_default(),
                     message: row.status_message.unwrap_or_default(),
                 },
-                _ => ConnectionStatus::NotChecked,
+                CheckState::NotChecked => ConnectionStatus::NotChecked,
             };
             Ok(Connection {
                 id: row.id,
@@ -358,8 +376,7 @@ pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<
             params![folder, name_key(name), except],
             |row| row.get(0),
         )
-        .optional()
-        .map_err(store_err)?;
+        .optional()?;
     if let Some(existing) = taken {
         return Err(Error::NameTaken {
             what: "connection",
@@ -400,8 +417,8 @@ pub(crate) struct ValidatedRow<'a> {
 /// follows); with an asset it is complete at once.
 pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &str) -> Result<()> {
     let (auth_kind, lifecycle, owner) = match row.asset_id {
-        Some(_) => ("asset", "active", None),
-        None => ("own", "pending", Some(owner)),
+        Some(_) => (AuthKind::Asset, Lifecycle::Active, None),
+        None => (AuthKind::Own, Lifecycle::Pending, Some(owner)),
     };
     let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(
@@ -427,8 +444,7 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
             owner,
             name_key(row.name),
         ],
-    )
-    .map_err(store_err)?;
+    )?;
     Ok(())
 }
 
@@ -437,7 +453,7 @@ pub(crate) fn search_text(name: &str, phone: &str, sid: &str, friendly_name: Opt
 }
 
 pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
-    let auth_kind = if row.asset_id.is_some() { "asset" } else { "own" };
+    let auth_kind = if row.asset_id.is_some() { AuthKind::Asset } else { AuthKind::Own };
     let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(
         "UPDATE connections SET name = ?2, account_sid = ?3, phone_number = ?4, test_credentials = ?5, auth_kind = ?6,
@@ -459,8 +475,7 @@ pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
             search_text,
             name_key(row.name),
         ],
-    )
-    .map_err(store_err)?;
+    )?;
     Ok(())
 }
 
@@ -470,8 +485,7 @@ pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
     db.execute(
         "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4, name_key = ?5 WHERE id = ?1",
         params![stored.id, name, search_text, crate::store::now(), name_key(name)],
-    )
-    .map_err(store_err)?;
+    )?;
     Ok(())
 }
 
@@ -510,8 +524,7 @@ pub(crate) fn record_check(
              WHERE id = ?1",
             params![id, err.code(), err.to_string(), at],
         ),
-    }
-    .map_err(store_err)?;
+    }?;
     Ok(())
 }
 
@@ -535,14 +548,12 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
             };
             let total = db
                 .prepare_cached(&format!("SELECT count(*) FROM connections c {filter}"))
-                .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))
-                .map_err(store_err)?;
+                .and_then(|mut s| s.query_row([folder_id], |row| row.get(0)))?;
             let rows = db
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM {ROWS} {filter} ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
                 ))
-                .and_then(|mut s| s.query_map(params![folder_id, limit, query.offset], from_row)?.collect())
-                .map_err(store_err)?;
+                .and_then(|mut s| s.query_map(params![folder_id, limit, query.offset], from_row)?.collect())?;
             (total, rows)
         }
     };
@@ -551,9 +562,8 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
 
 /// The rows with these `seq`s, in the order given.
 fn load_by_seq(db: &Db, seqs: &[i64]) -> Result<Vec<Stored>> {
-    let mut statement =
-        db.prepare_cached(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.seq = ?1")).map_err(store_err)?;
-    seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(store_err)).collect()
+    let mut statement = db.prepare_cached(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.seq = ?1"))?;
+    seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(Error::from)).collect()
 }
 
 #[cfg(test)]

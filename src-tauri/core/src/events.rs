@@ -12,7 +12,6 @@ use sha2::Sha256;
 use crate::Patchbay;
 use crate::connections;
 use crate::error::Result;
-use crate::folders::store_err;
 use crate::store::now;
 use crate::twilio::Credentials;
 use crate::vault::VaultKey;
@@ -46,6 +45,14 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::seconds(1_i64 << attempts.saturating_sub(1).min(9))
 }
 
+/// An instance whose message events are on: how often it wants them and when it last got them.
+#[derive(Debug, Clone)]
+pub struct EventInstance {
+    pub connection_id: String,
+    pub refresh_minutes: u32,
+    pub polled_at: Option<DateTime<Utc>>,
+}
+
 impl Patchbay {
     /// Forgets the event cursor of an instance whose events are turned off: turned on
     /// again, they start from that moment, with no replay of the time they were off.
@@ -59,42 +66,33 @@ impl Patchbay {
     /// Starts (or keeps) the event cursor of an instance whose events are enabled:
     /// messages sent from now on are its events.
     pub(crate) fn start_events(&self, connection_id: &str) -> Result<()> {
-        self.store
-            .conn()
-            .execute(
-                "INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)",
-                params![connection_id, now()],
-            )
-            .map_err(store_err)?;
+        self.store.conn().execute(
+            "INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)",
+            params![connection_id, now()],
+        )?;
         Ok(())
     }
 
     /// Instances whose events are on, with when they were last polled.
-    pub fn event_instances(&self) -> Result<Vec<(String, u32, Option<DateTime<Utc>>)>> {
+    pub fn event_instances(&self) -> Result<Vec<EventInstance>> {
         let conn = self.store.conn();
-        let mut statement = conn
-            .prepare(
-                "SELECT i.connection_id, i.settings, e.polled_at FROM instances i
+        let mut statement = conn.prepare(
+            "SELECT i.connection_id, i.settings, e.polled_at FROM instances i
                  JOIN event_cursors e ON e.connection_id = i.connection_id",
-            )
-            .map_err(store_err)?;
+        )?;
         let rows = statement
             .query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
-            })
-            .map_err(store_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(store_err)?;
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, settings, polled)| {
                 let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
-                settings.events.enabled.then(|| {
-                    (
-                        id,
-                        settings.events.refresh_minutes,
-                        polled.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(Into::into),
-                    )
+                settings.events.enabled.then(|| EventInstance {
+                    connection_id: id,
+                    refresh_minutes: settings.events.refresh_minutes,
+                    polled_at: polled.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(Into::into),
                 })
             })
             .collect())
@@ -189,13 +187,11 @@ impl Patchbay {
     /// Events whose next attempt is due, oldest first.
     pub fn due_deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
         let conn = self.store.conn();
-        let mut statement = conn
-            .prepare(
-                "SELECT d.connection_id, d.message_sid, d.payload, d.attempts, i.settings FROM event_deliveries d
+        let mut statement = conn.prepare(
+            "SELECT d.connection_id, d.message_sid, d.payload, d.attempts, i.settings FROM event_deliveries d
                  JOIN instances i ON i.connection_id = d.connection_id
                  WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.created_at LIMIT ?2",
-            )
-            .map_err(store_err)?;
+        )?;
         let rows = statement
             .query_map(params![now(), limit], |row| {
                 Ok((
@@ -205,10 +201,8 @@ impl Patchbay {
                     row.get::<_, u32>(3)?,
                     row.get::<_, String>(4)?,
                 ))
-            })
-            .map_err(store_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(store_err)?;
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .filter_map(|(connection_id, message_sid, payload, attempts, settings)| {
@@ -248,8 +242,7 @@ impl Patchbay {
                     ],
                 )
             }
-        }
-        .map_err(store_err)?;
+        }?;
         Ok(())
     }
 
@@ -270,12 +263,10 @@ impl Patchbay {
     pub fn deliveries(&self, connection_id: &str) -> Result<Vec<DeliveryStatus>> {
         self.connection(connection_id)?;
         let conn = self.store.conn();
-        let mut statement = conn
-            .prepare(
-                "SELECT message_sid, state, attempts, last_error, next_attempt_at, delivered_at FROM event_deliveries
+        let mut statement = conn.prepare(
+            "SELECT message_sid, state, attempts, last_error, next_attempt_at, delivered_at FROM event_deliveries
                  WHERE connection_id = ?1 ORDER BY created_at DESC",
-            )
-            .map_err(store_err)?;
+        )?;
         statement
             .query_map([connection_id], |row| {
                 let state: String = row.get(1)?;
@@ -287,10 +278,9 @@ impl Patchbay {
                     last_error: row.get(3)?,
                     delivered_at: row.get(5)?,
                 })
-            })
-            .map_err(store_err)?
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(store_err)
+            .map_err(crate::Error::from)
     }
 
     /// `sha256=<hex HMAC>` of the event's body under its instance's signing key, when the

@@ -7,7 +7,6 @@ use rusqlite::params;
 
 use crate::connections::{TWILIO, search_text};
 use crate::error::Result;
-use crate::folders::store_err;
 use crate::store::{Store, now};
 use crate::text::name_key;
 
@@ -24,19 +23,16 @@ pub struct Seeded {
 pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seeded> {
     let store = Store::open(database)?;
     let mut conn = store.conn();
-    let tx = conn.transaction().map_err(store_err)?;
+    let tx = conn.transaction()?;
     let stamp = now();
-    let shared: i64 = tx
-        .query_row("SELECT id FROM folders WHERE parent_id IS NULL AND name = 'Shared'", [], |r| r.get(0))
-        .map_err(store_err)?;
+    let shared: i64 =
+        tx.query_row("SELECT id FROM folders WHERE parent_id IS NULL AND name = 'Shared'", [], |r| r.get(0))?;
     let mut folder_ids = Vec::with_capacity(folders);
     let mut folder_paths: Vec<String> = Vec::with_capacity(folders);
     {
-        let mut insert_folder = tx
-            .prepare(
-                "INSERT INTO folders (parent_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            )
-            .map_err(store_err)?;
+        let mut insert_folder = tx.prepare(
+            "INSERT INTO folders (parent_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?;
         for index in 0..folders {
             // Teams at the first level, their projects below.
             let (parent, parent_path, name) = if index % 100 == 0 || folder_ids.is_empty() {
@@ -45,7 +41,7 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
                 let team = (index / 100) * 100;
                 (folder_ids[team], folder_paths[team].clone(), format!("Project {index:05}"))
             };
-            insert_folder.execute(params![parent, name, name_key(&name), stamp]).map_err(store_err)?;
+            insert_folder.execute(params![parent, name, name_key(&name), stamp])?;
             folder_ids.push(tx.last_insert_rowid());
             folder_paths.push(format!("{parent_path}/{name}"));
         }
@@ -55,8 +51,7 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
                      auth_kind, status, account_friendly_name, account_type, lifecycle, created_at, updated_at, search_text,
                      name_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9, ?10)",
-            )
-            .map_err(store_err)?;
+            )?;
         for index in 0..connections {
             let folder = folder_ids[index % folder_ids.len().max(1)];
             let name =
@@ -64,22 +59,20 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
             let sid = format!("AC{index:032x}");
             let phone = format!("+1555{index:07}");
             let friendly = format!("Customer {:04}", index % 5000);
-            insert_connection
-                .execute(params![
-                    uuid::Uuid::new_v4().to_string(),
-                    folder,
-                    TWILIO,
-                    name,
-                    sid,
-                    phone,
-                    friendly,
-                    stamp,
-                    search_text(&name, &phone, &sid, Some(&friendly)),
-                    name_key(&name),
-                ])
-                .map_err(store_err)?;
+            insert_connection.execute(params![
+                uuid::Uuid::new_v4().to_string(),
+                folder,
+                TWILIO,
+                name,
+                sid,
+                phone,
+                friendly,
+                stamp,
+                search_text(&name, &phone, &sid, Some(&friendly)),
+                name_key(&name),
+            ])?;
         }
     }
-    tx.commit().map_err(store_err)?;
+    tx.commit()?;
     Ok(Seeded { folder_paths, connections })
 }

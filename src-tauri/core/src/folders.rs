@@ -103,12 +103,11 @@ pub(crate) fn resolve(conn: &Connection, path: &str) -> Result<i64> {
 }
 
 fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64>> {
-    let mut statement = conn
-        .prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name_key = ?2")
-        .map_err(store_err)?;
+    let mut statement =
+        conn.prepare_cached("SELECT id FROM folders WHERE ifnull(parent_id, 0) = ?1 AND name_key = ?2")?;
     let mut parent = 0_i64;
     for segment in segments {
-        match statement.query_row(params![parent, name_key(segment)], |row| row.get(0)).optional().map_err(store_err)? {
+        match statement.query_row(params![parent, name_key(segment)], |row| row.get(0)).optional()? {
             Some(id) => parent = id,
             None => return Ok(None),
         }
@@ -118,12 +117,12 @@ fn resolve_segments(conn: &Connection, segments: &[String]) -> Result<Option<i64
 
 /// The path of folder `id`, as stored (original case).
 pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
-    let mut statement = conn.prepare_cached("SELECT parent_id, name FROM folders WHERE id = ?1").map_err(store_err)?;
+    let mut statement = conn.prepare_cached("SELECT parent_id, name FROM folders WHERE id = ?1")?;
     let mut segments = Vec::new();
     let mut current = Some(id);
     while let Some(folder_id) = current {
         let (parent, name): (Option<i64>, String) =
-            statement.query_row([folder_id], |row| Ok((row.get(0)?, row.get(1)?))).map_err(store_err)?;
+            statement.query_row([folder_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
         segments.push(name);
         current = parent;
     }
@@ -133,11 +132,10 @@ pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
 
 /// `folder` and its ancestors, nearest first.
 pub(crate) fn ancestry(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
-    let mut statement = conn.prepare_cached("SELECT parent_id FROM folders WHERE id = ?1").map_err(store_err)?;
+    let mut statement = conn.prepare_cached("SELECT parent_id FROM folders WHERE id = ?1")?;
     let mut chain = vec![folder];
-    while let Some(parent) = statement
-        .query_row([*chain.last().expect("never empty")], |row| row.get::<_, Option<i64>>(0))
-        .map_err(store_err)?
+    while let Some(parent) =
+        statement.query_row([*chain.last().expect("never empty")], |row| row.get::<_, Option<i64>>(0))?
     {
         chain.push(parent);
     }
@@ -159,22 +157,19 @@ pub(crate) fn create(conn: &Connection, path: &str) -> Result<Folder> {
     conn.execute(
         "INSERT INTO folders (parent_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![parent, name, name_key(name), stamp],
-    )
-    .map_err(store_err)?;
+    )?;
     get(conn, conn.last_insert_rowid())
 }
 
 pub(crate) fn rename(conn: &Connection, path: &str, new_name: &str) -> Result<Folder> {
     let id = resolve(conn, path)?;
     let new_name = clean_name("name", new_name)?;
-    let parent: Option<i64> =
-        conn.query_row("SELECT parent_id FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
+    let parent: Option<i64> = conn.query_row("SELECT parent_id FROM folders WHERE id = ?1", [id], |row| row.get(0))?;
     ensure_name_free(conn, parent, &new_name, Some(id))?;
     conn.execute(
         "UPDATE folders SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
         params![new_name, name_key(&new_name), now(), id],
-    )
-    .map_err(store_err)?;
+    )?;
     get(conn, id)
 }
 
@@ -187,11 +182,9 @@ pub(crate) fn move_to(conn: &Connection, path: &str, new_parent: Option<&str>) -
     {
         return Err(Error::invalid("parent", "a folder cannot be moved into itself or one of its sub-folders"));
     }
-    let name: String =
-        conn.query_row("SELECT name FROM folders WHERE id = ?1", [id], |row| row.get(0)).map_err(store_err)?;
+    let name: String = conn.query_row("SELECT name FROM folders WHERE id = ?1", [id], |row| row.get(0))?;
     ensure_name_free(conn, parent, &name, Some(id))?;
-    conn.execute("UPDATE folders SET parent_id = ?1, updated_at = ?2 WHERE id = ?3", params![parent, now(), id])
-        .map_err(store_err)?;
+    conn.execute("UPDATE folders SET parent_id = ?1, updated_at = ?2 WHERE id = ?3", params![parent, now(), id])?;
     get(conn, id)
 }
 
@@ -203,8 +196,7 @@ fn ensure_name_free(conn: &Connection, parent: Option<i64>, name: &str, except: 
             params![parent.unwrap_or(0), name_key(name), except.unwrap_or(-1)],
             |row| row.get(0),
         )
-        .optional()
-        .map_err(store_err)?;
+        .optional()?;
     if let Some(existing) = taken {
         let place = match parent {
             Some(parent) => format!("folder '{}'", path_of(conn, parent)?),
@@ -216,37 +208,32 @@ fn ensure_name_free(conn: &Connection, parent: Option<i64>, name: &str, except: 
 }
 
 fn get(conn: &Connection, id: i64) -> Result<Folder> {
-    let (parent_id, name): (Option<i64>, String) = conn
-        .query_row("SELECT parent_id, name FROM folders WHERE id = ?1", [id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(store_err)?;
+    let (parent_id, name): (Option<i64>, String) =
+        conn.query_row("SELECT parent_id, name FROM folders WHERE id = ?1", [id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
     let path = path_of(conn, id)?;
-    let (child_count, connection_count) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM folders WHERE parent_id = ?1),
+    let (child_count, connection_count) = conn.query_row(
+        "SELECT (SELECT count(*) FROM folders WHERE parent_id = ?1),
                     (SELECT count(*) FROM connections WHERE folder_id = ?1)",
-            [id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .map_err(store_err)?;
+        [id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     Ok(Folder { id, parent_id, name, depth: path.matches('/').count() as u32, path, child_count, connection_count })
 }
 
 /// The whole tree in display order, in one pass over the table.
 pub(crate) fn list(conn: &Connection) -> Result<Vec<Folder>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT f.id, f.parent_id, f.name,
+    let mut statement = conn.prepare_cached(
+        "SELECT f.id, f.parent_id, f.name,
                     (SELECT count(*) FROM connections c WHERE c.folder_id = f.id)
              FROM folders f",
-        )
-        .map_err(store_err)?;
+    )?;
     let rows = statement
         .query_map([], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?, row.get::<_, u32>(3)?))
-        })
-        .map_err(store_err)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)?;
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
 
     let mut children: HashMap<Option<i64>, Vec<usize>> = HashMap::new();
     for (index, (_, parent, _, _)) in rows.iter().enumerate() {
@@ -284,17 +271,14 @@ pub(crate) const SUBTREE: &str = "WITH RECURSIVE subtree(id) AS (
 /// `(asset name, connection id)` for assets in the subtree used by connections outside
 /// it (a user of the asset was moved out).
 pub(crate) fn assets_used_from_outside(conn: &Connection, folder: i64) -> Result<Vec<(String, String)>> {
-    let mut statement = conn
-        .prepare(&format!(
-            "{SUBTREE} SELECT a.name, c.id FROM assets a JOIN connections c ON c.auth_asset_id = a.id
+    let mut statement = conn.prepare(&format!(
+        "{SUBTREE} SELECT a.name, c.id FROM assets a JOIN connections c ON c.auth_asset_id = a.id
              WHERE a.folder_id IN subtree AND c.folder_id NOT IN subtree"
-        ))
-        .map_err(store_err)?;
+    ))?;
     statement
-        .query_map([folder], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(store_err)?
+        .query_map([folder], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(store_err)
+        .map_err(Error::from)
 }
 
 pub(crate) fn contents(conn: &Connection, folder: i64) -> Result<FolderContents> {
@@ -307,18 +291,14 @@ pub(crate) fn contents(conn: &Connection, folder: i64) -> Result<FolderContents>
         [folder],
         |row| Ok(FolderContents { folders: row.get(0)?, connections: row.get(1)?, assets: row.get(2)? }),
     )
-    .map_err(store_err)
+    .map_err(Error::from)
 }
 
 /// Removes the folder row and, by cascade, its sub-folders; callers remove what they
 /// hold first.
 pub(crate) fn delete_row(conn: &Connection, folder: i64) -> Result<()> {
-    conn.execute("DELETE FROM folders WHERE id = ?1", [folder]).map_err(store_err)?;
+    conn.execute("DELETE FROM folders WHERE id = ?1", [folder])?;
     Ok(())
-}
-
-pub(crate) fn store_err(err: rusqlite::Error) -> Error {
-    Error::Store(err.into())
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use crate::connections::{
 };
 use crate::destination::CallbackPolicy;
 use crate::error::{Error, Result};
-use crate::folders::store_err;
 use crate::secret::Secret;
 use crate::vault::VaultKey;
 
@@ -207,7 +206,7 @@ impl Patchbay {
         );
         if let Err(err) = saved {
             self.delete_connection(&connection.id).await?;
-            return Err(store_err(err));
+            return Err(err.into());
         }
         self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref()).await?;
         Ok((self.with_metadata(connection)?, token))
@@ -277,14 +276,11 @@ impl Patchbay {
         } else {
             self.rename_connection(id, &spec.name)?;
         }
-        self.store
-            .conn()
-            .execute(
-                "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, '', ?3)
+        self.store.conn().execute(
+            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, '', ?3)
                  ON CONFLICT (connection_id) DO UPDATE SET tags = excluded.tags, settings = excluded.settings",
-                params![current.id, json(&spec.tags), json(&spec.settings)],
-            )
-            .map_err(store_err)?;
+            params![current.id, json(&spec.tags), json(&spec.settings)],
+        )?;
         self.apply_event_settings(&current.id, &spec.settings, spec.signature_key.as_ref()).await?;
         self.instance(id)
     }
@@ -328,8 +324,7 @@ impl Patchbay {
             .store
             .conn()
             .query_row("SELECT token_hash FROM instances WHERE connection_id = ?1", [id], |row| row.get(0))
-            .optional()
-            .map_err(store_err)?;
+            .optional()?;
         Ok(stored.is_some_and(|stored| !stored.is_empty() && stored.as_bytes().ct_eq(hash(token).as_bytes()).into()))
     }
 
@@ -361,8 +356,7 @@ impl Patchbay {
             .query_row("SELECT tags, settings FROM instances WHERE connection_id = ?1", [&connection.id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
-            .optional()
-            .map_err(store_err)?;
+            .optional()?;
         let poller = conn
             .query_row(
                 "SELECT polled_at, last_attempt_at, last_error_code, last_error_message FROM event_cursors

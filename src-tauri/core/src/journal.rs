@@ -9,6 +9,7 @@
 use rusqlite::{Connection, params};
 
 use crate::error::{Error, Result};
+use crate::store::text_column_enum;
 use crate::vault::VaultKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +123,20 @@ pub(crate) fn mark_subtree_deleting(db: &Connection, folder: i64, owner: &str) -
     Ok(items)
 }
 
+text_column_enum! {
+    /// A row's place in the journal: `pending` while its secret is being
+    /// written, `deleting` while its secret is being removed, `active` in between.
+    pub enum Lifecycle {
+        Pending = "pending",
+        Active = "active",
+        Deleting = "deleting",
+    }
+}
+
 fn mark_deleting(db: &Connection, item: &Unfinished, owner: &str) -> Result<()> {
     let changed = db.execute(
-        &format!(
-            "UPDATE {} SET lifecycle = 'deleting', owner = ?2 WHERE id = ?1 AND lifecycle = 'active'",
-            item.table.name()
-        ),
-        params![item.id, owner],
+        &format!("UPDATE {} SET lifecycle = ?3, owner = ?2 WHERE id = ?1 AND lifecycle = ?4", item.table.name()),
+        params![item.id, owner, Lifecycle::Deleting, Lifecycle::Active],
     )?;
     expect_one(changed, item)
 }
@@ -137,10 +145,10 @@ fn mark_deleting(db: &Connection, item: &Unfinished, owner: &str) -> Result<()> 
 pub(crate) fn activate(db: &Connection, item: &Unfinished, owner: &str) -> Result<()> {
     let changed = db.execute(
         &format!(
-            "UPDATE {} SET lifecycle = 'active', owner = NULL WHERE id = ?1 AND lifecycle = 'pending' AND owner = ?2",
+            "UPDATE {} SET lifecycle = ?3, owner = NULL WHERE id = ?1 AND lifecycle = ?4 AND owner = ?2",
             item.table.name()
         ),
-        params![item.id, owner],
+        params![item.id, owner, Lifecycle::Active, Lifecycle::Pending],
     )?;
     expect_one(changed, item)
 }

@@ -281,9 +281,10 @@ impl Patchbay {
         };
         let (asset_id, token) = match changes.auth_token {
             Some(source) => self.resolve_token(stored.folder_id, source).await?,
-            None => {
-                (stored.auth_asset_id.clone().filter(|_| stored.auth_kind == "asset"), self.token_of(&stored).await?)
-            }
+            None => (
+                stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset),
+                self.token_of(&stored).await?,
+            ),
         };
 
         let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
@@ -311,7 +312,7 @@ impl Patchbay {
                 },
             )
         })?;
-        if asset_id.is_some() && stored.auth_kind == "own" {
+        if asset_id.is_some() && stored.auth_kind == connections::AuthKind::Own {
             self.vault.delete(&own_key).await?;
         }
         self.connection(&stored.id)

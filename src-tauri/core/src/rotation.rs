@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::connections::{self, Connection};
 use crate::error::{Error, Result};
-use crate::folders::{self, store_err};
+use crate::folders;
 use crate::secret::Secret;
-use crate::store::now;
+use crate::store::{now, text_column_enum};
 use crate::twilio::{Credentials, TwilioError};
 use crate::vault::VaultKey;
 use crate::{Patchbay, assets};
@@ -58,15 +58,32 @@ pub struct RotationRecord {
     pub id: String,
     pub account_sid: String,
     pub subject: String,
-    pub step: String,
+    pub step: RotationStep,
     pub outcome: Option<String>,
     pub revalidated: Vec<Dependent>,
     pub started_at: String,
     pub finished_at: Option<String>,
 }
 
-/// The steps, in order.
-const STEPS: [&str; 7] =
+text_column_enum! {
+    /// The step a rotation has reached, recorded before the next one starts.
+    #[derive(TS)]
+    #[ts(export)]
+    pub enum RotationStep {
+        Started = "started",
+        SecondaryStored = "secondary_stored",
+        Validated = "validated",
+        Promoted = "promoted",
+        Propagated = "propagated",
+        Stored = "stored",
+        Done = "done",
+        Cancelled = "cancelled",
+    }
+}
+
+/// The crash switch's points, in order: each one is right after the work that leads to
+/// the step of the same number (1 is Twilio's new secondary, not yet in the vault).
+const STOP_POINTS: [&str; 7] =
     ["secondary_created", "secondary_stored", "validated", "promoted", "propagated", "stored", "done"];
 
 impl Patchbay {
@@ -75,10 +92,10 @@ impl Patchbay {
     fn stop_after(&self, step: usize) {
         #[cfg(feature = "test-hooks")]
         if self.config.rotation_stop_after == Some(step) {
-            eprintln!("rotation_stop_after={step}: stopping after step {step} ({})", STEPS[step - 1]);
+            eprintln!("rotation_stop_after={step}: stopping after step {step} ({})", STOP_POINTS[step - 1]);
             std::process::abort();
         }
-        let _ = (step, STEPS);
+        let _ = (step, STOP_POINTS);
     }
 }
 
@@ -117,8 +134,7 @@ impl Patchbay {
                         .prepare(
                             "SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1",
                         )
-                        .and_then(|mut s| s.query_map([&asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-                        .map_err(store_err)?;
+                        .and_then(|mut s| s.query_map([&asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())?;
                     let account_sid = match users.as_slice() {
                         [] => {
                             return Err(Error::invalid(
@@ -151,8 +167,7 @@ impl Patchbay {
             let conn = self.store.conn();
             let ids: Vec<String> = conn
                 .prepare("SELECT id FROM connections WHERE account_sid = ?1 AND test_credentials = 0 AND lifecycle = 'active' ORDER BY name")
-                .and_then(|mut s| s.query_map([&account_sid], |r| r.get(0))?.collect())
-                .map_err(store_err)?;
+                .and_then(|mut s| s.query_map([&account_sid], |r| r.get(0))?.collect())?;
             ids.iter().map(|id| connections::load(&conn, id)).collect::<Result<_>>()?
         };
         let mut targets = Vec::new();
@@ -202,13 +217,14 @@ impl Patchbay {
             .conn()
             .execute(
                 "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     id,
                     plan.account_sid,
                     plan.subject,
                     serde_json::to_string(&targets).unwrap(),
                     serde_json::to_string(&dependents).unwrap(),
+                    RotationStep::Started,
                     now()
                 ],
             )
@@ -222,7 +238,7 @@ impl Patchbay {
                         ),
                     )
                 }
-                other => store_err(other),
+                other => other.into(),
             })?;
         Ok(id)
     }
@@ -233,8 +249,7 @@ impl Patchbay {
             .store
             .conn()
             .prepare("SELECT id FROM rotations WHERE finished_at IS NULL ORDER BY started_at")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(store_err)?;
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
         let mut finished = Vec::new();
         for id in open {
             finished.push(self.run_rotation(&id).await?);
@@ -249,8 +264,7 @@ impl Patchbay {
             .store
             .conn()
             .prepare("SELECT id FROM rotations WHERE finished_at IS NULL")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(store_err)?;
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
         let mut cancelled = Vec::new();
         for id in open {
             cancelled.push(self.cancel_rotation(&id).await?);
@@ -266,7 +280,7 @@ impl Patchbay {
         let (account_sid, targets) = self.rotation_account(id)?;
         let old = self.old_token(&targets).await?;
         let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
-        let promoted = !matches!(step.as_str(), "started" | "secondary_stored" | "validated")
+        let promoted = !matches!(step, RotationStep::Started | RotationStep::SecondaryStored | RotationStep::Validated)
             || !self.token_works(credentials).await?;
         if promoted {
             return Err(Error::RotationPromoted);
@@ -275,7 +289,7 @@ impl Patchbay {
         self.vault.delete(&VaultKey::RotationPending(id.to_owned())).await?;
         self.finish(
             id,
-            "cancelled",
+            RotationStep::Cancelled,
             "cancelled before promotion; the secondary token was deleted and nothing changed",
             &[],
         )?;
@@ -288,8 +302,7 @@ impl Patchbay {
             .store
             .conn()
             .prepare("SELECT id FROM rotations ORDER BY started_at DESC")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(store_err)?;
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
         ids.iter().map(|id| self.rotation(id)).collect()
     }
 
@@ -312,17 +325,15 @@ impl Patchbay {
                     })
                 },
             )
-            .optional()
-            .map_err(store_err)?
+            .optional()?
             .ok_or_else(|| Error::NotFound { what: "rotation", id: id.to_owned() })
     }
 
     fn rotation_account(&self, id: &str) -> Result<(String, Vec<String>)> {
-        let (account_sid, targets): (String, String) = self
-            .store
-            .conn()
-            .query_row("SELECT account_sid, targets FROM rotations WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(store_err)?;
+        let (account_sid, targets): (String, String) =
+            self.store.conn().query_row("SELECT account_sid, targets FROM rotations WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         Ok((account_sid, serde_json::from_str(&targets).unwrap_or_default()))
     }
 
@@ -384,17 +395,14 @@ impl Patchbay {
             .query_row("SELECT secondaries_created FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
     }
 
-    fn set_step(&self, id: &str, step: &str) -> Result<()> {
-        self.store
-            .conn()
-            .execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step])
-            .map_err(store_err)?;
+    fn set_step(&self, id: &str, step: RotationStep) -> Result<()> {
+        self.store.conn().execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step])?;
         Ok(())
     }
 
     /// Ends the rotation with its outcome, which also says when a secondary token this
     /// rotation did not make was revoked (the output, the history and the window show it).
-    fn finish(&self, id: &str, step: &str, outcome: &str, revalidated: &[Dependent]) -> Result<()> {
+    fn finish(&self, id: &str, step: RotationStep, outcome: &str, revalidated: &[Dependent]) -> Result<()> {
         let revalidated = serde_json::to_string(revalidated).unwrap_or_else(|_| "[]".into());
         self.store.write(|tx| {
             tx.execute(
@@ -417,8 +425,8 @@ impl Patchbay {
         let pending = VaultKey::RotationPending(id.to_owned());
         loop {
             let step = self.rotation(id)?.step;
-            match step.as_str() {
-                "started" => {
+            match step {
+                RotationStep::Started => {
                     let old = self.old_token(&targets).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // Twilio keeps one secondary: whatever is there goes first. Before this
@@ -428,10 +436,10 @@ impl Patchbay {
                     let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
                     self.stop_after(1);
                     self.vault.put(&pending, &secondary).await?;
-                    self.set_step(id, "secondary_stored")?;
+                    self.set_step(id, RotationStep::SecondaryStored)?;
                     self.stop_after(2);
                 }
-                "secondary_stored" => {
+                RotationStep::SecondaryStored => {
                     let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
                     if !self.await_accepted(credentials).await? {
@@ -442,23 +450,23 @@ impl Patchbay {
                                 "Twilio does not accept the new secondary Auth Token; nothing was promoted. Try `patchbay credential rotate --resume` later, or `--cancel`",
                             ));
                         }
-                        self.set_step(id, "started")?;
+                        self.set_step(id, RotationStep::Started)?;
                         continue;
                     }
-                    self.set_step(id, "validated")?;
+                    self.set_step(id, RotationStep::Validated)?;
                     self.stop_after(3);
                 }
-                "validated" => {
+                RotationStep::Validated => {
                     let old = self.old_token(&targets).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
                         self.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
-                    self.set_step(id, "promoted")?;
+                    self.set_step(id, RotationStep::Promoted)?;
                     self.stop_after(4);
                 }
-                "promoted" => {
+                RotationStep::Promoted => {
                     let new = self.vault.get(&pending).await?;
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
                     if !self.await_accepted(credentials).await? {
@@ -470,25 +478,25 @@ impl Patchbay {
                             ),
                         ));
                     }
-                    self.set_step(id, "propagated")?;
+                    self.set_step(id, RotationStep::Propagated)?;
                     self.stop_after(5);
                 }
-                "propagated" => {
+                RotationStep::Propagated => {
                     let new = self.vault.get(&pending).await?;
                     for target in targets.iter().filter_map(|user| VaultKey::from_user(user)) {
                         self.vault.put(&target, &new).await?;
                     }
                     self.vault.delete(&pending).await?;
-                    self.set_step(id, "stored")?;
+                    self.set_step(id, RotationStep::Stored)?;
                     self.stop_after(6);
                 }
-                "stored" => {
+                RotationStep::Stored => {
                     let dependents: Vec<String> = {
-                        let json: String = self
-                            .store
-                            .conn()
-                            .query_row("SELECT dependents FROM rotations WHERE id = ?1", [id], |r| r.get(0))
-                            .map_err(store_err)?;
+                        let json: String = self.store.conn().query_row(
+                            "SELECT dependents FROM rotations WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )?;
                         serde_json::from_str(&json).unwrap_or_default()
                     };
                     let mut revalidated = Vec::new();
@@ -513,10 +521,10 @@ impl Patchbay {
                         revalidated.len() - failed,
                         revalidated.len()
                     );
-                    self.finish(id, "done", &outcome, &revalidated)?;
+                    self.finish(id, RotationStep::Done, &outcome, &revalidated)?;
                     self.stop_after(7);
                 }
-                _ => return self.rotation(id),
+                RotationStep::Done | RotationStep::Cancelled => return self.rotation(id),
             }
         }
     }

@@ -13,7 +13,6 @@ use memchr::memmem::Finder;
 use rusqlite::Connection as Db;
 
 use crate::error::Result;
-use crate::folders::store_err;
 
 #[derive(Default)]
 pub(crate) struct SearchIndex {
@@ -38,8 +37,7 @@ pub(crate) struct Matches {
 
 impl SearchIndex {
     pub fn search(&self, db: &Db, needle: &str, folder: Option<i64>, offset: usize, limit: usize) -> Result<Matches> {
-        let generation: i64 =
-            db.query_row("SELECT value FROM search_generation", [], |row| row.get(0)).map_err(store_err)?;
+        let generation: i64 = db.query_row("SELECT value FROM search_generation", [], |row| row.get(0))?;
         let mut guard = self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.as_ref().is_none_or(|snapshot| snapshot.generation != generation) {
             *guard = Some(Snapshot::load(db, generation)?);
@@ -50,23 +48,21 @@ impl SearchIndex {
 
 impl Snapshot {
     fn load(db: &Db, generation: i64) -> Result<Self> {
-        let mut statement = db
-            .prepare(
-                "SELECT seq, folder_id, search_text FROM connections INDEXED BY connections_by_name
+        let mut statement = db.prepare(
+            "SELECT seq, folder_id, search_text FROM connections INDEXED BY connections_by_name
                  WHERE lifecycle = 'active' ORDER BY name COLLATE NOCASE, id",
-            )
-            .map_err(store_err)?;
-        let mut rows = statement.query([]).map_err(store_err)?;
+        )?;
+        let mut rows = statement.query([])?;
         let mut snapshot =
             Snapshot { generation, text: Vec::new(), ends: Vec::new(), seqs: Vec::new(), folders: Vec::new() };
-        while let Some(row) = rows.next().map_err(store_err)? {
-            let text = row.get_ref(2).map_err(store_err)?.as_bytes().map_err(|err| store_err(err.into()))?;
+        while let Some(row) = rows.next()? {
+            let text = row.get_ref(2)?.as_bytes().map_err(rusqlite::Error::from)?;
             // A row's text never holds the separator, so no match spans two rows.
             snapshot.text.extend(text.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
             snapshot.ends.push(snapshot.text.len());
             snapshot.text.push(b'\n');
-            snapshot.seqs.push(row.get(0).map_err(store_err)?);
-            snapshot.folders.push(row.get(1).map_err(store_err)?);
+            snapshot.seqs.push(row.get(0)?);
+            snapshot.folders.push(row.get(1)?);
         }
         Ok(snapshot)
     }
