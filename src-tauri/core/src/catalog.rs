@@ -17,6 +17,9 @@ pub struct Connector {
     pub name: String,
     pub category: String,
     pub description: String,
+    /// Other words people search for it by (products, channels, former names).
+    #[serde(default)]
+    pub keywords: Vec<String>,
     /// What connecting permits, shown on the form before Connect.
     pub permissions: String,
     pub fields: Vec<AuthField>,
@@ -78,7 +81,7 @@ pub fn field(connector_key: &str, field_name: &str) -> &'static AuthField {
         .expect("the core only asks for fields its connectors declare")
 }
 
-/// Connectors matching `query` in name, key, category or description, best match first;
+/// Connectors matching `query` in name, key, category, keywords or description, best match first;
 /// all of them, by name, for an empty query.
 pub fn search(query: &str) -> Vec<&'static Connector> {
     let query = fold(query.trim());
@@ -105,8 +108,10 @@ fn rank(connector: &Connector, query: &str) -> Option<u8> {
         Some(3)
     } else if fold(&connector.category).contains(query) {
         Some(4)
-    } else if fold(&connector.description).contains(query) {
+    } else if connector.keywords.iter().any(|keyword| fold(keyword).contains(query)) {
         Some(5)
+    } else if fold(&connector.description).contains(query) {
+        Some(6)
     } else {
         None
     }
@@ -129,8 +134,8 @@ mod tests {
     }
 
     #[test]
-    fn search_matches_name_key_category_and_description_ignoring_case_and_accents() {
-        for query in ["twi", "TWILIO", "Twílio", "communication", "sms", "  SMS "] {
+    fn search_matches_name_key_category_keywords_and_description_ignoring_case_and_accents() {
+        for query in ["twi", "TWILIO", "Twílio", "communication", "sms", "  SMS ", "whatsapp", "Voice"] {
             assert_eq!(search(query).first().map(|c| c.key.as_str()), Some("twilio"), "query {query:?}");
         }
         assert!(search("salesforce").is_empty());

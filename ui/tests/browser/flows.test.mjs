@@ -150,6 +150,17 @@ describe("Add connection", () => {
     assert.match(await row.textContent(), /Live/);
   });
 
+  it("finds a connector by a keyword and shows which keyword matched", async () => {
+    await page.getByRole("button", { name: "Add connection" }).first().click();
+    await page.getByRole("combobox", { name: "Search connectors" }).fill("whatsapp");
+    const option = page.getByRole("option", { name: /Twilio/ });
+    await option.locator(".keywords").waitFor();
+    assert.equal(await option.locator(".keywords mark").textContent(), "WhatsApp");
+    assert.match(await option.textContent(), /Also found by: WhatsApp/);
+    await page.getByRole("button", { name: "Close" }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+  });
+
   it("closes the catalog with Esc", async () => {
     await page.getByRole("button", { name: "Add connection" }).first().click();
     await page.getByRole("combobox", { name: "Search connectors" }).waitFor();

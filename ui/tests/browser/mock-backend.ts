@@ -152,7 +152,7 @@ export function createBackend() {
     },
     search_connectors: ({ query }) => {
       const q = String(query).toLowerCase();
-      return [twilio].filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.description}`.toLowerCase().includes(q));
+      return [twilio].filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.keywords.join(" ")} ${c.description}`.toLowerCase().includes(q));
     },
     list_assets: () => assets.map(({ value: _value, ...asset }) => asset),
     create_asset: ({ folder, name, value }) => {

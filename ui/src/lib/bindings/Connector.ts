@@ -3,6 +3,10 @@ import type { AuthField } from "./AuthField";
 
 export type Connector = { key: string, name: string, category: string, description: string, 
 /**
+ * Other words people search for it by (products, channels, former names).
+ */
+keywords: Array<string>, 
+/**
  * What connecting permits, shown on the form before Connect.
  */
 permissions: string, fields: Array<AuthField>, };
