@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder};
@@ -44,7 +45,10 @@ impl Server {
             base: format!("http://{}", listening["listening"].as_str().unwrap()),
             auth: format!("User {user}, Organization {org}"),
             user,
-            http: Client::new(),
+            // serve closes a kept-alive connection that sends nothing for its header
+            // timeout (5 s): a client must drop idle connections sooner, or a request
+            // sent as the server closes one is lost (IncompleteMessage).
+            http: Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().expect("an HTTP client"),
         }
     }
 
