@@ -267,9 +267,22 @@ fn the_catalog_is_searchable() {
     let (_fake, patchbay) = setup();
     let found = patchbay.run(&["--json", "connectors", "--search", "TWÍ"]).ok().json();
     assert_eq!(found[0]["key"], "twilio");
-    let fields: Vec<&str> =
-        found[0]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(found[0]["element_key"], "twiliov2");
+    let method = &found[0]["auth_methods"][0];
+    assert_eq!(method["key"], "auth_token");
+    assert_eq!(method["features"], serde_json::json!(["token_rotation", "message_events"]));
+    let fields: Vec<&str> = method["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(fields, ["phone_number", "test_credentials", "account_sid", "auth_token"]);
+    let secrets: Vec<&str> = method["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "secret")
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(secrets, ["auth_token"]);
+    let table = patchbay.run(&["connectors"]).ok().stdout;
+    assert!(table.contains("twiliov2") && table.contains("Auth Token"), "{table}");
     assert_eq!(patchbay.run(&["--json", "connectors", "--search", "salesforce"]).ok().json(), Value::Array(vec![]));
 }
 

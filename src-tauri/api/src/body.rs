@@ -1,6 +1,6 @@
 //! The JSON of `/instances`: parsing requests into core specs, and instances into answers.
 
-use patchbay_core::instances::{ELEMENT_KEY, EventSettings, Instance, InstanceSettings, InstanceSpec};
+use patchbay_core::instances::{EventSettings, Instance, InstanceSettings, InstanceSpec, element_key};
 use patchbay_core::{AuthRef, Secret, TokenSource};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -52,7 +52,7 @@ impl InstancePatch {
         }
         configuration.extend(self.configuration);
         InstanceBody {
-            element: self.element.unwrap_or(ElementRef { key: ELEMENT_KEY.to_owned() }),
+            element: self.element.unwrap_or(ElementRef { key: element_key().to_owned() }),
             name: self.name.unwrap_or_else(|| current.connection.name.clone()),
             folder: None,
             tags: self.tags.unwrap_or_else(|| current.tags.clone()),
@@ -102,10 +102,11 @@ impl InstanceBody {
     /// The core's view of the request. On PUT (`keep_token`) a missing password keeps the
     /// instance's current token.
     pub fn into_spec(self, keep_token: bool) -> Result<ParsedSpec, ApiError> {
-        if self.element.key != ELEMENT_KEY {
+        if self.element.key != element_key() {
             return Err(ApiError::bad_request(format!(
-                "unknown element key '{}'; known keys: {ELEMENT_KEY}",
-                self.element.key
+                "unknown element key '{}'; known keys: {}",
+                self.element.key,
+                element_key()
             )));
         }
         let config = self.configuration;
@@ -238,7 +239,7 @@ pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
     let mut answer = json!({
         "id": connection.id,
         "name": connection.name,
-        "element": { "key": ELEMENT_KEY, "name": "Twilio" },
+        "element": { "key": element_key(), "name": "Twilio" },
         "folder": connection.folder,
         "tags": instance.tags,
         "configuration": {

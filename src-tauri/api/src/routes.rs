@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use patchbay_core::Patchbay;
 use patchbay_core::instances::ApiCredentials;
-use patchbay_core::instances::{ELEMENT_KEY, Instance, InstanceFilter};
+use patchbay_core::instances::{Instance, InstanceFilter, element_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -156,7 +156,7 @@ async fn list(
 ) -> Result<axum::response::Response, ApiError> {
     api.organization(&headers).await?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
-    if query.element.as_deref().is_some_and(|element| element != ELEMENT_KEY) {
+    if query.element.as_deref().is_some_and(|element| element != element_key()) {
         return Ok((StatusCode::OK, axum::Json(json!([]))).into_response());
     }
     let filter = InstanceFilter {

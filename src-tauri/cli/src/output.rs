@@ -113,10 +113,18 @@ impl Output {
     pub fn connectors(&self, connectors: &[&Connector]) {
         self.emit(connectors, || {
             table(
-                &["KEY", "NAME", "CATEGORY", "DESCRIPTION"],
-                connectors
-                    .iter()
-                    .map(|c| vec![c.key.clone(), c.name.clone(), c.category.clone(), c.description.clone()]),
+                &["KEY", "ELEMENT KEY", "NAME", "CATEGORY", "AUTH METHODS", "DESCRIPTION"],
+                connectors.iter().map(|c| {
+                    let methods = c.auth_methods.iter().map(|m| m.label.as_str()).collect::<Vec<_>>().join(", ");
+                    vec![
+                        c.key.clone(),
+                        c.element_key.clone(),
+                        c.name.clone(),
+                        c.category.clone(),
+                        methods,
+                        c.description.clone(),
+                    ]
+                }),
             )
         });
     }

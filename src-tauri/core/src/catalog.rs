@@ -20,9 +20,37 @@ pub struct Connector {
     /// Other words people search for it by (products, channels, former names).
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Its key in the provisioning API (`POST /instances` → `element.key`), as in Cloud Elements.
+    pub element_key: String,
     /// What connecting permits, shown on the form before Connect.
     pub permissions: String,
+    /// The ways to authenticate it offers, the recommended first; the form lets people pick.
+    pub auth_methods: Vec<AuthMethod>,
+}
+
+/// One way to authenticate a connector, with the fields it asks for.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AuthMethod {
+    pub key: String,
+    pub label: String,
+    pub description: String,
+    /// What connections made this way support beyond Connect and Test.
+    #[serde(default)]
+    pub features: Vec<Feature>,
     pub fields: Vec<AuthField>,
+}
+
+/// A capability only some connectors' auth methods have; the window and the CLI offer it
+/// only where the definition says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Feature {
+    /// The secret can be rotated from Patchbay (Twilio's secondary token + promote).
+    TokenRotation,
+    /// API instances can poll the service for message events.
+    MessageEvents,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
@@ -75,9 +103,26 @@ pub fn connector(key: &str) -> Option<&'static Connector> {
     CATALOG.iter().find(|connector| connector.key == key)
 }
 
-pub fn field(connector_key: &str, field_name: &str) -> &'static AuthField {
+/// The connector whose provisioning-API key is `element_key`.
+pub fn by_element_key(element_key: &str) -> Option<&'static Connector> {
+    CATALOG.iter().find(|connector| connector.element_key == element_key)
+}
+
+/// Every connector, by name.
+pub fn all() -> Vec<&'static Connector> {
+    search("")
+}
+
+impl Connector {
+    pub fn auth_method(&self, key: &str) -> Option<&AuthMethod> {
+        self.auth_methods.iter().find(|method| method.key == key)
+    }
+}
+
+pub fn field(connector_key: &str, method_key: &str, field_name: &str) -> &'static AuthField {
     connector(connector_key)
-        .and_then(|connector| connector.fields.iter().find(|field| field.name == field_name))
+        .and_then(|connector| connector.auth_method(method_key))
+        .and_then(|method| method.fields.iter().find(|field| field.name == field_name))
         .expect("the core only asks for fields its connectors declare")
 }
 
@@ -124,11 +169,16 @@ mod tests {
     #[test]
     fn every_definition_parses_and_every_pattern_compiles() {
         for connector in CATALOG.iter() {
-            for field in &connector.fields {
-                if let Some(pattern) = &field.pattern {
-                    Regex::new(pattern).unwrap_or_else(|err| panic!("{}.{}: {err}", connector.key, field.name));
+            assert!(!connector.auth_methods.is_empty(), "{} offers a way to authenticate", connector.key);
+            for method in &connector.auth_methods {
+                for field in &method.fields {
+                    if let Some(pattern) = &field.pattern {
+                        Regex::new(pattern)
+                            .unwrap_or_else(|err| panic!("{}.{}.{}: {err}", connector.key, method.key, field.name));
+                    }
                 }
             }
+            assert_eq!(by_element_key(&connector.element_key).map(|c| &c.key), Some(&connector.key));
         }
         assert!(connector("twilio").is_some());
     }
@@ -144,11 +194,11 @@ mod tests {
 
     #[test]
     fn twilio_fields_check_the_documented_formats() {
-        let sid = field("twilio", "account_sid");
+        let sid = field("twilio", "auth_token", "account_sid");
         assert!(sid.accepts(&format!("AC{}", "a".repeat(32))));
         assert!(!sid.accepts(&format!("AC{}", "a".repeat(31))));
         assert!(!sid.accepts(&format!("SK{}", "a".repeat(32))));
-        let token = field("twilio", "auth_token");
+        let token = field("twilio", "auth_token", "auth_token");
         assert!(token.accepts(&"0f".repeat(16)));
         assert!(!token.accepts(&"zz".repeat(16)));
     }

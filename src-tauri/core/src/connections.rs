@@ -19,6 +19,8 @@ use crate::twilio::VerifiedAccount;
 use crate::vault::VaultKey;
 
 pub const TWILIO: &str = "twilio";
+/// The one auth method Twilio connections are stored with so far (connectors/twilio.json).
+const TWILIO_AUTH_TOKEN: &str = "auth_token";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -132,7 +134,7 @@ pub struct ConnectionQuery {
 /// Whether the number is in service is Twilio's to say: any possible length passes.
 pub fn normalize_phone(raw: &str) -> Result<String> {
     let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
-    let field = catalog::field(TWILIO, "phone_number");
+    let field = catalog::field(TWILIO, TWILIO_AUTH_TOKEN, "phone_number");
     if !phone.starts_with('+') {
         return Err(Error::invalid(
             "phone_number",
@@ -197,7 +199,7 @@ pub(crate) fn check_auth_token(token: &Secret, source: &str) -> Result<()> {
 }
 
 fn check_format(field_name: &'static str, value: &str, what: &str) -> Result<()> {
-    let field = catalog::field(TWILIO, field_name);
+    let field = catalog::field(TWILIO, TWILIO_AUTH_TOKEN, field_name);
     if field.accepts(value) {
         return Ok(());
     }

@@ -18,7 +18,11 @@ use crate::secret::Secret;
 use crate::vault::VaultKey;
 
 /// The connector key scripts use for Twilio, as connector platforms name it.
-pub const ELEMENT_KEY: &str = "twiliov2";
+/// The provisioning API's key for Twilio connections (`element.key`), from the
+/// connector's definition.
+pub fn element_key() -> &'static str {
+    &crate::catalog::connector(crate::connections::TWILIO).expect("Twilio is in the catalog").element_key
+}
 
 /// How the instance hears about new inbound messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

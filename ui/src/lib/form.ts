@@ -2,7 +2,7 @@
 // Format checks only: Twilio's word comes with Connect.
 import type { AuthField } from "./bindings/AuthField";
 import type { Connection } from "./bindings/Connection";
-import type { Connector } from "./bindings/Connector";
+import type { AuthMethod } from "./bindings/AuthMethod";
 
 export type Values = Record<string, string | boolean>;
 /** Secret fields that use a credential asset instead of a typed value. */
@@ -14,12 +14,12 @@ export function normalizePhone(raw: string): string {
 }
 
 /** Every secret field starts with a typed value, not an asset. */
-export function initialAssetChoices(connector: Connector): AssetChoices {
-  return Object.fromEntries(connector.fields.filter((f) => f.kind === "secret").map((f) => [f.name, null]));
+export function initialAssetChoices(method: AuthMethod): AssetChoices {
+  return Object.fromEntries(method.fields.filter((f) => f.kind === "secret").map((f) => [f.name, null]));
 }
 
-export function initialValues(connector: Connector): Values {
-  return Object.fromEntries(connector.fields.map((field) => [field.name, field.kind === "toggle" ? false : ""]));
+export function initialValues(method: AuthMethod): Values {
+  return Object.fromEntries(method.fields.map((field) => [field.name, field.kind === "toggle" ? false : ""]));
 }
 
 /** The form of an existing Twilio connection: its values, secrets left empty (kept). */
@@ -49,9 +49,9 @@ export function fieldError(field: AuthField, value: string | boolean, asset: str
   return null;
 }
 
-export function formErrors(connector: Connector, values: Values, assets: AssetChoices, keepSecrets = false): Record<string, string> {
+export function formErrors(method: AuthMethod, values: Values, assets: AssetChoices, keepSecrets = false): Record<string, string> {
   const errors: Record<string, string> = {};
-  for (const field of connector.fields) {
+  for (const field of method.fields) {
     const error = fieldError(field, values[field.name], assets[field.name] ?? null, keepSecrets);
     if (error) errors[field.name] = error;
   }

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { fieldError, formErrors, highlight, initialValues, normalizePhone, shortSid } from "../../src/lib/form";
 import { twilio } from "./fixtures";
 
-const field = (name: string) => twilio.fields.find((f) => f.name === name)!;
+const twilioAuthToken = twilio.auth_methods[0];
+const field = (name: string) => twilioAuthToken.fields.find((f) => f.name === name)!;
 
 describe("the Twilio form's format checks", () => {
   it("normalises phone numbers the way the core does", () => {
@@ -31,15 +32,15 @@ describe("the Twilio form's format checks", () => {
   });
 
   it("is valid only when every required field is", () => {
-    const values = initialValues(twilio);
+    const values = initialValues(twilioAuthToken);
     // The phone number is optional: without one the connection is account-level.
-    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["account_sid", "auth_token"]);
+    expect(Object.keys(formErrors(twilioAuthToken, values, {}))).toEqual(["account_sid", "auth_token"]);
     Object.assign(values, { account_sid: `AC${"0".repeat(32)}`, auth_token: "f".repeat(32) });
-    expect(formErrors(twilio, values, {})).toEqual({});
+    expect(formErrors(twilioAuthToken, values, {})).toEqual({});
     values.phone_number = "5551230001";
-    expect(Object.keys(formErrors(twilio, values, {}))).toEqual(["phone_number"]); // a number given is still checked
+    expect(Object.keys(formErrors(twilioAuthToken, values, {}))).toEqual(["phone_number"]); // a number given is still checked
     values.phone_number = "+15551230001";
-    expect(formErrors(twilio, values, {})).toEqual({});
+    expect(formErrors(twilioAuthToken, values, {})).toEqual({});
   });
 });
 
