@@ -369,6 +369,21 @@ pub(crate) fn view(db: &Db, row: Stored) -> Result<Connection> {
     Ok(views(db, vec![row])?.pop().expect("one row in, one view out"))
 }
 
+/// The accounts (SID, and whether with Test Credentials) of the connections using an asset.
+pub(crate) fn accounts_using_asset(db: &Db, asset_id: &str) -> Result<Vec<(String, bool)>> {
+    let mut statement =
+        db.prepare("SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1")?;
+    Ok(statement.query_map([asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Ids of an account's connections with live credentials, by name.
+pub(crate) fn live_ids_of_account(db: &Db, account_sid: &str) -> Result<Vec<String>> {
+    let mut statement = db.prepare(
+        "SELECT id FROM connections WHERE account_sid = ?1 AND test_credentials = 0 AND lifecycle = 'active' ORDER BY name",
+    )?;
+    Ok(statement.query_map([account_sid], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Refuses a name another connection of the folder has, or one that reads the same
 /// (`except`: the one being edited).
 pub(crate) fn ensure_name_free(db: &Db, folder: i64, name: &str, except: Option<&str>) -> Result<()> {

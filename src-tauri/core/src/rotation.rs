@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
@@ -15,7 +14,7 @@ use crate::connections::{self, Connection};
 use crate::error::{Error, Result};
 use crate::folders;
 use crate::secret::Secret;
-use crate::store::{now, text_column_enum};
+use crate::store::text_column_enum;
 use crate::twilio::{Credentials, TwilioError};
 use crate::vault::VaultKey;
 use crate::{Patchbay, assets};
@@ -130,11 +129,7 @@ impl Patchbay {
                     let folder_id = folders::resolve(&conn, folder)?;
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
-                    let users: Vec<(String, bool)> = conn
-                        .prepare(
-                            "SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1",
-                        )
-                        .and_then(|mut s| s.query_map([&asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())?;
+                    let users = connections::accounts_using_asset(&conn, &asset_id)?;
                     let account_sid = match users.as_slice() {
                         [] => {
                             return Err(Error::invalid(
@@ -165,10 +160,10 @@ impl Patchbay {
         // this one: all of them get the new token.
         let candidates: Vec<connections::Stored> = {
             let conn = self.store.conn();
-            let ids: Vec<String> = conn
-                .prepare("SELECT id FROM connections WHERE account_sid = ?1 AND test_credentials = 0 AND lifecycle = 'active' ORDER BY name")
-                .and_then(|mut s| s.query_map([&account_sid], |r| r.get(0))?.collect())?;
-            ids.iter().map(|id| connections::load(&conn, id)).collect::<Result<_>>()?
+            connections::live_ids_of_account(&conn, &account_sid)?
+                .iter()
+                .map(|id| connections::load(&conn, id))
+                .collect::<Result<_>>()?
         };
         let mut targets = Vec::new();
         let mut holders = Vec::new();
@@ -213,43 +208,13 @@ impl Patchbay {
         let (plan, targets) = self.rotation_targets(subject).await?;
         let dependents: Vec<&str> = plan.dependents.iter().map(|d| d.id.as_str()).collect();
         let id = Uuid::new_v4().to_string();
-        self.store
-            .conn()
-            .execute(
-                "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    plan.account_sid,
-                    plan.subject,
-                    serde_json::to_string(&targets).unwrap(),
-                    serde_json::to_string(&dependents).unwrap(),
-                    RotationStep::Started,
-                    now()
-                ],
-            )
-            .map_err(|err| match err {
-                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Error::invalid(
-                        "rotation",
-                        format!(
-                            "a rotation of account {} is unfinished; run `patchbay credential rotate --resume` first",
-                            plan.account_sid
-                        ),
-                    )
-                }
-                other => other.into(),
-            })?;
+        rows::insert(&self.store.conn(), &id, &plan, &targets, &dependents)?;
         Ok(id)
     }
 
     /// Finishes every unfinished rotation (after a crash), from the step it reached.
     pub async fn resume_rotations(&self) -> Result<Vec<RotationRecord>> {
-        let open: Vec<String> = self
-            .store
-            .conn()
-            .prepare("SELECT id FROM rotations WHERE finished_at IS NULL ORDER BY started_at")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
+        let open = rows::unfinished(&self.store.conn())?;
         let mut finished = Vec::new();
         for id in open {
             finished.push(self.run_rotation(&id).await?);
@@ -260,11 +225,7 @@ impl Patchbay {
     /// Cancels unfinished rotations that have not promoted yet: Twilio's secondary token
     /// is deleted and nothing else changed.
     pub async fn cancel_rotations(&self) -> Result<Vec<RotationRecord>> {
-        let open: Vec<String> = self
-            .store
-            .conn()
-            .prepare("SELECT id FROM rotations WHERE finished_at IS NULL")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
+        let open = rows::unfinished(&self.store.conn())?;
         let mut cancelled = Vec::new();
         for id in open {
             cancelled.push(self.cancel_rotation(&id).await?);
@@ -287,54 +248,29 @@ impl Patchbay {
         }
         self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
         self.vault.delete(&VaultKey::RotationPending(id.to_owned())).await?;
-        self.finish(
-            id,
-            RotationStep::Cancelled,
-            "cancelled before promotion; the secondary token was deleted and nothing changed",
-            &[],
-        )?;
+        self.store.write(|tx| {
+            rows::finish(
+                tx,
+                id,
+                RotationStep::Cancelled,
+                "cancelled before promotion; the secondary token was deleted and nothing changed",
+                &[],
+            )
+        })?;
         self.rotation(id)
     }
 
     /// Every rotation, newest first.
     pub fn rotation_history(&self) -> Result<Vec<RotationRecord>> {
-        let ids: Vec<String> = self
-            .store
-            .conn()
-            .prepare("SELECT id FROM rotations ORDER BY started_at DESC")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
-        ids.iter().map(|id| self.rotation(id)).collect()
+        rows::newest_first(&self.store.conn())
     }
 
     fn rotation(&self, id: &str) -> Result<RotationRecord> {
-        self.store
-            .conn()
-            .query_row(
-                "SELECT id, account_sid, subject, step, outcome, revalidated, started_at, finished_at FROM rotations WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(RotationRecord {
-                        id: r.get(0)?,
-                        account_sid: r.get(1)?,
-                        subject: r.get(2)?,
-                        step: r.get(3)?,
-                        outcome: r.get(4)?,
-                        revalidated: r.get::<_, Option<String>>(5)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
-                        started_at: r.get(6)?,
-                        finished_at: r.get(7)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound { what: "rotation", id: id.to_owned() })
+        rows::load(&self.store.conn(), id)
     }
 
     fn rotation_account(&self, id: &str) -> Result<(String, Vec<String>)> {
-        let (account_sid, targets): (String, String) =
-            self.store.conn().query_row("SELECT account_sid, targets FROM rotations WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        Ok((account_sid, serde_json::from_str(&targets).unwrap_or_default()))
+        rows::account_and_targets(&self.store.conn(), id)
     }
 
     /// The token the targets hold until step 6 replaces it.
@@ -374,49 +310,6 @@ impl Patchbay {
         }
     }
 
-    /// Records that this rotation creates a secondary, and whether the DELETE before it
-    /// removed one this rotation had not made.
-    fn note_secondary_created(&self, id: &str, existed: bool) -> Result<()> {
-        self.store.write(|tx| {
-            tx.execute(
-                "UPDATE rotations SET revoked_foreign_secondary = revoked_foreign_secondary OR (?2 AND secondaries_created = 0),
-                     secondaries_created = secondaries_created + 1
-                 WHERE id = ?1",
-                params![id, existed],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn secondaries_created(&self, id: &str) -> Result<u32> {
-        Ok(self
-            .store
-            .conn()
-            .query_row("SELECT secondaries_created FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
-    }
-
-    fn set_step(&self, id: &str, step: RotationStep) -> Result<()> {
-        self.store.conn().execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step])?;
-        Ok(())
-    }
-
-    /// Ends the rotation with its outcome, which also says when a secondary token this
-    /// rotation did not make was revoked (the output, the history and the window show it).
-    fn finish(&self, id: &str, step: RotationStep, outcome: &str, revalidated: &[Dependent]) -> Result<()> {
-        let revalidated = serde_json::to_string(revalidated).unwrap_or_else(|_| "[]".into());
-        self.store.write(|tx| {
-            tx.execute(
-                "UPDATE rotations SET step = ?2, outcome = ?3 || CASE WHEN revoked_foreign_secondary
-                     THEN '; a secondary Auth Token this rotation did not make was revoked first (someone may have been rotating by hand)'
-                     ELSE '' END,
-                     revalidated = ?4, finished_at = ?5
-                 WHERE id = ?1",
-                params![id, step, outcome, revalidated, now()],
-            )?;
-            Ok(())
-        })
-    }
-
     /// Runs a recorded rotation from the step it reached to the end. Dropping the future
     /// between or inside steps loses nothing: `cancel_rotation` or `run_rotation` again
     /// (what `--resume` does) takes it from where it stands.
@@ -432,11 +325,11 @@ impl Patchbay {
                     // Twilio keeps one secondary: whatever is there goes first. Before this
                     // rotation made any, one that existed was someone else's.
                     let existed = self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
-                    self.note_secondary_created(id, existed)?;
+                    self.store.write(|tx| rows::note_secondary_created(tx, id, existed))?;
                     let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
                     self.stop_after(1);
                     self.vault.put(&pending, &secondary).await?;
-                    self.set_step(id, RotationStep::SecondaryStored)?;
+                    rows::set_step(&self.store.conn(), id, RotationStep::SecondaryStored)?;
                     self.stop_after(2);
                 }
                 RotationStep::SecondaryStored => {
@@ -444,16 +337,16 @@ impl Patchbay {
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
                     if !self.await_accepted(credentials).await? {
                         // Gone at Twilio (deleted elsewhere): make a new one, once. Never a loop.
-                        if self.secondaries_created(id)? >= 2 {
+                        if rows::secondaries_created(&self.store.conn(), id)? >= 2 {
                             return Err(Error::invalid(
                                 "rotation",
                                 "Twilio does not accept the new secondary Auth Token; nothing was promoted. Try `patchbay credential rotate --resume` later, or `--cancel`",
                             ));
                         }
-                        self.set_step(id, RotationStep::Started)?;
+                        rows::set_step(&self.store.conn(), id, RotationStep::Started)?;
                         continue;
                     }
-                    self.set_step(id, RotationStep::Validated)?;
+                    rows::set_step(&self.store.conn(), id, RotationStep::Validated)?;
                     self.stop_after(3);
                 }
                 RotationStep::Validated => {
@@ -463,7 +356,7 @@ impl Patchbay {
                     if self.token_works(credentials).await? {
                         self.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
-                    self.set_step(id, RotationStep::Promoted)?;
+                    rows::set_step(&self.store.conn(), id, RotationStep::Promoted)?;
                     self.stop_after(4);
                 }
                 RotationStep::Promoted => {
@@ -478,7 +371,7 @@ impl Patchbay {
                             ),
                         ));
                     }
-                    self.set_step(id, RotationStep::Propagated)?;
+                    rows::set_step(&self.store.conn(), id, RotationStep::Propagated)?;
                     self.stop_after(5);
                 }
                 RotationStep::Propagated => {
@@ -487,18 +380,11 @@ impl Patchbay {
                         self.vault.put(&target, &new).await?;
                     }
                     self.vault.delete(&pending).await?;
-                    self.set_step(id, RotationStep::Stored)?;
+                    rows::set_step(&self.store.conn(), id, RotationStep::Stored)?;
                     self.stop_after(6);
                 }
                 RotationStep::Stored => {
-                    let dependents: Vec<String> = {
-                        let json: String = self.store.conn().query_row(
-                            "SELECT dependents FROM rotations WHERE id = ?1",
-                            [id],
-                            |r| r.get(0),
-                        )?;
-                        serde_json::from_str(&json).unwrap_or_default()
-                    };
+                    let dependents = rows::dependents(&self.store.conn(), id)?;
                     let mut revalidated = Vec::new();
                     for connection in dependents {
                         let checked = match self.test_connection(&connection).await {
@@ -521,7 +407,7 @@ impl Patchbay {
                         revalidated.len() - failed,
                         revalidated.len()
                     );
-                    self.finish(id, RotationStep::Done, &outcome, &revalidated)?;
+                    self.store.write(|tx| rows::finish(tx, id, RotationStep::Done, &outcome, &revalidated))?;
                     self.stop_after(7);
                 }
                 RotationStep::Done | RotationStep::Cancelled => return self.rotation(id),
@@ -539,4 +425,138 @@ fn test_credentials_refused() -> Error {
         "test_credentials",
         "Test Credentials cannot be rotated: Twilio refuses auth-token requests made with them",
     )
+}
+
+/// The rotations table: each rotation's progress, so a crash at any step can be resumed.
+mod rows {
+    use rusqlite::{Connection, OptionalExtension, params};
+
+    use super::{Dependent, RotationPlan, RotationRecord, RotationStep};
+    use crate::error::{Error, Result};
+    use crate::store::now;
+
+    /// Records a new rotation at its first step; refused while the account has an unfinished one.
+    pub(super) fn insert(
+        db: &Connection,
+        id: &str,
+        plan: &RotationPlan,
+        targets: &[String],
+        dependents: &[&str],
+    ) -> Result<()> {
+        db.execute(
+            "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                plan.account_sid,
+                plan.subject,
+                serde_json::to_string(targets).unwrap(),
+                serde_json::to_string(dependents).unwrap(),
+                RotationStep::Started,
+                now()
+            ],
+        )
+        .map_err(|err| match err {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Error::invalid(
+                    "rotation",
+                    format!(
+                        "a rotation of account {} is unfinished; run `patchbay credential rotate --resume` first",
+                        plan.account_sid
+                    ),
+                )
+            }
+            other => other.into(),
+        })?;
+        Ok(())
+    }
+
+    /// Ids of the rotations not finished yet, oldest first.
+    pub(super) fn unfinished(db: &Connection) -> Result<Vec<String>> {
+        let mut statement = db.prepare("SELECT id FROM rotations WHERE finished_at IS NULL ORDER BY started_at")?;
+        Ok(statement.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub(super) fn newest_first(db: &Connection) -> Result<Vec<RotationRecord>> {
+        let mut statement = db.prepare(&format!("SELECT {RECORD} FROM rotations ORDER BY started_at DESC"))?;
+        Ok(statement.query_map([], record)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub(super) fn load(db: &Connection, id: &str) -> Result<RotationRecord> {
+        db.query_row(&format!("SELECT {RECORD} FROM rotations WHERE id = ?1"), [id], record)
+            .optional()?
+            .ok_or_else(|| Error::NotFound { what: "rotation", id: id.to_owned() })
+    }
+
+    const RECORD: &str = "id, account_sid, subject, step, outcome, revalidated, started_at, finished_at";
+
+    fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RotationRecord> {
+        Ok(RotationRecord {
+            id: r.get(0)?,
+            account_sid: r.get(1)?,
+            subject: r.get(2)?,
+            step: r.get(3)?,
+            outcome: r.get(4)?,
+            revalidated: r.get::<_, Option<String>>(5)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+            started_at: r.get(6)?,
+            finished_at: r.get(7)?,
+        })
+    }
+
+    /// The account and the vault entries (users) that hold its token.
+    pub(super) fn account_and_targets(db: &Connection, id: &str) -> Result<(String, Vec<String>)> {
+        let (account_sid, targets): (String, String) =
+            db.query_row("SELECT account_sid, targets FROM rotations WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok((account_sid, serde_json::from_str(&targets).unwrap_or_default()))
+    }
+
+    /// The connections to re-validate once the new token is stored.
+    pub(super) fn dependents(db: &Connection, id: &str) -> Result<Vec<String>> {
+        let json: String = db.query_row("SELECT dependents FROM rotations WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(serde_json::from_str(&json).unwrap_or_default())
+    }
+
+    /// Records that this rotation creates a secondary, and whether the DELETE before it
+    /// removed one this rotation had not made.
+    pub(super) fn note_secondary_created(db: &Connection, id: &str, existed: bool) -> Result<()> {
+        db.execute(
+            "UPDATE rotations SET revoked_foreign_secondary = revoked_foreign_secondary OR (?2 AND secondaries_created = 0),
+                 secondaries_created = secondaries_created + 1
+             WHERE id = ?1",
+            params![id, existed],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn secondaries_created(db: &Connection, id: &str) -> Result<u32> {
+        Ok(db.query_row("SELECT secondaries_created FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    pub(super) fn set_step(db: &Connection, id: &str, step: RotationStep) -> Result<()> {
+        db.execute("UPDATE rotations SET step = ?2 WHERE id = ?1", params![id, step])?;
+        Ok(())
+    }
+
+    /// Ends the rotation with its outcome, which also says when a secondary token this
+    /// rotation did not make was revoked (the output, the history and the window show it).
+    pub(super) fn finish(
+        db: &Connection,
+        id: &str,
+        step: RotationStep,
+        outcome: &str,
+        revalidated: &[Dependent],
+    ) -> Result<()> {
+        let revalidated = serde_json::to_string(revalidated).unwrap_or_else(|_| "[]".into());
+        db.execute(
+            "UPDATE rotations SET step = ?2, outcome = ?3 || CASE WHEN revoked_foreign_secondary
+                 THEN '; a secondary Auth Token this rotation did not make was revoked first (someone may have been rotating by hand)'
+                 ELSE '' END,
+                 revalidated = ?4, finished_at = ?5
+             WHERE id = ?1",
+            params![id, step, outcome, revalidated, now()],
+        )?;
+        Ok(())
+    }
 }
