@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use hmac::{Hmac, Mac};
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
@@ -57,35 +56,18 @@ impl Patchbay {
     /// Forgets the event cursor of an instance whose events are turned off: turned on
     /// again, they start from that moment, with no replay of the time they were off.
     pub(crate) fn stop_events(&self, connection_id: &str) -> Result<()> {
-        self.store.write(|tx| {
-            tx.execute("DELETE FROM event_cursors WHERE connection_id = ?1", [connection_id])?;
-            Ok(())
-        })
+        self.store.write(|tx| rows::delete_cursor(tx, connection_id))
     }
 
     /// Starts (or keeps) the event cursor of an instance whose events are enabled:
     /// messages sent from now on are its events.
     pub(crate) fn start_events(&self, connection_id: &str) -> Result<()> {
-        self.store.conn().execute(
-            "INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)",
-            params![connection_id, now()],
-        )?;
-        Ok(())
+        rows::start_cursor(&self.store.conn(), connection_id)
     }
 
     /// Instances whose events are on, with when they were last polled.
     pub fn event_instances(&self) -> Result<Vec<EventInstance>> {
-        let conn = self.store.conn();
-        let mut statement = conn.prepare(
-            "SELECT i.connection_id, i.settings, e.polled_at FROM instances i
-                 JOIN event_cursors e ON e.connection_id = i.connection_id",
-        )?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
+        Ok(rows::instances_with_cursor(&self.store.conn())?
             .into_iter()
             .filter_map(|(id, settings, polled)| {
                 let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
@@ -109,14 +91,7 @@ impl Patchbay {
             Ok(_) => (None, None),
             Err(err) => (Some(err.code()), Some(err.to_string())),
         };
-        self.store.write(|tx| {
-            tx.execute(
-                "UPDATE event_cursors SET last_attempt_at = ?2, last_error_code = ?3, last_error_message = ?4
-                 WHERE connection_id = ?1",
-                params![connection_id, attempted_at, code, message],
-            )?;
-            Ok(())
-        })?;
+        self.store.write(|tx| rows::record_poll(tx, connection_id, &attempted_at, code, message.as_deref()))?;
         polled
     }
 
@@ -124,11 +99,7 @@ impl Patchbay {
         let (stored, enabled_at, last_polled) = {
             let conn = self.store.conn();
             let stored = connections::load(&conn, connection_id)?;
-            let (enabled_at, last_polled): (String, Option<String>) = conn.query_row(
-                "SELECT enabled_at, polled_at FROM event_cursors WHERE connection_id = ?1",
-                [connection_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (enabled_at, last_polled) = rows::cursor(&conn, connection_id)?;
             (stored, enabled_at, last_polled)
         };
         let token = self.token_of(&stored).await?;
@@ -173,47 +144,26 @@ impl Patchbay {
                     "body": message.body,
                     "date": sent.map(|d| d.to_rfc3339()),
                 });
-                new += tx.execute(
-                    "INSERT OR IGNORE INTO event_deliveries (connection_id, message_sid, payload, state, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
-                    params![connection_id, message.sid, payload.to_string(), polled_at],
-                )?;
+                new += rows::queue_delivery(tx, connection_id, &message.sid, &payload.to_string(), polled_at)?;
             }
-            tx.execute("UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1", params![connection_id, polled_at])?;
+            rows::set_polled(tx, connection_id, polled_at)?;
             Ok(new)
         })
     }
 
     /// Events whose next attempt is due, oldest first.
     pub fn due_deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
-        let conn = self.store.conn();
-        let mut statement = conn.prepare(
-            "SELECT d.connection_id, d.message_sid, d.payload, d.attempts, i.settings FROM event_deliveries d
-                 JOIN instances i ON i.connection_id = d.connection_id
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.created_at LIMIT ?2",
-        )?;
-        let rows = statement
-            .query_map(params![now(), limit], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, u32>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
+        Ok(rows::due(&self.store.conn(), limit)?
             .into_iter()
-            .filter_map(|(connection_id, message_sid, payload, attempts, settings)| {
-                let settings: crate::instances::InstanceSettings = serde_json::from_str(&settings).ok()?;
+            .filter_map(|due| {
+                let settings: crate::instances::InstanceSettings = serde_json::from_str(&due.settings).ok()?;
                 let callback_url = settings.events.callback_url?;
                 Some(Delivery {
-                    connection_id,
-                    message_sid,
-                    payload,
+                    connection_id: due.connection_id,
+                    message_sid: due.message_sid,
+                    payload: due.payload,
                     callback_url,
-                    attempts,
+                    attempts: due.attempts,
                     signed: settings.signing_key,
                 })
             })
@@ -224,26 +174,12 @@ impl Patchbay {
     pub fn record_delivery(&self, delivery: &Delivery, outcome: std::result::Result<(), String>) -> Result<()> {
         let conn = self.store.conn();
         match outcome {
-            Ok(()) => conn.execute(
-                "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1, last_error = NULL, delivered_at = ?3
-                 WHERE connection_id = ?1 AND message_sid = ?2",
-                params![delivery.connection_id, delivery.message_sid, now()],
-            ),
+            Ok(()) => rows::delivered(&conn, delivery),
             Err(reason) => {
                 let next = Utc::now() + backoff(delivery.attempts + 1);
-                conn.execute(
-                    "UPDATE event_deliveries SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
-                     WHERE connection_id = ?1 AND message_sid = ?2",
-                    params![
-                        delivery.connection_id,
-                        delivery.message_sid,
-                        reason,
-                        next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    ],
-                )
+                rows::failed(&conn, delivery, &reason, &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             }
-        }?;
-        Ok(())
+        }
     }
 
     /// Blanks the payloads (message bodies) of events delivered longer ago than the
@@ -251,36 +187,13 @@ impl Patchbay {
     pub fn forget_delivered_payloads(&self) -> Result<usize> {
         let retention = Duration::from_std(self.config.event_retention).unwrap_or(Duration::MAX);
         let cutoff = (Utc::now() - retention).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.store.write(|tx| {
-            Ok(tx.execute(
-                "UPDATE event_deliveries SET payload = '' WHERE state = 'delivered' AND delivered_at < ?1 AND payload != ''",
-                [cutoff],
-            )?)
-        })
+        self.store.write(|tx| rows::forget_payloads_before(tx, &cutoff))
     }
 
     /// Every event of an instance and where its delivery stands, newest first.
     pub fn deliveries(&self, connection_id: &str) -> Result<Vec<DeliveryStatus>> {
         self.connection(connection_id)?;
-        let conn = self.store.conn();
-        let mut statement = conn.prepare(
-            "SELECT message_sid, state, attempts, last_error, next_attempt_at, delivered_at FROM event_deliveries
-                 WHERE connection_id = ?1 ORDER BY created_at DESC",
-        )?;
-        statement
-            .query_map([connection_id], |row| {
-                let state: String = row.get(1)?;
-                Ok(DeliveryStatus {
-                    message_sid: row.get(0)?,
-                    next_attempt_at: if state == "pending" { row.get(4)? } else { None },
-                    state,
-                    attempts: row.get(2)?,
-                    last_error: row.get(3)?,
-                    delivered_at: row.get(5)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(crate::Error::from)
+        rows::of_instance(&self.store.conn(), connection_id)
     }
 
     /// `sha256=<hex HMAC>` of the event's body under its instance's signing key, when the
@@ -301,6 +214,163 @@ pub fn sign(key: &str, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body.as_bytes());
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The event cursors (one per instance with events on) and the deliveries they queued.
+mod rows {
+    use rusqlite::{Connection, params};
+
+    use super::{Delivery, DeliveryStatus};
+    use crate::error::Result;
+    use crate::store::now;
+
+    pub(super) fn delete_cursor(db: &Connection, connection_id: &str) -> Result<()> {
+        db.execute("DELETE FROM event_cursors WHERE connection_id = ?1", [connection_id])?;
+        Ok(())
+    }
+
+    /// Messages sent from now on are the instance's events; an existing cursor is kept.
+    pub(super) fn start_cursor(db: &Connection, connection_id: &str) -> Result<()> {
+        db.execute(
+            "INSERT OR IGNORE INTO event_cursors (connection_id, enabled_at) VALUES (?1, ?2)",
+            params![connection_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// When events were enabled and when the last poll succeeded.
+    pub(super) fn cursor(db: &Connection, connection_id: &str) -> Result<(String, Option<String>)> {
+        Ok(db.query_row(
+            "SELECT enabled_at, polled_at FROM event_cursors WHERE connection_id = ?1",
+            [connection_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Each instance with a cursor: its id, settings (JSON) and last successful poll.
+    pub(super) fn instances_with_cursor(db: &Connection) -> Result<Vec<(String, String, Option<String>)>> {
+        let mut statement = db.prepare(
+            "SELECT i.connection_id, i.settings, e.polled_at FROM instances i
+                 JOIN event_cursors e ON e.connection_id = i.connection_id",
+        )?;
+        Ok(statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub(super) fn record_poll(
+        db: &Connection,
+        connection_id: &str,
+        attempted_at: &str,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<()> {
+        db.execute(
+            "UPDATE event_cursors SET last_attempt_at = ?2, last_error_code = ?3, last_error_message = ?4
+             WHERE connection_id = ?1",
+            params![connection_id, attempted_at, code, message],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn set_polled(db: &Connection, connection_id: &str, polled_at: &str) -> Result<()> {
+        db.execute(
+            "UPDATE event_cursors SET polled_at = ?2 WHERE connection_id = ?1",
+            params![connection_id, polled_at],
+        )?;
+        Ok(())
+    }
+
+    /// Queues a message's event; 0 when it was queued before (the key is instance + message).
+    pub(super) fn queue_delivery(
+        db: &Connection,
+        connection_id: &str,
+        message_sid: &str,
+        payload: &str,
+        at: &str,
+    ) -> Result<usize> {
+        Ok(db.execute(
+            "INSERT OR IGNORE INTO event_deliveries (connection_id, message_sid, payload, state, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+            params![connection_id, message_sid, payload, at],
+        )?)
+    }
+
+    /// A pending delivery whose attempt is due, with its instance's settings (JSON).
+    pub(super) struct Due {
+        pub connection_id: String,
+        pub message_sid: String,
+        pub payload: String,
+        pub attempts: u32,
+        pub settings: String,
+    }
+
+    /// Pending deliveries whose attempt is due, oldest first.
+    pub(super) fn due(db: &Connection, limit: u32) -> Result<Vec<Due>> {
+        let mut statement = db.prepare(
+            "SELECT d.connection_id, d.message_sid, d.payload, d.attempts, i.settings FROM event_deliveries d
+                 JOIN instances i ON i.connection_id = d.connection_id
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.created_at LIMIT ?2",
+        )?;
+        Ok(statement
+            .query_map(params![now(), limit], |row| {
+                Ok(Due {
+                    connection_id: row.get(0)?,
+                    message_sid: row.get(1)?,
+                    payload: row.get(2)?,
+                    attempts: row.get(3)?,
+                    settings: row.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub(super) fn delivered(db: &Connection, delivery: &Delivery) -> Result<()> {
+        db.execute(
+            "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1, last_error = NULL, delivered_at = ?3
+             WHERE connection_id = ?1 AND message_sid = ?2",
+            params![delivery.connection_id, delivery.message_sid, now()],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn failed(db: &Connection, delivery: &Delivery, reason: &str, next_attempt_at: &str) -> Result<()> {
+        db.execute(
+            "UPDATE event_deliveries SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
+             WHERE connection_id = ?1 AND message_sid = ?2",
+            params![delivery.connection_id, delivery.message_sid, reason, next_attempt_at],
+        )?;
+        Ok(())
+    }
+
+    /// Blanks the payloads of events delivered before `cutoff`; the rows stay.
+    pub(super) fn forget_payloads_before(db: &Connection, cutoff: &str) -> Result<usize> {
+        Ok(db.execute(
+            "UPDATE event_deliveries SET payload = '' WHERE state = 'delivered' AND delivered_at < ?1 AND payload != ''",
+            [cutoff],
+        )?)
+    }
+
+    /// Every event of an instance and where its delivery stands, newest first.
+    pub(super) fn of_instance(db: &Connection, connection_id: &str) -> Result<Vec<DeliveryStatus>> {
+        let mut statement = db.prepare(
+            "SELECT message_sid, state, attempts, last_error, next_attempt_at, delivered_at FROM event_deliveries
+                 WHERE connection_id = ?1 ORDER BY created_at DESC",
+        )?;
+        Ok(statement
+            .query_map([connection_id], |row| {
+                let state: String = row.get(1)?;
+                Ok(DeliveryStatus {
+                    message_sid: row.get(0)?,
+                    next_attempt_at: if state == "pending" { row.get(4)? } else { None },
+                    state,
+                    attempts: row.get(2)?,
+                    last_error: row.get(3)?,
+                    delivered_at: row.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
 }
 
 #[cfg(test)]
