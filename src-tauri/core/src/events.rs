@@ -216,12 +216,15 @@ pub fn sign(key: &str, body: &str) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+pub(crate) use rows::poller_status;
+
 /// The event cursors (one per instance with events on) and the deliveries they queued.
 mod rows {
-    use rusqlite::{Connection, params};
+    use rusqlite::{Connection, OptionalExtension, params};
 
     use super::{Delivery, DeliveryStatus};
     use crate::error::Result;
+    use crate::instances::PollerStatus;
     use crate::store::now;
 
     pub(super) fn delete_cursor(db: &Connection, connection_id: &str) -> Result<()> {
@@ -349,6 +352,25 @@ mod rows {
             "UPDATE event_deliveries SET payload = '' WHERE state = 'delivered' AND delivered_at < ?1 AND payload != ''",
             [cutoff],
         )?)
+    }
+
+    /// How the instance's last poll went; None when its events are off.
+    pub(crate) fn poller_status(db: &Connection, connection_id: &str) -> Result<Option<PollerStatus>> {
+        Ok(db
+            .query_row(
+                "SELECT polled_at, last_attempt_at, last_error_code, last_error_message FROM event_cursors
+                 WHERE connection_id = ?1",
+                [connection_id],
+                |row| {
+                    Ok(PollerStatus {
+                        last_polled_at: row.get(0)?,
+                        last_attempt_at: row.get(1)?,
+                        last_error_code: row.get(2)?,
+                        last_error_message: row.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// Every event of an instance and where its delivery stands, newest first.

@@ -3,7 +3,6 @@
 //! connection added in the window or the CLI is an instance too, without a token.
 
 use rand::RngCore;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -204,13 +203,10 @@ impl Patchbay {
             })
             .await?;
         let token = random_token();
-        let saved = self.store.conn().execute(
-            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, ?3, ?4)",
-            params![connection.id, json(&spec.tags), hash(&token), json(&spec.settings)],
-        );
+        let saved = rows::insert(&self.store.conn(), &connection.id, &spec.tags, &hash(&token), &spec.settings);
         if let Err(err) = saved {
             self.delete_connection(&connection.id).await?;
-            return Err(err.into());
+            return Err(err);
         }
         self.apply_event_settings(&connection.id, &spec.settings, spec.signature_key.as_ref()).await?;
         Ok((self.with_metadata(connection)?, token))
@@ -280,11 +276,7 @@ impl Patchbay {
         } else {
             self.rename_connection(id, &spec.name)?;
         }
-        self.store.conn().execute(
-            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, '', ?3)
-                 ON CONFLICT (connection_id) DO UPDATE SET tags = excluded.tags, settings = excluded.settings",
-            params![current.id, json(&spec.tags), json(&spec.settings)],
-        )?;
+        rows::upsert_metadata(&self.store.conn(), &current.id, &spec.tags, &spec.settings)?;
         self.apply_event_settings(&current.id, &spec.settings, spec.signature_key.as_ref()).await?;
         self.instance(id)
     }
@@ -324,11 +316,7 @@ impl Patchbay {
 
     /// Whether `token` is this instance's token (constant-time on the hashes).
     pub fn instance_token_matches(&self, id: &str, token: &Secret) -> Result<bool> {
-        let stored: Option<String> = self
-            .store
-            .conn()
-            .query_row("SELECT token_hash FROM instances WHERE connection_id = ?1", [id], |row| row.get(0))
-            .optional()?;
+        let stored = rows::token_hash(&self.store.conn(), id)?;
         Ok(stored.is_some_and(|stored| !stored.is_empty() && stored.as_bytes().ct_eq(hash(token).as_bytes()).into()))
     }
 
@@ -356,26 +344,8 @@ impl Patchbay {
 
     fn with_metadata(&self, connection: Connection) -> Result<Instance> {
         let conn = self.store.conn();
-        let row: Option<(String, String)> = conn
-            .query_row("SELECT tags, settings FROM instances WHERE connection_id = ?1", [&connection.id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        let poller = conn
-            .query_row(
-                "SELECT polled_at, last_attempt_at, last_error_code, last_error_message FROM event_cursors
-                 WHERE connection_id = ?1",
-                [&connection.id],
-                |row| {
-                    Ok(PollerStatus {
-                        last_polled_at: row.get(0)?,
-                        last_attempt_at: row.get(1)?,
-                        last_error_code: row.get(2)?,
-                        last_error_message: row.get(3)?,
-                    })
-                },
-            )
-            .optional()?;
+        let row = rows::metadata(&conn, &connection.id)?;
+        let poller = crate::events::poller_status(&conn, &connection.id)?;
         let (tags, settings) = match row {
             Some((tags, settings)) => {
                 (serde_json::from_str(&tags).unwrap_or_default(), serde_json::from_str(&settings).unwrap_or_default())
@@ -403,6 +373,59 @@ fn events_need_live_credentials(spec: &InstanceSpec) -> Result<()> {
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// The instances table: what the provisioning API keeps beside a connection.
+mod rows {
+    use rusqlite::{Connection, OptionalExtension, params};
+
+    use super::{InstanceSettings, json};
+    use crate::error::Result;
+
+    pub(super) fn insert(
+        db: &Connection,
+        connection_id: &str,
+        tags: &[String],
+        token_hash: &str,
+        settings: &InstanceSettings,
+    ) -> Result<()> {
+        db.execute(
+            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, ?3, ?4)",
+            params![connection_id, json(&tags), token_hash, json(settings)],
+        )?;
+        Ok(())
+    }
+
+    /// Tags and settings of an instance; a connection made outside the API becomes one
+    /// (without a token of its own).
+    pub(super) fn upsert_metadata(
+        db: &Connection,
+        connection_id: &str,
+        tags: &[String],
+        settings: &InstanceSettings,
+    ) -> Result<()> {
+        db.execute(
+            "INSERT INTO instances (connection_id, tags, token_hash, settings) VALUES (?1, ?2, '', ?3)
+                 ON CONFLICT (connection_id) DO UPDATE SET tags = excluded.tags, settings = excluded.settings",
+            params![connection_id, json(&tags), json(settings)],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn token_hash(db: &Connection, connection_id: &str) -> Result<Option<String>> {
+        Ok(db
+            .query_row("SELECT token_hash FROM instances WHERE connection_id = ?1", [connection_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Tags and settings, both JSON.
+    pub(super) fn metadata(db: &Connection, connection_id: &str) -> Result<Option<(String, String)>> {
+        Ok(db
+            .query_row("SELECT tags, settings FROM instances WHERE connection_id = ?1", [connection_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?)
+    }
 }
 
 #[cfg(test)]
