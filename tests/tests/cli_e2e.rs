@@ -82,6 +82,9 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     assert_eq!(listed["total"], 2);
     let shown = record(patchbay.run(&["--json", "connection", "show", &own_id]).ok()).json();
     assert_eq!(shown["id"], own_id.as_str());
+    assert_eq!(shown["auth_method"], "auth_token");
+    let shown_to_people = record(patchbay.run(&["connection", "show", &own_id]).ok()).stdout;
+    assert!(shown_to_people.contains("auth method   Auth Token"), "{shown_to_people}");
     let tested = record(patchbay.run(&["--json", "connection", "test", via_asset["id"].as_str().unwrap()]).ok()).json();
     assert_eq!(tested["status"]["state"], "connected");
     record(patchbay.run(&["connection", "list"]).ok());

@@ -151,6 +151,7 @@ impl Output {
                 ("name", c.name.clone()),
                 ("folder", c.folder.clone()),
                 ("connector", c.connector.clone()),
+                ("auth method", auth_method_label(c)),
                 ("account", account(c)),
                 ("account sid", c.account_sid.clone()),
                 ("phone number", phone(c)),
@@ -236,4 +237,11 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
 /// The connection's number, or what an account-level connection covers.
 fn phone(connection: &Connection) -> String {
     connection.phone_number.clone().unwrap_or_else(|| "(every number of the account)".into())
+}
+
+/// The label its connector's definition gives the connection's auth method.
+fn auth_method_label(c: &Connection) -> String {
+    patchbay_core::catalog::connector(&c.connector)
+        .and_then(|connector| connector.auth_method(&c.auth_method))
+        .map_or_else(|| c.auth_method.clone(), |method| method.label.clone())
 }

@@ -20,7 +20,7 @@ use crate::vault::VaultKey;
 
 pub const TWILIO: &str = "twilio";
 /// The one auth method Twilio connections are stored with so far (connectors/twilio.json).
-const TWILIO_AUTH_TOKEN: &str = "auth_token";
+pub(crate) const TWILIO_AUTH_TOKEN: &str = "auth_token";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -31,6 +31,8 @@ pub struct Connection {
     /// Path of the folder that holds it.
     pub folder: String,
     pub connector: String,
+    /// Which of the connector's auth methods it uses (`auth_methods[].key` of its definition).
+    pub auth_method: String,
     pub name: String,
     pub account_sid: String,
     /// None for an account-level connection (every number of the account).
@@ -244,6 +246,7 @@ pub(crate) struct Stored {
     created_at: String,
     updated_at: String,
     connector: String,
+    auth_method: String,
     events_failing: Option<PollFailure>,
 }
 
@@ -266,7 +269,7 @@ impl Stored {
 const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
     c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
     c.last_checked_at, c.created_at, c.updated_at, c.connector,
-    e.last_error_code, e.last_error_message, e.last_attempt_at";
+    e.last_error_code, e.last_error_message, e.last_attempt_at, c.auth_method";
 
 /// What `COLUMNS` reads from: the row and its event cursor, if it has one (one row each).
 const ROWS: &str = "connections c LEFT JOIN event_cursors e ON e.connection_id = c.id";
@@ -294,6 +297,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
             (Some(code), Some(message), Some(at)) => Some(PollFailure { code, message, at }),
             _ => None,
         },
+        auth_method: row.get(20)?,
     })
 }
 
@@ -348,6 +352,7 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 id: row.id,
                 folder,
                 connector: row.connector,
+                auth_method: row.auth_method,
                 name: row.name,
                 phone_number: Some(row.phone_number).filter(|phone| !phone.is_empty()),
                 account_sid: row.account_sid,
@@ -441,8 +446,8 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
     db.execute(
         "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
              auth_kind, auth_asset_id, status, account_friendly_name, account_type, last_checked_at, lifecycle,
-             owner, created_at, updated_at, search_text, name_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14, ?16)",
+             owner, created_at, updated_at, search_text, name_key, auth_method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14, ?16, ?17)",
         params![
             row.id,
             folder_id,
@@ -460,6 +465,7 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
             search_text,
             owner,
             name_key(row.name),
+            TWILIO_AUTH_TOKEN,
         ],
     )?;
     Ok(())

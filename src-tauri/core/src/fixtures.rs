@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::params;
 
-use crate::connections::{TWILIO, search_text};
+use crate::connections::{TWILIO, TWILIO_AUTH_TOKEN, search_text};
 use crate::error::Result;
 use crate::store::{Store, now};
 use crate::text::name_key;
@@ -49,8 +49,8 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
             .prepare(
                 "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
                      auth_kind, status, account_friendly_name, account_type, lifecycle, created_at, updated_at, search_text,
-                     name_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9, ?10)",
+                     name_key, auth_method)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9, ?10, ?11)",
             )?;
         for index in 0..connections {
             let folder = folder_ids[index % folder_ids.len().max(1)];
@@ -70,6 +70,7 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
                 stamp,
                 search_text(&name, &phone, &sid, Some(&friendly)),
                 name_key(&name),
+                TWILIO_AUTH_TOKEN,
             ])?;
         }
     }

@@ -80,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/006_name_keys.sql"),
     include_str!("../migrations/007_rotation_secondary.sql"),
     include_str!("../migrations/008_event_polls.sql"),
+    include_str!("../migrations/009_auth_methods.sql"),
 ];
 
 pub struct Store {

@@ -22,6 +22,8 @@ fn a_store_written_by_release_0_1_reads_back_whole() {
 
     let page = core.list_connections(&ConnectionQuery::default()).unwrap();
     assert_eq!(page.total, 5);
+    // Every connection of that release was Twilio with an Auth Token, and now says so.
+    assert!(page.items.iter().all(|c| c.connector == "twilio" && c.auth_method == "auth_token"));
     let by_name = |name: &str| page.items.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} is kept"));
 
     let alerts = by_name("Alerts");

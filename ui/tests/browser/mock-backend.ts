@@ -98,6 +98,7 @@ export function createBackend() {
       id: crypto.randomUUID(),
       folder,
       connector: "twilio",
+      auth_method: "auth_token",
       name,
       account_sid: String(form.accountSid),
       phone_number: phone,

@@ -7,7 +7,11 @@ export type Connection = { id: string,
 /**
  * Path of the folder that holds it.
  */
-folder: string, connector: string, name: string, account_sid: string, 
+folder: string, connector: string, 
+/**
+ * Which of the connector's auth methods it uses (`auth_methods[].key` of its definition).
+ */
+auth_method: string, name: string, account_sid: string, 
 /**
  * None for an account-level connection (every number of the account).
  */
