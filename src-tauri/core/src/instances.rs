@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::vault::VaultKey;
 
-/// The connector key scripts use for Twilio, as connector platforms name it.
 /// The provisioning API's key for Twilio connections (`element.key`), from the
 /// connector's definition.
 pub fn element_key() -> &'static str {
