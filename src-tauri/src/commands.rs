@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use patchbay_core::rotation::{RotationPlan, RotationRecord, RotationSubject};
 use patchbay_core::{
-    Asset, Connection, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents,
-    NewTwilioConnection, Patchbay, Secret, TokenSource, TwilioChanges,
+    Asset, Connection, ConnectionForm, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents,
+    Patchbay, Secret,
 };
-use serde::Deserialize;
 use tauri::State;
 use tokio::task::AbortHandle;
 
@@ -87,75 +86,32 @@ pub async fn get_connection(core: Core<'_>, id: String) -> Answer<Connection> {
     core.connection(&id).map_err(body)
 }
 
-/// The Twilio form as the window sends it: the token is typed (`authToken`), the name
-/// of a credential asset (`authTokenAsset`), or, when editing, neither (keep it).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TwilioForm {
-    name: Option<String>,
-    phone_number: String,
-    account_sid: String,
-    test_credentials: bool,
-    auth_token: Option<Secret>,
-    auth_token_asset: Option<String>,
-}
-
-impl TwilioForm {
-    fn token(&mut self) -> Option<TokenSource> {
-        match (self.auth_token.take(), self.auth_token_asset.take()) {
-            (_, Some(asset)) => Some(TokenSource::Asset(asset)),
-            (Some(token), None) => Some(TokenSource::Value(token)),
-            (None, None) => None,
-        }
-    }
-}
-
 /// Calls in flight that the window can stop (Connect, a rotation), by its request id.
 #[derive(Default)]
 pub struct PendingCalls(Mutex<HashMap<String, AbortHandle>>);
 
 #[tauri::command]
-pub async fn add_twilio_connection(
+pub async fn add_connection(
     core: Core<'_>,
     pending: State<'_, PendingCalls>,
     request_id: String,
     folder: String,
-    mut form: TwilioForm,
+    form: ConnectionForm,
 ) -> Answer<Connection> {
-    let Some(auth_token) = form.token() else {
-        return Err(
-            patchbay_core::Error::invalid("auth_token", "enter the Auth Token or choose a credential asset").to_body()
-        );
-    };
-    let new = NewTwilioConnection {
-        folder,
-        name: form.name.filter(|name| !name.trim().is_empty()),
-        phone_number: Some(form.phone_number),
-        account_sid: form.account_sid,
-        test_credentials: form.test_credentials,
-        auth_token,
-    };
     let core = Arc::clone(&core);
-    connect(&pending, request_id, async move { core.add_twilio_connection(new).await }).await
+    connect(&pending, request_id, async move { core.add_connection(form.into_new(folder)).await }).await
 }
 
 #[tauri::command]
-pub async fn update_twilio_connection(
+pub async fn update_connection(
     core: Core<'_>,
     pending: State<'_, PendingCalls>,
     request_id: String,
     id: String,
-    mut form: TwilioForm,
+    form: ConnectionForm,
 ) -> Answer<Connection> {
-    let changes = TwilioChanges {
-        auth_token: form.token(),
-        name: form.name.unwrap_or_default(),
-        phone_number: Some(form.phone_number),
-        account_sid: form.account_sid,
-        test_credentials: form.test_credentials,
-    };
     let core = Arc::clone(&core);
-    connect(&pending, request_id, async move { core.update_twilio_connection(&id, changes).await }).await
+    connect(&pending, request_id, async move { core.update_connection(&id, form.into_changes()).await }).await
 }
 
 /// A Connect the window can cancel: the core leaves nothing behind when it is dropped

@@ -91,7 +91,7 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
     execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance"], { env }).toString(),
   );
   assert.equal(listed.total, 1);
-  assert.equal(listed.items[0].phone_number, live.phone_numbers[0]);
+  assert.equal(listed.items[0].fields.phone_number, live.phone_numbers[0]);
   assert.equal(listed.items[0].status.state, "connected");
 });
 

@@ -346,7 +346,7 @@ fn username_and_password_may_come_from_credential_assets() {
     body["configuration"]["username"] = json!({"asset": "Twilio token"});
     let (status, error) = server.post(&body);
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error["message"].as_str().unwrap().contains("does not hold an Account SID"), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("does not hold a valid Account SID"), "{error}");
     assert!(!error.to_string().contains(&seed.live.auth_token), "the asset's value is never echoed");
 }
 

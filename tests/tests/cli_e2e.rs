@@ -43,7 +43,7 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     .json();
     assert_eq!(own["status"]["state"], "connected");
     assert_eq!(own["auth"]["kind"], "own");
-    assert_eq!(own["account_friendly_name"], "Acme Operations");
+    assert_eq!(own["details"]["account_name"], "Acme Operations");
     let own_id = own["id"].as_str().unwrap().to_owned();
 
     record(patchbay.run_with_stdin(&["--json", "asset", "create", "Twilio token", "--folder", "Shared"], &token).ok());
@@ -69,7 +69,7 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
             .ok(),
     )
     .json();
-    assert_eq!(test_creds["test_credentials"], true);
+    assert_eq!(test_creds["fields"]["test_credentials"], true);
 
     let wrong = record(patchbay.run_with_stdin(
         &add_twilio("Shared", "+15551230001", &seed.live.sid, &["--auth-token-stdin"]),
@@ -84,7 +84,13 @@ fn add_connection_end_to_end_keeps_every_secret_in_the_vault() {
     assert_eq!(shown["id"], own_id.as_str());
     assert_eq!(shown["auth_method"], "auth_token");
     let shown_to_people = record(patchbay.run(&["connection", "show", &own_id]).ok()).stdout;
-    assert!(shown_to_people.contains("auth method   Auth Token"), "{shown_to_people}");
+    let row = |label: &str| {
+        let rows = shown_to_people.lines().filter_map(|line| line.split_once("  "));
+        rows.map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned())).find(|(key, _)| key == label)
+    };
+    assert_eq!(row("auth method").unwrap().1, "Auth Token", "{shown_to_people}");
+    assert_eq!(row("account").unwrap().1, "Acme Operations", "{shown_to_people}");
+    assert_eq!(row("auth token").unwrap().1, "its own, in the OS vault", "{shown_to_people}");
     let tested = record(patchbay.run(&["--json", "connection", "test", via_asset["id"].as_str().unwrap()]).ok()).json();
     assert_eq!(tested["status"]["state"], "connected");
     record(patchbay.run(&["connection", "list"]).ok());

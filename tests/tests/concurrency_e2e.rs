@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
-use patchbay_core::{Config, NewTwilioConnection, Secret, TokenSource};
+use patchbay_core::{Config, FieldValue, FieldValues, NewConnection, Secret, SecretSource};
 use patchbay_tests::fake_twilio::FakeTwilio;
 use patchbay_tests::harness::{Patchbay, Run, Token, require_secret_service};
 use patchbay_tests::serve::Server;
@@ -44,15 +44,18 @@ fn window(config: Config, phone: String, sid: String, token: String) -> Vec<Outc
         let core = patchbay_core::Patchbay::open(config).expect("the window opens the shared data folder");
         let mut done = Vec::new();
         for round in 0..3 {
-            let new = NewTwilioConnection {
+            let new = NewConnection {
                 folder: "Shared".into(),
+                connector: "twilio".into(),
+                auth_method: None,
                 name: Some(format!("window {round}")),
-                phone_number: Some(phone.clone()),
-                account_sid: sid.clone(),
-                test_credentials: false,
-                auth_token: TokenSource::Value(Secret::new(token.clone())),
+                values: FieldValues::from([
+                    ("phone_number".into(), FieldValue::Text(phone.clone())),
+                    ("account_sid".into(), FieldValue::Text(sid.clone())),
+                ]),
+                secret: Some(SecretSource::Value(Secret::new(token.clone()))),
             };
-            done.push(match core.add_twilio_connection(new).await {
+            done.push(match core.add_connection(new).await {
                 Ok(connection) => Outcome::ConnectionAdded(connection.id),
                 Err(err) => Outcome::Failed(format!("{} {err}", err.code())),
             });

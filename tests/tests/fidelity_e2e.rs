@@ -102,7 +102,7 @@ fn a_connection_without_a_number_is_account_level() {
     ];
     let made = patchbay.run_with_stdin(&args, &live.auth_token).ok().json();
     assert_eq!(
-        (made["phone_number"].clone(), made["name"].as_str()),
+        (made["fields"]["phone_number"].clone(), made["name"].as_str()),
         (Value::Null, Some(format!("Twilio {}", live.sid).as_str()))
     );
     assert!(fake.requests().iter().all(|r| !r.path.ends_with("IncomingPhoneNumbers.json")), "no number to look up");

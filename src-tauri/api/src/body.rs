@@ -1,7 +1,8 @@
 //! The JSON of `/instances`: parsing requests into core specs, and instances into answers.
 
-use patchbay_core::instances::{EventSettings, Instance, InstanceSettings, InstanceSpec, element_key};
-use patchbay_core::{AuthRef, Secret, TokenSource};
+use patchbay_core::catalog::{AuthField, Feature, FieldKind};
+use patchbay_core::instances::{EventSettings, Instance, InstanceSettings, InstanceSpec, connector_of_element};
+use patchbay_core::{AuthRef, FieldValue, FieldValues, Secret, SecretSource};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -47,12 +48,12 @@ impl InstancePatch {
             Some(Value::Object(map)) => map.clone(),
             _ => Map::new(),
         };
-        for masked in ["password", "event.notification.signature.key"] {
-            configuration.remove(masked);
-        }
+        // Masked values are not the values: a secret not sent again stays as it is.
+        configuration.retain(|_, value| value != "********" && asset_name(value).is_none());
         configuration.extend(self.configuration);
+        let element_key = instance_json(current, None)["element"]["key"].as_str().unwrap_or_default().to_owned();
         InstanceBody {
-            element: self.element.unwrap_or(ElementRef { key: element_key().to_owned() }),
+            element: self.element.unwrap_or(ElementRef { key: element_key }),
             name: self.name.unwrap_or_else(|| current.connection.name.clone()),
             folder: None,
             tags: self.tags.unwrap_or_else(|| current.tags.clone()),
@@ -61,30 +62,21 @@ impl InstancePatch {
     }
 }
 
-const USERNAME_SHAPE: &str = "username must be the Account SID (AC followed by 32 hex digits) or {\"asset\": \"NAME\"}";
-
-/// The Account SID as given, or the credential asset that holds it.
-#[derive(Debug)]
-pub enum Username {
-    Sid(String),
-    Asset(String),
-}
-
-/// A parsed request whose username may still name an asset.
+/// A parsed request whose non-secret fields may still name credential assets.
 #[derive(Debug)]
 pub struct ParsedSpec {
     pub spec: InstanceSpec,
-    pub username: Username,
+    /// Fields given as `{"asset": NAME}` (Twilio's Account SID in an asset), to be read
+    /// from the asset: (field, the asset's name).
+    pub from_assets: Vec<(&'static AuthField, String)>,
 }
 
-/// As for Cloud Elements' `twiliov2`: the credentials only. Without a `phone_number` the
-/// instance is account-level.
-const REQUIRED: [&str; 2] = ["username", "password"];
-const OPTIONAL: [&str; 11] = [
-    "phone_number",
+/// Entries every element takes besides its auth method's fields: the auth method, and
+/// the settings of events (where the method offers them) and of responses.
+const COMMON: [&str; 10] = [
+    AUTH_METHOD,
     "event.poller.configuration",
     "event.poller.urls",
-    "test_credentials",
     "event.notification.signature.key",
     "event.notification.enabled",
     "event.vendor.type",
@@ -94,38 +86,78 @@ const OPTIONAL: [&str; 11] = [
     "filter.response.nulls",
 ];
 
+/// Which of the element's auth methods (`auth_methods[].key`); the recommended one when absent.
+const AUTH_METHOD: &str = "authentication.type";
+
 pub fn parse(bytes: &[u8]) -> Result<InstanceBody, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
 }
 
+/// The element keys there are, for messages.
+fn element_keys() -> String {
+    patchbay_core::catalog::search("").iter().map(|c| c.element_key.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 impl InstanceBody {
-    /// The core's view of the request. On PUT (`keep_token`) a missing password keeps the
-    /// instance's current token.
-    pub fn into_spec(self, keep_token: bool) -> Result<ParsedSpec, ApiError> {
-        if self.element.key != element_key() {
-            return Err(ApiError::bad_request(format!(
-                "unknown element key '{}'; known keys: {}",
-                self.element.key,
-                element_key()
-            )));
-        }
+    /// The core's view of the request. On PUT (`keep_secret`) a missing secret keeps the
+    /// instance's current one; `current_method` is then the instance's auth method.
+    pub fn into_spec(self, keep_secret: bool, current_method: Option<&str>) -> Result<ParsedSpec, ApiError> {
+        let connector = connector_of_element(&self.element.key).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown element key '{}'; known keys: {}", self.element.key, element_keys()))
+        })?;
         let config = self.configuration;
-        if let Some(unknown) =
-            config.keys().find(|key| !REQUIRED.contains(&key.as_str()) && !OPTIONAL.contains(&key.as_str()))
-        {
+        let method_key = text(&config, AUTH_METHOD)?;
+        let method = connector
+            .auth_method_or_default(method_key.as_deref().or(current_method))
+            .map_err(|err| ApiError::bad_request(format!("{AUTH_METHOD}: {err}")))?;
+        let known: Vec<&str> =
+            method.fields.iter().map(|field| field.configuration_key()).chain(COMMON.iter().copied()).collect();
+        if let Some(unknown) = config.keys().find(|key| !known.contains(&key.as_str())) {
+            let mut listed = known.clone();
+            listed.dedup();
             return Err(ApiError::bad_request(format!(
                 "unknown configuration entry '{unknown}'; known entries: {}",
-                REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect::<Vec<_>>().join(", ")
+                listed.join(", ")
             )));
         }
-        let missing: Vec<&str> = REQUIRED
+        let missing: Vec<&str> = method
+            .fields
             .iter()
-            .copied()
-            .filter(|key| !(keep_token && *key == "password"))
+            .filter(|field| field.required && !(keep_secret && field.kind == FieldKind::Secret))
+            .map(|field| field.configuration_key())
             .filter(|key| not_set(config.get(*key)))
             .collect();
         if !missing.is_empty() {
             return Err(ApiError::bad_request(format!("missing required configuration: {}", missing.join(", "))));
+        }
+        let mut values = FieldValues::new();
+        let mut secret = None;
+        let mut from_assets = Vec::new();
+        for field in &method.fields {
+            let key = field.configuration_key();
+            let value = config.get(key);
+            if not_set(value) {
+                continue;
+            }
+            let shape = || format!("{key} must be the {} or {{\"asset\": \"NAME\"}}", field.label);
+            match (field.kind, value) {
+                (FieldKind::Secret, Some(Value::String(typed))) => {
+                    secret = Some(SecretSource::Value(Secret::new(typed.clone())))
+                }
+                (FieldKind::Secret, Some(value)) => {
+                    secret = Some(SecretSource::Asset(asset_name(value).ok_or_else(|| ApiError::bad_request(shape()))?))
+                }
+                (FieldKind::Toggle, _) => {
+                    values.insert(field.name.clone(), FieldValue::Toggle(boolean(&config, key)?.unwrap_or(false)));
+                }
+                (_, Some(Value::String(typed))) => {
+                    values.insert(field.name.clone(), FieldValue::Text(typed.clone()));
+                }
+                (_, Some(value)) => {
+                    from_assets.push((field, asset_name(value).ok_or_else(|| ApiError::bad_request(shape()))?));
+                }
+                (_, None) => {}
+            }
         }
         let defaults = EventSettings::default();
         let events = EventSettings {
@@ -145,31 +177,14 @@ impl InstanceBody {
                 None => defaults.refresh_minutes,
             },
         };
-        let auth_token = match config.get("password") {
-            value if not_set(value) => None,
-            Some(Value::String(token)) => Some(TokenSource::Value(Secret::new(token.clone()))),
-            Some(Value::Object(asset)) => match (asset.len(), asset.get("asset")) {
-                (1, Some(Value::String(name))) => Some(TokenSource::Asset(name.clone())),
-                _ => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
-            },
-            _ => return Err(ApiError::bad_request("password must be the Auth Token or {\"asset\": \"NAME\"}")),
-        };
-        let username = match config.get("username") {
-            Some(Value::String(sid)) => Username::Sid(sid.clone()),
-            Some(Value::Object(asset)) => match (asset.len(), asset.get("asset")) {
-                (1, Some(Value::String(name))) => Username::Asset(name.clone()),
-                _ => return Err(ApiError::bad_request(USERNAME_SHAPE)),
-            },
-            _ => return Err(ApiError::bad_request(USERNAME_SHAPE)),
-        };
         let spec = InstanceSpec {
             folder: self.folder.unwrap_or_else(|| "Shared".into()),
             name: self.name,
             tags: self.tags,
-            phone_number: text(&config, "phone_number")?,
-            account_sid: String::new(),
-            test_credentials: boolean(&config, "test_credentials")?.unwrap_or(false),
-            auth_token,
+            connector: connector.key.clone(),
+            auth_method: Some(method.key.clone()),
+            values,
+            secret,
             settings: InstanceSettings {
                 events,
                 filter_nulls: boolean(&config, "filter.response.nulls")?.unwrap_or(true),
@@ -179,7 +194,15 @@ impl InstanceBody {
             },
             signature_key: text(&config, "event.notification.signature.key")?.map(Secret::new),
         };
-        Ok(ParsedSpec { spec, username })
+        Ok(ParsedSpec { spec, from_assets })
+    }
+}
+
+/// `NAME` of `{"asset": "NAME"}`.
+fn asset_name(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(asset) if asset.len() == 1 => asset.get("asset")?.as_str().map(str::to_owned),
+        _ => None,
     }
 }
 
@@ -231,35 +254,52 @@ fn poller_configuration(config: &Map<String, Value>) -> Result<Option<Value>, Ap
 pub fn instance_json(instance: &Instance, token: Option<&Secret>) -> Value {
     let connection = &instance.connection;
     let events = &instance.settings.events;
-    let password = match &connection.auth {
-        AuthRef::Own => json!("********"),
-        AuthRef::Asset { name, .. } => json!({ "asset": name }),
-        AuthRef::MissingAsset => Value::Null,
-    };
+    let connector = patchbay_core::catalog::connector(&connection.connector);
+    let method = connector.and_then(|connector| connector.auth_method(&connection.auth_method));
+    let mut configuration = Map::new();
+    if let Some(method) = method {
+        configuration.insert(AUTH_METHOD.into(), json!(method.key));
+        for field in &method.fields {
+            let value = match field.kind {
+                FieldKind::Secret => match &connection.auth {
+                    AuthRef::Own => json!("********"),
+                    AuthRef::Asset { name, .. } => json!({ "asset": name }),
+                    AuthRef::MissingAsset => Value::Null,
+                },
+                _ => serde_json::to_value(connection.fields.get(&field.name)).expect("field values serialise"),
+            };
+            configuration.insert(field.configuration_key().into(), value);
+        }
+        if method.offers(Feature::MessageEvents) {
+            configuration.extend([
+                ("event.notification.enabled".into(), json!(events.enabled)),
+                ("event.vendor.type".into(), json!(events.vendor_type)),
+                ("event.notification.type".into(), json!(events.notification_type)),
+                ("event.notification.callback.url".into(), json!(events.callback_url)),
+                ("event.poller.refresh_interval".into(), json!(events.refresh_minutes)),
+                (
+                    "event.notification.signature.key".into(),
+                    if instance.settings.signing_key { json!("********") } else { Value::Null },
+                ),
+                ("event.poller.configuration".into(), json!(instance.settings.poller_configuration)),
+                ("event.poller.urls".into(), json!(instance.settings.poller_urls)),
+            ]);
+        }
+    }
+    configuration.insert("filter.response.nulls".into(), json!(instance.settings.filter_nulls));
     let mut answer = json!({
         "id": connection.id,
         "name": connection.name,
-        "element": { "key": element_key(), "name": "Twilio" },
+        "element": {
+            "key": connector.map(|c| c.element_key.as_str()),
+            "name": connector.map(|c| c.name.as_str()),
+        },
         "folder": connection.folder,
         "tags": instance.tags,
-        "configuration": {
-            "username": connection.account_sid,
-            "password": password,
-            "phone_number": connection.phone_number,
-            "test_credentials": connection.test_credentials,
-            "event.notification.enabled": events.enabled,
-            "event.vendor.type": events.vendor_type,
-            "event.notification.type": events.notification_type,
-            "event.notification.callback.url": events.callback_url,
-            "event.poller.refresh_interval": events.refresh_minutes,
-            "event.notification.signature.key": if instance.settings.signing_key { json!("********") } else { Value::Null },
-            "filter.response.nulls": instance.settings.filter_nulls,
-            "event.poller.configuration": instance.settings.poller_configuration,
-            "event.poller.urls": instance.settings.poller_urls,
-        },
+        "configuration": configuration,
         "valid": matches!(connection.status, patchbay_core::ConnectionStatus::Connected),
         "disabled": false,
-        "accountName": connection.account_friendly_name,
+        "accountName": connection.details.get("account_name"),
         "createdDate": connection.created_at,
         "updatedDate": connection.updated_at,
     });
@@ -307,10 +347,10 @@ mod tests {
 
     #[test]
     fn missing_configuration_is_named_entry_by_entry() {
-        let err = body(json!({"password": "x"})).into_spec(false).unwrap_err();
+        let err = body(json!({"password": "x"})).into_spec(false, None).unwrap_err();
         assert_eq!(err.message, "missing required configuration: username");
         assert!(
-            body(json!({"username": "AC1"})).into_spec(true).is_ok(),
+            body(json!({"username": "AC1"})).into_spec(true, None).is_ok(),
             "PUT keeps the token; no number is account-level"
         );
     }
@@ -318,27 +358,34 @@ mod tests {
     #[test]
     fn unknown_fields_and_elements_are_refused_clearly() {
         let err = body(json!({"username": "AC1", "password": "x", "phone_number": "+1", "colour": "red"}))
-            .into_spec(false)
+            .into_spec(false, None)
             .unwrap_err();
         assert!(err.message.starts_with("unknown configuration entry 'colour'"));
         let err =
             parse(br#"{"element": {"key": "twiliov2"}, "name": "x", "configuration": {}, "extra": 1}"#).err().unwrap();
         assert!(err.message.contains("unknown field `extra`"));
-        let err = parse(br#"{"element": {"key": "slack"}, "name": "x", "configuration": {}}"#)
+        let err = parse(br#"{"element": {"key": "salesforce"}, "name": "x", "configuration": {}}"#)
             .unwrap()
-            .into_spec(false)
+            .into_spec(false, None)
             .unwrap_err();
-        assert_eq!(err.message, "unknown element key 'slack'; known keys: twiliov2");
+        assert!(err.message.starts_with("unknown element key 'salesforce'; known keys: twiliov2"), "{}", err.message);
+        let err = body(json!({"authentication.type": "oauth", "username": "AC1", "password": "x"}))
+            .into_spec(false, None)
+            .unwrap_err();
+        assert!(err.message.contains("no auth method 'oauth'"), "{}", err.message);
     }
 
     #[test]
     fn username_and_password_may_name_credential_assets() {
         let parsed = body(json!({"username": {"asset": "sid"}, "password": {"asset": "token"}, "phone_number": "+1"}))
-            .into_spec(false)
+            .into_spec(false, None)
             .unwrap();
-        assert!(matches!(parsed.username, Username::Asset(name) if name == "sid"));
+        assert!(
+            matches!(parsed.from_assets.as_slice(), [(field, name)] if field.name == "account_sid" && name == "sid")
+        );
         let spec = parsed.spec;
-        assert!(matches!(spec.auth_token, Some(TokenSource::Asset(name)) if name == "token"));
+        assert!(matches!(spec.secret, Some(SecretSource::Asset(name)) if name == "token"));
+        assert_eq!(spec.values.get("phone_number"), Some(&FieldValue::Text("+1".into())));
         assert_eq!(spec.folder, "Shared");
         assert!(spec.settings.filter_nulls);
     }

@@ -9,15 +9,15 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use patchbay_core::Patchbay;
 use patchbay_core::instances::ApiCredentials;
-use patchbay_core::instances::{Instance, InstanceFilter, element_key};
+use patchbay_core::instances::{Instance, InstanceFilter, connector_of_element};
+use patchbay_core::{FieldValue, Patchbay};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::auth::{Caller, caller};
-use crate::body::{InstanceBody, ParsedSpec, Username, instance_json, parse, parse_patch};
+use crate::body::{InstanceBody, ParsedSpec, instance_json, parse, parse_patch};
 use crate::guard::{Guard, method_not_allowed};
 
 #[derive(Clone)]
@@ -108,23 +108,23 @@ impl Api {
     }
 }
 
-/// The core's spec, with a username given as a credential asset resolved to its SID.
+/// The core's spec, with fields given as credential assets (a username) read from them.
 async fn resolve(
     api: &Api,
     parsed: ParsedSpec,
     folder: &str,
 ) -> Result<patchbay_core::instances::InstanceSpec, ApiError> {
     let mut spec = parsed.spec;
-    spec.account_sid = match parsed.username {
-        Username::Sid(sid) => sid,
-        Username::Asset(name) => api.core.account_sid_from_asset(folder, &name).await?,
-    };
+    for (field, asset) in parsed.from_assets {
+        let value = api.core.field_from_asset(folder, &asset, field, field.configuration_key()).await?;
+        spec.values.insert(field.name.clone(), FieldValue::Text(value));
+    }
     Ok(spec)
 }
 
 async fn create(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
     api.organization(&headers).await?;
-    let parsed = parse(&body)?.into_spec(false)?;
+    let parsed = parse(&body)?.into_spec(false, None)?;
     let folder = parsed.spec.folder.clone();
     let spec = resolve(&api, parsed, &folder).await?;
     let (instance, token) = api.core.provision_instance(spec).await?;
@@ -156,11 +156,16 @@ async fn list(
 ) -> Result<axum::response::Response, ApiError> {
     api.organization(&headers).await?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
-    if query.element.as_deref().is_some_and(|element| element != element_key()) {
-        return Ok((StatusCode::OK, axum::Json(json!([]))).into_response());
-    }
+    let connector = match query.element.as_deref() {
+        None => None,
+        Some(element) => match connector_of_element(element) {
+            Some(connector) => Some(connector.key.clone()),
+            None => return Ok((StatusCode::OK, axum::Json(json!([]))).into_response()),
+        },
+    };
     let filter = InstanceFilter {
         folder: query.folder,
+        connector,
         tags: query
             .tags
             .map(|tags| tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
@@ -208,9 +213,10 @@ async fn update(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Strin
 
 /// PUT's and PATCH's common end: the whole new request, checked and applied.
 async fn apply(api: &Api, caller: Caller, id: &str, body: InstanceBody) -> Answer {
-    let parsed = body.into_spec(true)?;
+    let current = api.core.instance(id)?;
+    let parsed = body.into_spec(true, Some(&current.connection.auth_method))?;
     if matches!(caller, Caller::Element(_)) {
-        element_may_apply(&api.core.instance(id)?, &parsed)?;
+        element_may_apply(&current, &parsed)?;
     }
     let folder = api.core.connection(id)?.folder;
     let spec = resolve(api, parsed, &folder).await?;
@@ -224,12 +230,15 @@ async fn apply(api: &Api, caller: Caller, id: &str, body: InstanceBody) -> Answe
 fn element_may_apply(current: &Instance, parsed: &ParsedSpec) -> Result<(), ApiError> {
     let spec = &parsed.spec;
     let connection = &current.connection;
-    let same_number = patchbay_core::connections::normalize_optional_phone(spec.phone_number.as_deref())
-        .is_ok_and(|phone| phone == connection.phone_number);
-    let unchanged = spec.auth_token.is_none()
-        && matches!(&parsed.username, Username::Sid(sid) if sid.trim() == connection.account_sid)
-        && same_number
-        && spec.test_credentials == connection.test_credentials
+    let method = patchbay_core::catalog::connector(&connection.connector)
+        .and_then(|connector| connector.auth_method(&connection.auth_method));
+    let same_values = method.is_some_and(|method| {
+        patchbay_core::fields::check(method, &spec.values).is_ok_and(|values| values == connection.fields)
+    });
+    let unchanged = spec.secret.is_none()
+        && parsed.from_assets.is_empty()
+        && spec.connector == connection.connector
+        && same_values
         && spec.settings.events.callback_url == current.settings.events.callback_url
         && spec.signature_key.is_none();
     if unchanged {

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use patchbay_core::rotation::RotationSubject;
-use patchbay_core::{Config, ConnectionQuery, Error, NewTwilioConnection, Patchbay, Secret, TokenSource};
+use patchbay_core::{
+    Config, ConnectionQuery, Error, FieldValue, FieldValues, NewConnection, Patchbay, Secret, SecretSource, catalog,
+};
 
 use output::Output;
 
@@ -163,8 +165,7 @@ enum AssetCommand {
 #[derive(Subcommand)]
 enum ConnectionCommand {
     /// Add connection: validate with the connector's service, then save.
-    #[command(subcommand)]
-    Add(AddConnection),
+    Add(Box<AddArgs>),
     /// List connections, by name.
     List {
         /// Only this folder's connections.
@@ -186,36 +187,104 @@ enum ConnectionCommand {
     Delete { id: String },
 }
 
-#[derive(Subcommand)]
-enum AddConnection {
-    /// A Twilio connection.
-    Twilio(TwilioArgs),
-}
-
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("auth_token").required(true).args(["auth_token_stdin", "auth_token_asset"])))]
-struct TwilioArgs {
+#[command(group(clap::ArgGroup::new("secret").args(["secret_stdin", "secret_asset", "auth_token_stdin", "auth_token_asset"])))]
+struct AddArgs {
+    /// The connector's key in the catalog (`patchbay connectors`), e.g. twilio.
+    connector: String,
     #[arg(long)]
     folder: String,
-    /// Connection name (default: "Twilio <phone number>", or "Twilio <Account SID>").
+    /// Connection name (default: the connector's, e.g. "Twilio <phone number>").
     #[arg(long)]
     name: Option<String>,
-    /// The phone number registered in the Twilio account, e.g. +15551230001. Without
-    /// it the connection is account-level (every number of the account).
+    /// One of the connector's auth methods (default: its recommended one).
+    #[arg(long, value_name = "KEY")]
+    auth_method: Option<String>,
+    /// A field's value, by the field's name in the connector's definition; repeatable.
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = name_value)]
+    fields: Vec<(String, String)>,
+    /// Read the secret field NAME from standard input.
+    #[arg(long, value_name = "NAME")]
+    secret_stdin: Option<String>,
+    /// Use a credential asset (visible from the folder) as the secret field NAME.
+    #[arg(long, value_name = "NAME=ASSET", value_parser = name_value)]
+    secret_asset: Option<(String, String)>,
+    #[command(flatten)]
+    twilio: TwilioShorthands,
+}
+
+/// Today's Twilio flags, kept as shorthands for the fields they set.
+#[derive(Args)]
+struct TwilioShorthands {
+    /// Twilio: the phone number registered in the account, e.g. +15551230001 (without
+    /// it the connection is account-level). Same as --field phone_number=…
     #[arg(long = "phone")]
     phone: Option<String>,
-    /// Account SID: AC followed by 32 hexadecimal digits.
+    /// Twilio: AC followed by 32 hexadecimal digits. Same as --field account_sid=…
     #[arg(long)]
-    account_sid: String,
-    /// The SID and token are Test Credentials.
+    account_sid: Option<String>,
+    /// Twilio: the SID and token are Test Credentials. Same as --field test_credentials=true
     #[arg(long)]
     test_credentials: bool,
-    /// Read the Auth Token from standard input.
+    /// Twilio: read the Auth Token from standard input. Same as --secret-stdin auth_token
     #[arg(long)]
     auth_token_stdin: bool,
-    /// Use this credential asset (visible from the folder) as the Auth Token.
+    /// Twilio: use this credential asset as the Auth Token. Same as --secret-asset auth_token=NAME
     #[arg(long, value_name = "NAME")]
     auth_token_asset: Option<String>,
+}
+
+fn name_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| format!("'{raw}' is not NAME=VALUE"))
+}
+
+impl AddArgs {
+    /// The core's request: the fields, and the secret read from stdin or named by asset.
+    fn into_new_connection(self) -> Result<NewConnection, Error> {
+        let mut values = FieldValues::new();
+        let shorthands = [("phone_number", self.twilio.phone), ("account_sid", self.twilio.account_sid)];
+        for (name, value) in
+            self.fields.into_iter().chain(shorthands.into_iter().filter_map(|(n, v)| Some((n.to_owned(), v?))))
+        {
+            values.insert(name, FieldValue::Text(value));
+        }
+        if self.twilio.test_credentials {
+            values.insert("test_credentials".into(), FieldValue::Toggle(true));
+        }
+        let stdin = self.secret_stdin.or(self.twilio.auth_token_stdin.then(|| "auth_token".to_owned()));
+        let asset = self.secret_asset.or(self.twilio.auth_token_asset.map(|name| ("auth_token".to_owned(), name)));
+        let method = catalog::require(&self.connector)?.auth_method_or_default(self.auth_method.as_deref())?;
+        let secret = match (method.secret_field(), stdin, asset) {
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err(Error::invalid("secret", format!("{} takes no secret", method.label)));
+            }
+            (Some(field), stdin, asset) => {
+                let named = stdin.as_deref().or(asset.as_ref().map(|(name, _)| name.as_str()));
+                if named.is_some_and(|name| name != field.name) {
+                    return Err(Error::invalid(
+                        "secret",
+                        format!("{}'s secret field is '{}'", method.label, field.name),
+                    ));
+                }
+                match asset {
+                    Some((_, asset)) => Some(SecretSource::Asset(asset)),
+                    None => Some(SecretSource::Value(read_secret(&field.label)?)),
+                }
+            }
+        };
+        Ok(NewConnection {
+            folder: self.folder,
+            connector: self.connector,
+            auth_method: self.auth_method,
+            name: self.name,
+            values,
+            secret,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -329,21 +398,7 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             }
         },
         Command::Connection(command) => match command {
-            ConnectionCommand::Add(AddConnection::Twilio(args)) => {
-                let auth_token = match args.auth_token_asset {
-                    Some(asset) => TokenSource::Asset(asset),
-                    None => TokenSource::Value(read_secret("Auth Token")?),
-                };
-                let new = NewTwilioConnection {
-                    folder: args.folder,
-                    name: args.name,
-                    phone_number: args.phone,
-                    account_sid: args.account_sid,
-                    test_credentials: args.test_credentials,
-                    auth_token,
-                };
-                out.connection(&core.add_twilio_connection(new).await?)
-            }
+            ConnectionCommand::Add(args) => out.connection(&core.add_connection(args.into_new_connection()?).await?),
             ConnectionCommand::List { folder, search, limit, offset } => {
                 out.connections(&core.list_connections(&ConnectionQuery { folder, search, limit, offset })?)
             }

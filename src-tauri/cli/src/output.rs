@@ -1,5 +1,6 @@
 //! How the CLI prints: tables for people, JSON for scripts (`--json`).
 
+use patchbay_core::catalog;
 use patchbay_core::rotation::{RotationPlan, RotationRecord};
 use patchbay_core::{
     Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents,
@@ -146,36 +147,37 @@ impl Output {
 
     pub fn connection(&self, c: &Connection) {
         self.emit(c, || {
-            let rows = [
-                ("id", c.id.clone()),
-                ("name", c.name.clone()),
-                ("folder", c.folder.clone()),
-                ("connector", c.connector.clone()),
-                ("auth method", auth_method_label(c)),
-                ("account", account(c)),
-                ("account sid", c.account_sid.clone()),
-                ("phone number", phone(c)),
-                ("credentials", if c.test_credentials { "test" } else { "live" }.into()),
-                ("auth token", auth(&c.auth)),
-                ("status", status(&c.status)),
-                ("last checked", c.last_checked_at.clone().unwrap_or_else(|| "never".into())),
+            let method = catalog::connector(&c.connector).and_then(|connector| connector.auth_method(&c.auth_method));
+            let mut rows = vec![
+                ("id".to_owned(), c.id.clone()),
+                ("name".to_owned(), c.name.clone()),
+                ("folder".to_owned(), c.folder.clone()),
+                ("connector".to_owned(), connector_name(c)),
+                ("auth method".to_owned(), method.map_or_else(|| c.auth_method.clone(), |m| m.label.clone())),
             ];
-            rows.iter().map(|(k, v)| format!("{k:<13} {v}")).collect::<Vec<_>>().join("\n")
+            rows.extend(c.summary().into_iter().map(|(label, value)| (label.to_lowercase(), value)));
+            if let Some(secret) = method.and_then(|method| method.secret_field()) {
+                rows.push((secret.label.to_lowercase(), auth(&c.auth)));
+            }
+            rows.push(("status".to_owned(), status(&c.status)));
+            rows.push(("last checked".to_owned(), c.last_checked_at.clone().unwrap_or_else(|| "never".into())));
+            let width = rows.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
+            rows.iter().map(|(k, v)| format!("{k:<width$}  {v}")).collect::<Vec<_>>().join("\n")
         });
     }
 
     pub fn connections(&self, page: &ConnectionPage) {
         self.emit(page, || {
             let shown = table(
-                &["ID", "NAME", "FOLDER", "ACCOUNT", "PHONE", "MODE", "STATUS", "LAST CHECKED"],
+                &["ID", "NAME", "FOLDER", "CONNECTOR", "SUMMARY", "STATUS", "LAST CHECKED"],
                 page.items.iter().map(|c| {
+                    let summary = c.summary().into_iter().filter(|(_, value)| !value.is_empty());
                     vec![
                         c.id.clone(),
                         c.name.clone(),
                         c.folder.clone(),
-                        account(c),
-                        phone(c),
-                        if c.test_credentials { "test" } else { "live" }.into(),
+                        connector_name(c),
+                        summary.map(|(label, value)| format!("{label}: {value}")).collect::<Vec<_>>().join(" · "),
                         status(&c.status),
                         c.last_checked_at.clone().unwrap_or_else(|| "never".into()),
                     ]
@@ -186,13 +188,8 @@ impl Output {
     }
 }
 
-fn account(c: &Connection) -> String {
-    let sid = &c.account_sid;
-    let short = format!("{}…{}", &sid[..6.min(sid.len())], &sid[sid.len().saturating_sub(4)..]);
-    match &c.account_friendly_name {
-        Some(name) => format!("{name} ({short})"),
-        None => short,
-    }
+fn connector_name(c: &Connection) -> String {
+    catalog::connector(&c.connector).map_or_else(|| c.connector.clone(), |connector| connector.name.clone())
 }
 
 fn auth(auth: &AuthRef) -> String {
@@ -232,16 +229,4 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The connection's number, or what an account-level connection covers.
-fn phone(connection: &Connection) -> String {
-    connection.phone_number.clone().unwrap_or_else(|| "(every number of the account)".into())
-}
-
-/// The label its connector's definition gives the connection's auth method.
-fn auth_method_label(c: &Connection) -> String {
-    patchbay_core::catalog::connector(&c.connector)
-        .and_then(|connector| connector.auth_method(&c.auth_method))
-        .map_or_else(|| c.auth_method.clone(), |method| method.label.clone())
 }

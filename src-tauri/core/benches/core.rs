@@ -13,7 +13,8 @@ use std::hint::black_box;
 use criterion::Criterion;
 use patchbay_core::twilio::{Credentials, TwilioClient, verify};
 use patchbay_core::{
-    Config, ConnectionQuery, NewTwilioConnection, Patchbay, Secret, TokenSource, Vault, catalog, fixtures,
+    Config, ConnectionQuery, FieldValue, FieldValues, NewConnection, Patchbay, Secret, SecretSource, Vault, catalog,
+    fixtures,
 };
 use patchbay_tests::fake_twilio::FakeTwilio;
 
@@ -106,16 +107,19 @@ fn connect_cost() {
             verify(&client, credentials, Some(&phone), false).await.unwrap();
             twilio_only.push(started.elapsed());
 
-            let new = NewTwilioConnection {
+            let new = NewConnection {
                 folder: "Shared".into(),
+                connector: "twilio".into(),
+                auth_method: None,
                 name: Some(format!("bench {round}")),
-                phone_number: Some(phone.clone()),
-                account_sid: seed.live.sid.clone(),
-                test_credentials: false,
-                auth_token: TokenSource::Value(token.clone()),
+                values: FieldValues::from([
+                    ("phone_number".into(), FieldValue::Text(phone.clone())),
+                    ("account_sid".into(), FieldValue::Text(seed.live.sid.clone())),
+                ]),
+                secret: Some(SecretSource::Value(token.clone())),
             };
             let started = Instant::now();
-            let connection = core.add_twilio_connection(new).await.unwrap();
+            let connection = core.add_connection(new).await.unwrap();
             connect.push(started.elapsed());
             core.delete_connection(&connection.id).await.unwrap();
         }

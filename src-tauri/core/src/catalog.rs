@@ -1,6 +1,7 @@
-//! The connector catalog. Connectors are data (`connectors/*.json`): the window builds
-//! its forms from these field definitions and the core checks input against the same
-//! patterns, so a rule is written once.
+//! The connector catalog. A connector's definition is data (`connectors/<key>.json`):
+//! the window builds its forms from these field definitions and the core checks input
+//! against the same patterns, so a rule is written once. Its behaviour is one Rust
+//! module (`crate::connectors`), which also hands the catalog its definition.
 
 use std::sync::{LazyLock, OnceLock};
 
@@ -26,6 +27,22 @@ pub struct Connector {
     pub permissions: String,
     /// The ways to authenticate it offers, the recommended first; the form lets people pick.
     pub auth_methods: Vec<AuthMethod>,
+    /// What the Connections table shows of its connections, besides name and status.
+    pub columns: Vec<SummaryColumn>,
+}
+
+/// A column of the Connections table: a field's value, or what the service said
+/// about the account when the connection was last checked (`details`).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SummaryColumn {
+    /// A field's `name`, or a key of the connection's `details`.
+    pub key: String,
+    pub label: String,
+    /// What to show when the connection has no such value (an optional field left empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub empty: Option<String>,
 }
 
 /// One way to authenticate a connector, with the fields it asks for.
@@ -39,6 +56,17 @@ pub struct AuthMethod {
     #[serde(default)]
     pub features: Vec<Feature>,
     pub fields: Vec<AuthField>,
+}
+
+impl AuthMethod {
+    /// The method's secret field; a method has one at most (the catalog tests hold to it).
+    pub fn secret_field(&self) -> Option<&AuthField> {
+        self.fields.iter().find(|field| field.kind == FieldKind::Secret)
+    }
+
+    pub fn offers(&self, feature: Feature) -> bool {
+        self.features.contains(&feature)
+    }
 }
 
 /// A capability only some connectors' auth methods have; the window and the CLI offer it
@@ -69,6 +97,11 @@ pub struct AuthField {
     #[ts(optional)]
     pub format_hint: Option<String>,
     pub help: String,
+    /// Its entry in the provisioning API's `configuration`, where that differs from
+    /// `name` (Cloud Elements calls Twilio's Account SID `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub configuration_key: Option<String>,
     #[serde(skip)]
     #[ts(skip)]
     compiled_pattern: OnceLock<Option<Regex>>,
@@ -85,6 +118,11 @@ pub enum FieldKind {
 }
 
 impl AuthField {
+    /// Its entry in the provisioning API's `configuration`.
+    pub fn configuration_key(&self) -> &str {
+        self.configuration_key.as_deref().unwrap_or(&self.name)
+    }
+
     /// Whether `value` has the declared format (true when the field declares none).
     pub fn accepts(&self, value: &str) -> bool {
         let compiled = self.compiled_pattern.get_or_init(|| self.pattern.as_deref().and_then(|p| Regex::new(p).ok()));
@@ -93,9 +131,11 @@ impl AuthField {
 }
 
 static CATALOG: LazyLock<Vec<Connector>> = LazyLock::new(|| {
-    [include_str!("../connectors/twilio.json")]
+    crate::connectors::MODULES
         .iter()
-        .map(|json| serde_json::from_str(json).expect("connector definitions are checked by the catalog tests"))
+        .map(|module| {
+            serde_json::from_str(module.definition()).expect("connector definitions are checked by the catalog tests")
+        })
         .collect()
 });
 
@@ -107,6 +147,30 @@ impl Connector {
     pub fn auth_method(&self, key: &str) -> Option<&AuthMethod> {
         self.auth_methods.iter().find(|method| method.key == key)
     }
+
+    /// The method named, or the recommended one for `None`; an unknown key is refused
+    /// with the ones there are.
+    pub fn auth_method_or_default(&self, key: Option<&str>) -> crate::Result<&AuthMethod> {
+        let Some(key) = key.map(str::trim).filter(|key| !key.is_empty()) else { return Ok(&self.auth_methods[0]) };
+        self.auth_method(key).ok_or_else(|| {
+            let known: Vec<&str> = self.auth_methods.iter().map(|method| method.key.as_str()).collect();
+            crate::Error::invalid(
+                "auth_method",
+                format!("{} has no auth method '{key}'; it offers: {}", self.name, known.join(", ")),
+            )
+        })
+    }
+}
+
+/// The connector with this key, or an error that lists the ones there are.
+pub fn require(key: &str) -> crate::Result<&'static Connector> {
+    connector(key.trim()).ok_or_else(|| {
+        let known: Vec<&str> = CATALOG.iter().map(|connector| connector.key.as_str()).collect();
+        crate::Error::invalid(
+            "connector",
+            format!("no connector '{}'; the catalog has: {}", key.trim(), known.join(", ")),
+        )
+    })
 }
 
 pub fn field(connector_key: &str, method_key: &str, field_name: &str) -> &'static AuthField {
@@ -162,7 +226,10 @@ mod tests {
         for connector in CATALOG.iter() {
             assert!(element_keys.insert(&connector.element_key), "{}: element key taken", connector.key);
             assert!(!connector.auth_methods.is_empty(), "{} offers a way to authenticate", connector.key);
+            assert!(crate::connectors::module(&connector.key).is_some(), "{} has its module", connector.key);
             for method in &connector.auth_methods {
+                let secrets = method.fields.iter().filter(|field| field.kind == FieldKind::Secret).count();
+                assert!(secrets <= 1, "{}.{}: one secret field at most", connector.key, method.key);
                 for field in &method.fields {
                     if let Some(pattern) = &field.pattern {
                         Regex::new(pattern)

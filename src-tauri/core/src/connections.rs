@@ -3,24 +3,21 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection as Db, OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::assets;
-use crate::catalog;
+use crate::catalog::{self, AuthMethod};
 use crate::error::{Error, Result};
+use crate::fields::{Details, FieldValue, FieldValues};
 use crate::folders;
 use crate::journal::Lifecycle;
 use crate::search_index::SearchIndex;
 use crate::secret::Secret;
 use crate::store::text_column_enum;
 use crate::text::{fold, name_key};
-use crate::twilio::VerifiedAccount;
 use crate::vault::VaultKey;
 
-pub const TWILIO: &str = "twilio";
-/// The one auth method Twilio connections are stored with so far (connectors/twilio.json).
-pub(crate) const TWILIO_AUTH_TOKEN: &str = "auth_token";
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -34,20 +31,38 @@ pub struct Connection {
     /// Which of the connector's auth methods it uses (`auth_methods[].key` of its definition).
     pub auth_method: String,
     pub name: String,
-    pub account_sid: String,
-    /// None for an account-level connection (every number of the account).
-    pub phone_number: Option<String>,
-    pub test_credentials: bool,
+    /// The non-secret values of its auth method's fields, normalised.
+    pub fields: FieldValues,
+    /// What the service said about the account at the last successful check.
+    pub details: Details,
     pub auth: AuthRef,
     pub status: ConnectionStatus,
-    pub account_friendly_name: Option<String>,
-    /// `Trial` or `Full` for live credentials.
-    pub account_type: Option<String>,
     pub last_checked_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Set while polling for its events fails (API instances with events on).
     pub events_failing: Option<PollFailure>,
+}
+
+impl Connection {
+    /// Its connector's summary columns (the Connections table's): each label with the
+    /// value shown, a toggle as yes or no.
+    pub fn summary(&self) -> Vec<(&'static str, String)> {
+        let Some(connector) = catalog::connector(&self.connector) else { return Vec::new() };
+        connector
+            .columns
+            .iter()
+            .map(|column| {
+                let value = match (self.fields.get(&column.key), self.details.get(&column.key)) {
+                    (Some(FieldValue::Text(text)), _) => text.clone(),
+                    (Some(FieldValue::Toggle(on)), _) => if *on { "yes" } else { "no" }.to_owned(),
+                    (None, Some(detail)) => detail.clone(),
+                    (None, None) => column.empty.clone().unwrap_or_default(),
+                };
+                (column.label.as_str(), value)
+            })
+            .collect()
+    }
 }
 
 /// Why the last poll for a connection's events failed (events on, last poll failed).
@@ -60,7 +75,7 @@ pub struct PollFailure {
     pub at: String,
 }
 
-/// Where the connection's Auth Token comes from. Never the token itself.
+/// Where the connection's secret comes from. Never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export)]
@@ -90,30 +105,79 @@ pub struct ConnectionPage {
     pub items: Vec<Connection>,
 }
 
-/// What Add connection → Twilio → Connect submits.
+/// What Add connection → connector → Connect submits.
 #[derive(Debug)]
-pub struct NewTwilioConnection {
+pub struct NewConnection {
     pub folder: String,
+    /// The connector's key in the catalog.
+    pub connector: String,
+    /// One of its auth methods; None: the recommended one.
+    pub auth_method: Option<String>,
+    /// None: the connector's default name, numbered when taken.
     pub name: Option<String>,
-    /// None or blank: an account-level connection.
-    pub phone_number: Option<String>,
-    pub account_sid: String,
-    pub test_credentials: bool,
-    pub auth_token: TokenSource,
+    /// The non-secret fields, by name; secrets go in `secret`.
+    pub values: FieldValues,
+    /// The method's secret, when it has a secret field.
+    pub secret: Option<SecretSource>,
 }
 
-/// What Edit submits: every field again; `auth_token: None` keeps the current token.
+/// What Edit submits: every field again; `secret: None` keeps the current secret.
 #[derive(Debug)]
-pub struct TwilioChanges {
+pub struct ConnectionChanges {
     pub name: String,
-    pub phone_number: Option<String>,
-    pub account_sid: String,
-    pub test_credentials: bool,
-    pub auth_token: Option<TokenSource>,
+    /// A connection keeps its auth method: when given, it must be the one it has.
+    pub auth_method: Option<String>,
+    pub values: FieldValues,
+    pub secret: Option<SecretSource>,
+}
+
+/// What the window's connector form submits: the fields it rendered, and the secret
+/// typed or the credential asset chosen instead (neither on Edit: keep it).
+#[derive(Debug, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(export)]
+pub struct ConnectionForm {
+    pub connector: String,
+    pub auth_method: String,
+    pub name: Option<String>,
+    pub values: FieldValues,
+    #[ts(type = "string | null")]
+    pub secret: Option<Secret>,
+    pub secret_asset: Option<String>,
+}
+
+impl ConnectionForm {
+    fn secret_source(&mut self) -> Option<SecretSource> {
+        match (self.secret.take(), self.secret_asset.take()) {
+            (_, Some(asset)) => Some(SecretSource::Asset(asset)),
+            (Some(secret), None) => Some(SecretSource::Value(secret)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn into_new(mut self, folder: String) -> NewConnection {
+        NewConnection {
+            folder,
+            secret: self.secret_source(),
+            name: self.name.filter(|name| !name.trim().is_empty()),
+            connector: self.connector,
+            auth_method: Some(self.auth_method),
+            values: self.values,
+        }
+    }
+
+    pub fn into_changes(mut self) -> ConnectionChanges {
+        ConnectionChanges {
+            secret: self.secret_source(),
+            name: self.name.unwrap_or_default(),
+            auth_method: Some(self.auth_method),
+            values: self.values,
+        }
+    }
 }
 
 #[derive(Debug)]
-pub enum TokenSource {
+pub enum SecretSource {
     /// Typed or piped in; kept in the vault under the new connection's id.
     Value(Secret),
     /// The name of a credential asset visible from the connection's folder.
@@ -124,90 +188,10 @@ pub enum TokenSource {
 pub struct ConnectionQuery {
     /// Only this folder's connections (not its sub-folders').
     pub folder: Option<String>,
-    /// Case- and accent-insensitive substring of name, phone, SID or account name.
+    /// Case- and accent-insensitive substring of the name, a field's value or a detail.
     pub search: Option<String>,
     pub limit: Option<u32>,
     pub offset: u32,
-}
-
-/// E.164 from what people type: spaces, dashes, dots and brackets go; a leading `+`
-/// is required (a national number is ambiguous). The country code must exist and the
-/// number's length fit that country (libphonenumber's metadata, via `phonenumber`).
-/// Whether the number is in service is Twilio's to say: any possible length passes.
-pub fn normalize_phone(raw: &str) -> Result<String> {
-    let phone: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
-    let field = catalog::field(TWILIO, TWILIO_AUTH_TOKEN, "phone_number");
-    if !phone.starts_with('+') {
-        return Err(Error::invalid(
-            "phone_number",
-            "the phone number must start with + and the country code, e.g. +15551230001",
-        ));
-    }
-    if !field.accepts(&phone) {
-        return Err(Error::invalid(
-            "phone_number",
-            format!("the phone number must be {}", field.format_hint.as_deref().unwrap_or("in E.164 format")),
-        ));
-    }
-    check_phone_length(&phone)?;
-    Ok(phone)
-}
-
-fn check_phone_length(phone: &str) -> Result<()> {
-    use phonenumber::ParseError;
-    let invalid = |why: String| Error::invalid("phone_number", why);
-    let parsed = phonenumber::parse(None, phone).map_err(|err| match err {
-        ParseError::InvalidCountryCode => {
-            invalid(format!("{phone} does not start with a country code that exists; check the digits after +"))
-        }
-        ParseError::TooLong => invalid(format!("{phone} is too long for a phone number")),
-        _ => invalid(format!("{phone} is too short for a phone number")),
-    })?;
-    let code = parsed.code().value();
-    let national = parsed.national().to_string().len() as u16;
-    let countries = phonenumber::metadata::DATABASE.by_code(&code).unwrap_or_default();
-    let fits = countries.iter().any(|country| {
-        // The metadata keeps the lengths per kind of number (fixed line, mobile, toll free …).
-        let kinds = country.descriptors();
-        [kinds.fixed_line(), kinds.mobile(), kinds.toll_free(), kinds.premium_rate(), kinds.shared_cost()]
-            .into_iter()
-            .chain([kinds.personal_number(), kinds.voip(), kinds.pager(), kinds.uan(), kinds.voicemail()])
-            .flatten()
-            .chain([kinds.general()])
-            .any(|kind| kind.possible_length().contains(&national))
-    });
-    if !fits {
-        let country = countries.first().map(|country| country.id()).unwrap_or("its country");
-        return Err(invalid(format!(
-            "{phone} has {national} digits after the country code +{code}, which no number in {country} has; check for a missing or extra digit"
-        )));
-    }
-    Ok(())
-}
-
-/// A phone number as typed, or None when none was given (blank counts as none).
-pub fn normalize_optional_phone(raw: Option<&str>) -> Result<Option<String>> {
-    raw.filter(|raw| !raw.trim().is_empty()).map(normalize_phone).transpose()
-}
-
-pub fn check_account_sid(raw: &str) -> Result<String> {
-    let sid = raw.trim();
-    check_format("account_sid", sid, "Account SID")?;
-    Ok(sid.to_owned())
-}
-
-pub(crate) fn check_auth_token(token: &Secret, source: &str) -> Result<()> {
-    check_format("auth_token", token.expose(), source)
-}
-
-fn check_format(field_name: &'static str, value: &str, what: &str) -> Result<()> {
-    let field = catalog::field(TWILIO, TWILIO_AUTH_TOKEN, field_name);
-    if field.accepts(value) {
-        return Ok(());
-    }
-    let hint = field.format_hint.as_deref().unwrap_or("in the expected format");
-    // The value is never echoed: for a token it is the secret itself.
-    Err(Error::invalid(field_name, format!("the {what} must be {hint}")))
 }
 
 text_column_enum! {
@@ -232,44 +216,40 @@ pub(crate) struct Stored {
     pub id: String,
     pub folder_id: i64,
     pub name: String,
-    pub account_sid: String,
-    pub phone_number: String,
-    pub test_credentials: bool,
+    pub connector: String,
+    pub auth_method: String,
+    pub fields: FieldValues,
+    pub details: Details,
     pub auth_kind: AuthKind,
     pub auth_asset_id: Option<String>,
     status: CheckState,
     status_code: Option<String>,
     status_message: Option<String>,
-    pub account_friendly_name: Option<String>,
-    account_type: Option<String>,
     last_checked_at: Option<String>,
     created_at: String,
     updated_at: String,
-    connector: String,
-    auth_method: String,
     events_failing: Option<PollFailure>,
 }
 
 impl Stored {
-    /// The connection's number; None when it is account-level (stored as "").
-    pub(crate) fn phone(&self) -> Option<&str> {
-        Some(self.phone_number.as_str()).filter(|phone| !phone.is_empty())
-    }
-
-    /// Where the connection's Auth Token is in the vault: its own entry or its asset's.
-    pub(crate) fn token_key(&self) -> Result<VaultKey> {
+    /// Where the connection's secret is in the vault: its own entry or its asset's.
+    pub(crate) fn secret_key(&self) -> Result<VaultKey> {
         match (self.auth_kind, &self.auth_asset_id) {
             (AuthKind::Own, _) => Ok(VaultKey::Connection(self.id.clone())),
             (_, Some(asset_id)) => Ok(VaultKey::Asset(asset_id.clone())),
             (_, None) => Err(Error::AssetDeleted { connection: self.name.clone() }),
         }
     }
+
+    /// Its auth method's definition.
+    pub(crate) fn method(&self) -> Result<&'static AuthMethod> {
+        catalog::require(&self.connector)?.auth_method_or_default(Some(&self.auth_method))
+    }
 }
 
-const COLUMNS: &str = "c.id, c.folder_id, c.name, c.account_sid, c.phone_number, c.test_credentials, c.auth_kind,
-    c.auth_asset_id, c.status, c.status_code, c.status_message, c.account_friendly_name, c.account_type,
-    c.last_checked_at, c.created_at, c.updated_at, c.connector,
-    e.last_error_code, e.last_error_message, e.last_attempt_at, c.auth_method";
+const COLUMNS: &str = "c.id, c.folder_id, c.name, c.connector, c.auth_method, c.fields, c.details, c.auth_kind,
+    c.auth_asset_id, c.status, c.status_code, c.status_message, c.last_checked_at, c.created_at, c.updated_at,
+    e.last_error_code, e.last_error_message, e.last_attempt_at";
 
 /// What `COLUMNS` reads from: the row and its event cursor, if it has one (one row each).
 const ROWS: &str = "connections c LEFT JOIN event_cursors e ON e.connection_id = c.id";
@@ -279,26 +259,30 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
         id: row.get(0)?,
         folder_id: row.get(1)?,
         name: row.get(2)?,
-        account_sid: row.get(3)?,
-        phone_number: row.get(4)?,
-        test_credentials: row.get(5)?,
-        auth_kind: row.get(6)?,
-        auth_asset_id: row.get(7)?,
-        status: row.get(8)?,
-        status_code: row.get(9)?,
-        status_message: row.get(10)?,
-        account_friendly_name: row.get(11)?,
-        account_type: row.get(12)?,
-        last_checked_at: row.get(13)?,
-        created_at: row.get(14)?,
-        updated_at: row.get(15)?,
-        connector: row.get(16)?,
-        events_failing: match (row.get::<_, Option<String>>(17)?, row.get(18)?, row.get(19)?) {
+        connector: row.get(3)?,
+        auth_method: row.get(4)?,
+        fields: json_column(row, 5)?,
+        details: json_column(row, 6)?,
+        auth_kind: row.get(7)?,
+        auth_asset_id: row.get(8)?,
+        status: row.get(9)?,
+        status_code: row.get(10)?,
+        status_message: row.get(11)?,
+        last_checked_at: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        events_failing: match (row.get::<_, Option<String>>(15)?, row.get(16)?, row.get(17)?) {
             (Some(code), Some(message), Some(at)) => Some(PollFailure { code, message, at }),
             _ => None,
         },
-        auth_method: row.get(20)?,
     })
+}
+
+/// A JSON text column, read into its type.
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err)))
 }
 
 pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
@@ -354,13 +338,10 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 connector: row.connector,
                 auth_method: row.auth_method,
                 name: row.name,
-                phone_number: Some(row.phone_number).filter(|phone| !phone.is_empty()),
-                account_sid: row.account_sid,
-                test_credentials: row.test_credentials,
+                fields: row.fields,
+                details: row.details,
                 auth,
                 status,
-                account_friendly_name: row.account_friendly_name,
-                account_type: row.account_type,
                 last_checked_at: row.last_checked_at,
                 created_at: row.created_at,
                 updated_at: row.updated_at,
@@ -374,19 +355,19 @@ pub(crate) fn view(db: &Db, row: Stored) -> Result<Connection> {
     Ok(views(db, vec![row])?.pop().expect("one row in, one view out"))
 }
 
-/// The accounts (SID, and whether with Test Credentials) of the connections using an asset.
-pub(crate) fn accounts_using_asset(db: &Db, asset_id: &str) -> Result<Vec<(String, bool)>> {
-    let mut statement =
-        db.prepare("SELECT DISTINCT account_sid, test_credentials FROM connections WHERE auth_asset_id = ?1")?;
-    Ok(statement.query_map([asset_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+/// The active connections of a connector's auth method whose field `name` is `value`, by name.
+pub(crate) fn with_field(db: &Db, connector: &str, method: &str, name: &str, value: &str) -> Result<Vec<Stored>> {
+    let mut statement = db.prepare(&format!(
+        "SELECT {COLUMNS} FROM {ROWS} WHERE c.connector = ?1 AND c.auth_method = ?2
+             AND json_extract(c.fields, '$.' || ?3) = ?4 AND c.lifecycle = 'active' ORDER BY c.name"
+    ))?;
+    Ok(statement.query_map(params![connector, method, name, value], from_row)?.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Ids of an account's connections with live credentials, by name.
-pub(crate) fn live_ids_of_account(db: &Db, account_sid: &str) -> Result<Vec<String>> {
-    let mut statement = db.prepare(
-        "SELECT id FROM connections WHERE account_sid = ?1 AND test_credentials = 0 AND lifecycle = 'active' ORDER BY name",
-    )?;
-    Ok(statement.query_map([account_sid], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+/// The connections that use a credential asset.
+pub(crate) fn using_asset(db: &Db, asset_id: &str) -> Result<Vec<Stored>> {
+    let mut statement = db.prepare(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.auth_asset_id = ?1"))?;
+    Ok(statement.query_map([asset_id], from_row)?.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Refuses a name another connection of the folder has, or one that reads the same
@@ -422,16 +403,15 @@ pub(crate) fn free_name(db: &Db, folder: i64, base: &str) -> Result<String> {
     ensure_name_free(db, folder, base, None).map(|()| base.to_owned())
 }
 
-/// A connection's values as Twilio accepted them, for a new row or an edited one.
+/// A connection's values as its service accepted them, for a new row or an edited one.
 pub(crate) struct ValidatedRow<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    pub account_sid: &'a str,
-    /// "" for an account-level connection.
-    pub phone_number: &'a str,
-    pub test_credentials: bool,
+    pub connector: &'a str,
+    pub auth_method: &'a str,
+    pub fields: &'a FieldValues,
+    pub details: &'a Details,
     pub asset_id: Option<&'a str>,
-    pub account: &'a VerifiedAccount,
     pub checked_at: &'a str,
 }
 
@@ -442,60 +422,60 @@ pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &st
         Some(_) => (AuthKind::Asset, Lifecycle::Active, None),
         None => (AuthKind::Own, Lifecycle::Pending, Some(owner)),
     };
-    let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(
-        "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
-             auth_kind, auth_asset_id, status, account_friendly_name, account_type, last_checked_at, lifecycle,
-             owner, created_at, updated_at, search_text, name_key, auth_method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?13, ?15, ?12, ?12, ?14, ?16, ?17)",
+        "INSERT INTO connections (id, folder_id, connector, auth_method, name, fields, details, auth_kind,
+             auth_asset_id, status, last_checked_at, lifecycle, owner, created_at, updated_at, search_text, name_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'connected', ?10, ?11, ?12, ?10, ?10, ?13, ?14)",
         params![
             row.id,
             folder_id,
-            TWILIO,
+            row.connector,
+            row.auth_method,
             row.name,
-            row.account_sid,
-            row.phone_number,
-            row.test_credentials,
+            json(row.fields),
+            json(row.details),
             auth_kind,
             row.asset_id,
-            row.account.friendly_name,
-            row.account.account_type,
             row.checked_at,
             lifecycle,
-            search_text,
             owner,
+            search_text(row.name, row.fields, row.details),
             name_key(row.name),
-            TWILIO_AUTH_TOKEN,
         ],
     )?;
     Ok(())
 }
 
-pub(crate) fn search_text(name: &str, phone: &str, sid: &str, friendly_name: Option<&str>) -> String {
-    fold(&format!("{name} {phone} {sid} {}", friendly_name.unwrap_or_default()))
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("field values and details serialise")
+}
+
+/// What search looks in, folded: the name, the fields' text and the details.
+pub(crate) fn search_text(name: &str, fields: &FieldValues, details: &Details) -> String {
+    let texts = fields.values().filter_map(|value| match value {
+        FieldValue::Text(text) => Some(text.as_str()),
+        FieldValue::Toggle(_) => None,
+    });
+    let words: Vec<&str> = std::iter::once(name).chain(texts).chain(details.values().map(String::as_str)).collect();
+    fold(&words.join(" "))
 }
 
 pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
     let auth_kind = if row.asset_id.is_some() { AuthKind::Asset } else { AuthKind::Own };
-    let search_text = search_text(row.name, row.phone_number, row.account_sid, row.account.friendly_name.as_deref());
     db.execute(
-        "UPDATE connections SET name = ?2, account_sid = ?3, phone_number = ?4, test_credentials = ?5, auth_kind = ?6,
-             auth_asset_id = ?7, status = 'connected', status_code = NULL, status_message = NULL,
-             account_friendly_name = ?8, account_type = ?9, last_checked_at = ?10, updated_at = ?10, search_text = ?11,
-             name_key = ?12
+        "UPDATE connections SET name = ?2, fields = ?3, details = ?4, auth_kind = ?5, auth_asset_id = ?6,
+             status = 'connected', status_code = NULL, status_message = NULL, last_checked_at = ?7, updated_at = ?7,
+             search_text = ?8, name_key = ?9
          WHERE id = ?1",
         params![
             row.id,
             row.name,
-            row.account_sid,
-            row.phone_number,
-            row.test_credentials,
+            json(row.fields),
+            json(row.details),
             auth_kind,
             row.asset_id,
-            row.account.friendly_name,
-            row.account.account_type,
             row.checked_at,
-            search_text,
+            search_text(row.name, row.fields, row.details),
             name_key(row.name),
         ],
     )?;
@@ -503,42 +483,29 @@ pub(crate) fn update(db: &Db, row: &ValidatedRow<'_>) -> Result<()> {
 }
 
 pub(crate) fn rename(db: &Db, stored: &Stored, name: &str) -> Result<()> {
-    let search_text =
-        search_text(name, &stored.phone_number, &stored.account_sid, stored.account_friendly_name.as_deref());
     db.execute(
         "UPDATE connections SET name = ?2, search_text = ?3, updated_at = ?4, name_key = ?5 WHERE id = ?1",
-        params![stored.id, name, search_text, crate::store::now(), name_key(name)],
+        params![
+            stored.id,
+            name,
+            search_text(name, &stored.fields, &stored.details),
+            crate::store::now(),
+            name_key(name)
+        ],
     )?;
     Ok(())
 }
 
 /// Records the outcome of a Connect or Test connection.
-pub(crate) fn record_check(
-    db: &Db,
-    id: &str,
-    outcome: std::result::Result<&VerifiedAccount, &Error>,
-    at: &str,
-) -> Result<()> {
+pub(crate) fn record_check(db: &Db, id: &str, outcome: std::result::Result<&Details, &Error>, at: &str) -> Result<()> {
     match outcome {
-        Ok(account) => {
+        Ok(details) => {
             let stored = load(db, id)?;
             db.execute(
                 "UPDATE connections SET status = 'connected', status_code = NULL, status_message = NULL,
-                     account_friendly_name = ?2, account_type = ?3, last_checked_at = ?4, updated_at = ?4,
-                     search_text = ?5
+                     details = ?2, last_checked_at = ?3, updated_at = ?3, search_text = ?4
                  WHERE id = ?1",
-                params![
-                    id,
-                    account.friendly_name,
-                    account.account_type,
-                    at,
-                    search_text(
-                        &stored.name,
-                        &stored.phone_number,
-                        &stored.account_sid,
-                        account.friendly_name.as_deref()
-                    ),
-                ],
+                params![id, json(details), at, search_text(&stored.name, &stored.fields, details)],
             )
         }
         Err(err) => db.execute(
@@ -587,39 +554,4 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
 fn load_by_seq(db: &Db, seqs: &[i64]) -> Result<Vec<Stored>> {
     let mut statement = db.prepare_cached(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.seq = ?1"))?;
     seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(Error::from)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phone_numbers_are_normalised_to_e164() {
-        assert_eq!(normalize_phone(" +1 (555) 123-0001 ").unwrap(), "+15551230001");
-        assert_eq!(normalize_phone("+1.555.123.0001").unwrap(), "+15551230001");
-        assert_eq!(normalize_phone("+44 20 7183 8750").unwrap(), "+442071838750");
-        for bad in [
-            "5551230001",
-            "+",
-            "+0123456789",
-            "+1555abc0001",
-            "+1234567890123456",
-            "+99912345678",
-            "+1555123000",
-            "+4420718387501234",
-        ] {
-            let err = normalize_phone(bad).unwrap_err();
-            assert_eq!((err.code(), err.field()), ("invalid_input", Some("phone_number")), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sid_and_token_formats_are_checked_without_echoing_the_token() {
-        assert!(check_account_sid(&format!("AC{}", "0a".repeat(16))).is_ok());
-        assert_eq!(check_account_sid("AC123").unwrap_err().field(), Some("account_sid"));
-        let token = Secret::new("not-a-token-but-a-secret");
-        let err = check_auth_token(&token, "Auth Token").unwrap_err();
-        assert_eq!(err.field(), Some("auth_token"));
-        assert!(!err.to_string().contains("not-a-token"));
-    }
 }

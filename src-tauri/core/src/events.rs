@@ -10,6 +10,7 @@ use sha2::Sha256;
 
 use crate::Patchbay;
 use crate::connections;
+use crate::connectors::TwilioAccount;
 use crate::error::Result;
 use crate::store::now;
 use crate::twilio::Credentials;
@@ -102,7 +103,7 @@ impl Patchbay {
             let (enabled_at, last_polled) = rows::cursor(&conn, connection_id)?;
             (stored, enabled_at, last_polled)
         };
-        let token = self.token_of(&stored).await?;
+        let token = self.vault.get(&stored.secret_key()?).await?;
         let parse = |stamp: &str| DateTime::parse_from_rfc3339(stamp).map(DateTime::<Utc>::from).ok();
         // Twilio's dates have whole seconds: a message of the same second counts, rather
         // than risk losing it.
@@ -117,10 +118,12 @@ impl Patchbay {
             .and_then(parse)
             .map_or(enabled_at, |last| (last - Duration::days(1)).max(enabled_at));
         let since_day = since.format("%Y-%m-%d").to_string();
-        let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
+        let account = TwilioAccount::of(&stored.fields);
+        let credentials = Credentials { account_sid: account.sid, auth_token: &token };
         let messages = self
+            .services
             .twilio
-            .list_messages_to(credentials, stored.phone(), &since_day)
+            .list_messages_to(credentials, account.phone, &since_day)
             .await
             .map_err(|err| crate::Error::Connect(err.into()))?;
 

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use rusqlite::params;
 
-use crate::connections::{TWILIO, TWILIO_AUTH_TOKEN, search_text};
+use crate::connections::search_text;
 use crate::error::Result;
+use crate::fields::{Details, FieldValue, FieldValues};
 use crate::store::{Store, now};
 use crate::text::name_key;
 
@@ -45,32 +46,35 @@ pub fn seed(database: &Path, folders: usize, connections: usize) -> Result<Seede
             folder_ids.push(tx.last_insert_rowid());
             folder_paths.push(format!("{parent_path}/{name}"));
         }
-        let mut insert_connection = tx
-            .prepare(
-                "INSERT INTO connections (id, folder_id, connector, name, account_sid, phone_number, test_credentials,
-                     auth_kind, status, account_friendly_name, account_type, lifecycle, created_at, updated_at, search_text,
-                     name_key, auth_method)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'own', 'not_checked', ?7, 'Full', 'active', ?8, ?8, ?9, ?10, ?11)",
-            )?;
+        let mut insert_connection = tx.prepare(
+            "INSERT INTO connections (id, folder_id, connector, auth_method, name, fields, details, auth_kind, status,
+                     lifecycle, created_at, updated_at, search_text, name_key)
+                 VALUES (?1, ?2, 'twilio', 'auth_token', ?3, ?4, ?5, 'own', 'not_checked', 'active', ?6, ?6, ?7, ?8)",
+        )?;
         for index in 0..connections {
             let folder = folder_ids[index % folder_ids.len().max(1)];
             let name =
                 format!("Twilio {} {index:06}", ["Alerts", "Invoices", "Support", "Marketing", "Ops"][index % 5]);
             let sid = format!("AC{index:032x}");
             let phone = format!("+1555{index:07}");
-            let friendly = format!("Customer {:04}", index % 5000);
+            let fields = FieldValues::from([
+                ("account_sid".to_owned(), FieldValue::Text(sid)),
+                ("phone_number".to_owned(), FieldValue::Text(phone)),
+                ("test_credentials".to_owned(), FieldValue::Toggle(false)),
+            ]);
+            let details = Details::from([
+                ("account_name".to_owned(), format!("Customer {:04}", index % 5000)),
+                ("account_type".to_owned(), "Full".to_owned()),
+            ]);
             insert_connection.execute(params![
                 uuid::Uuid::new_v4().to_string(),
                 folder,
-                TWILIO,
                 name,
-                sid,
-                phone,
-                friendly,
+                serde_json::to_string(&fields).expect("values serialise"),
+                serde_json::to_string(&details).expect("details serialise"),
                 stamp,
-                search_text(&name, &phone, &sid, Some(&friendly)),
+                search_text(&name, &fields, &details),
                 name_key(&name),
-                TWILIO_AUTH_TOKEN,
             ])?;
         }
     }

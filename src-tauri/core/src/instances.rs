@@ -8,18 +8,18 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Patchbay;
-use crate::connections::{
-    self, Connection, ConnectionQuery, MAX_PAGE_SIZE, NewTwilioConnection, TokenSource, TwilioChanges,
-};
+use crate::catalog::{self, AuthField, Connector, Feature, FieldKind};
+use crate::connections::{Connection, ConnectionChanges, ConnectionQuery, MAX_PAGE_SIZE, NewConnection, SecretSource};
+use crate::connectors::TwilioAccount;
 use crate::destination::CallbackPolicy;
 use crate::error::{Error, Result};
+use crate::fields::{self, FieldValues};
 use crate::secret::Secret;
 use crate::vault::VaultKey;
 
-/// The provisioning API's key for Twilio connections (`element.key`), from the
-/// connector's definition.
-pub fn element_key() -> &'static str {
-    &crate::catalog::connector(crate::connections::TWILIO).expect("Twilio is in the catalog").element_key
+/// The connector whose provisioning API key (`element.key`, as in Cloud Elements) is `key`.
+pub fn connector_of_element(key: &str) -> Option<&'static Connector> {
+    catalog::search("").into_iter().find(|connector| connector.element_key == key)
 }
 
 /// How the instance hears about new inbound messages.
@@ -143,12 +143,14 @@ pub struct InstanceSpec {
     pub folder: String,
     pub name: String,
     pub tags: Vec<String>,
-    /// None: an account-level instance (events cover every inbound message).
-    pub phone_number: Option<String>,
-    pub account_sid: String,
-    pub test_credentials: bool,
-    /// `None` on PUT: keep the current token.
-    pub auth_token: Option<TokenSource>,
+    /// The connector's key in the catalog.
+    pub connector: String,
+    /// None: the connector's recommended auth method (on PUT: the instance's).
+    pub auth_method: Option<String>,
+    /// The non-secret fields, by field name.
+    pub values: FieldValues,
+    /// `None` on PUT: keep the current secret.
+    pub secret: Option<SecretSource>,
     pub settings: InstanceSettings,
     /// `event.notification.signature.key`: events are signed with it (HMAC-SHA256).
     pub signature_key: Option<Secret>,
@@ -157,6 +159,8 @@ pub struct InstanceSpec {
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {
     pub folder: Option<String>,
+    /// Only this connector's instances (by catalog key).
+    pub connector: Option<String>,
     /// Instances carrying every one of these tags.
     pub tags: Vec<String>,
 }
@@ -189,16 +193,14 @@ impl Patchbay {
         spec.settings.check(self.config.callbacks)?;
         events_need_live_credentials(&spec)?;
         spec.settings.signing_key = spec.signature_key.is_some();
-        let auth_token =
-            spec.auth_token.ok_or_else(|| Error::invalid("password", "missing required configuration: password"))?;
         let connection = self
-            .add_twilio_connection(NewTwilioConnection {
+            .add_connection(NewConnection {
                 folder: spec.folder,
+                connector: spec.connector,
+                auth_method: spec.auth_method,
                 name: Some(spec.name),
-                phone_number: spec.phone_number,
-                account_sid: spec.account_sid,
-                test_credentials: spec.test_credentials,
-                auth_token,
+                values: spec.values,
+                secret: spec.secret,
             })
             .await?;
         let token = random_token();
@@ -234,7 +236,9 @@ impl Patchbay {
             for connection in page.items {
                 position += 1;
                 let instance = self.with_metadata(connection)?;
-                if filter.tags.iter().all(|tag| instance.tags.contains(tag)) {
+                let connector_matches =
+                    filter.connector.as_ref().is_none_or(|key| *key == instance.connection.connector);
+                if connector_matches && filter.tags.iter().all(|tag| instance.tags.contains(tag)) {
                     found.push(instance);
                     if found.len() as u32 == page_size {
                         return Ok((found, (position < page.total).then_some(position)));
@@ -255,23 +259,24 @@ impl Patchbay {
     /// validated with Twilio first, like Connect.
     pub async fn replace_instance(&self, id: &str, mut spec: InstanceSpec) -> Result<Instance> {
         spec.settings.check(self.config.callbacks)?;
-        events_need_live_credentials(&spec)?;
         let current = self.connection(id)?;
+        if current.connector != spec.connector {
+            return Err(Error::invalid("element", "an instance keeps its element; provision a new instance instead"));
+        }
+        spec.auth_method.get_or_insert_with(|| current.auth_method.clone());
+        events_need_live_credentials(&spec)?;
         let had_key = self.instance(id)?.settings.signing_key;
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
-        let credentials_change = spec.auth_token.is_some()
-            || spec.account_sid.trim() != current.account_sid
-            || connections::normalize_optional_phone(spec.phone_number.as_deref())? != current.phone_number
-            || spec.test_credentials != current.test_credentials;
+        let method = catalog::require(&current.connector)?.auth_method_or_default(Some(&current.auth_method))?;
+        let credentials_change = spec.secret.is_some() || fields::check(method, &spec.values)? != current.fields;
         if credentials_change {
-            let changes = TwilioChanges {
+            let changes = ConnectionChanges {
                 name: spec.name,
-                phone_number: spec.phone_number,
-                account_sid: spec.account_sid,
-                test_credentials: spec.test_credentials,
-                auth_token: spec.auth_token,
+                auth_method: spec.auth_method,
+                values: spec.values,
+                secret: spec.secret,
             };
-            self.update_twilio_connection(id, changes).await?;
+            self.update_connection(id, changes).await?;
         } else {
             self.rename_connection(id, &spec.name)?;
         }
@@ -293,24 +298,31 @@ impl Patchbay {
         if settings.events.enabled { self.start_events(id) } else { self.stop_events(id) }
     }
 
-    /// The Account SID kept in a credential asset visible from `folder`, for callers that
-    /// name the username by asset. A SID is no secret, so it is returned as text.
-    pub async fn account_sid_from_asset(&self, folder: &str, name: &str) -> Result<String> {
+    /// The value of a credential asset visible from `folder`, for callers that give a
+    /// non-secret field (Twilio's Account SID) by asset; returned as text, so only when
+    /// it has the field's format. `entry` names the field in the caller's words.
+    pub async fn field_from_asset(
+        &self,
+        folder: &str,
+        name: &str,
+        field: &'static AuthField,
+        entry: &'static str,
+    ) -> Result<String> {
         let asset_id = {
             let conn = self.store.conn();
             let folder_id = crate::folders::resolve(&conn, folder)?;
             crate::assets::resolve_visible(&conn, folder_id, name.trim())?
         };
         let value = self.vault.get(&VaultKey::Asset(asset_id)).await?;
-        connections::check_account_sid(value.expose()).map_err(|_| {
-            Error::invalid(
-                "username",
-                format!(
-                    "credential asset '{}' does not hold an Account SID (AC followed by 32 hex digits)",
-                    name.trim()
-                ),
-            )
-        })
+        let text = value.expose().trim();
+        if field.kind == FieldKind::Secret || !field.accepts(text) {
+            let hint = field.format_hint.as_deref().unwrap_or("in its format");
+            return Err(Error::invalid(
+                entry,
+                format!("credential asset '{}' does not hold a valid {}: it must be {hint}", name.trim(), field.label),
+            ));
+        }
+        Ok(text.to_owned())
     }
 
     /// Whether `token` is this instance's token (constant-time on the hashes).
@@ -355,11 +367,23 @@ impl Patchbay {
     }
 }
 
-/// Test Credentials cannot list Messages (Twilio answers 403 / 20008), so events, which
-/// are read from that list, would fail at every poll: refused up front instead.
+/// Events are offered where the auth method says so (Twilio's Auth Token). Test
+/// Credentials cannot list Messages (Twilio answers 403 / 20008), so events, which are
+/// read from that list, would fail at every poll: refused up front instead.
 fn events_need_live_credentials(spec: &InstanceSpec) -> Result<()> {
-    if spec.settings.events.enabled && spec.test_credentials {
-        let field = "event.notification.enabled";
+    if !spec.settings.events.enabled {
+        return Ok(());
+    }
+    let field = "event.notification.enabled";
+    let connector = catalog::require(&spec.connector)?;
+    let method = connector.auth_method_or_default(spec.auth_method.as_deref())?;
+    if !method.offers(Feature::MessageEvents) {
+        return Err(Error::invalid(
+            field,
+            format!("{} with {} has no events to poll; turn {field} off", connector.name, method.label),
+        ));
+    }
+    if TwilioAccount::of(&fields::check(method, &spec.values)?).test_credentials {
         return Err(Error::invalid(
             field,
             format!(

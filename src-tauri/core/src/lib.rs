@@ -8,9 +8,11 @@ pub mod assets;
 pub mod catalog;
 pub mod config;
 pub mod connections;
+pub mod connectors;
 pub mod destination;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod fixtures;
 pub mod folders;
 pub mod instances;
@@ -31,20 +33,23 @@ pub use assets::Asset;
 pub use catalog::Connector;
 pub use config::Config;
 pub use connections::{
-    AuthRef, Connection, ConnectionPage, ConnectionQuery, ConnectionStatus, NewTwilioConnection, TokenSource,
-    TwilioChanges,
+    AuthRef, Connection, ConnectionChanges, ConnectionForm, ConnectionPage, ConnectionQuery, ConnectionStatus,
+    NewConnection, SecretSource,
 };
 pub use error::{Error, ErrorBody, Result};
+pub use fields::{Details, FieldValue, FieldValues};
 pub use folders::{Folder, FolderContents};
 pub use secret::Secret;
 pub use vault::Vault;
 
+use catalog::AuthMethod;
 use connections::ValidatedRow;
+use connectors::{Services, Verify};
 use journal::Unfinished;
 use owner::Owner;
 use search_index::SearchIndex;
 use store::{Store, now};
-use twilio::{Credentials, TwilioClient};
+use twilio::TwilioClient;
 use vault::VaultKey;
 
 /// The largest credential asset value: far above any real token or key, far below what
@@ -55,7 +60,7 @@ pub struct Patchbay {
     config: Config,
     store: Store,
     vault: Vault,
-    twilio: TwilioClient,
+    services: Services,
     search: SearchIndex,
     /// This open core's claim on the work it leaves unfinished (see owner.rs).
     owner: Owner,
@@ -72,8 +77,8 @@ impl Patchbay {
     pub fn open_with_vault(config: Config, vault: Vault) -> Result<Self> {
         let store = Store::open(&config.database_path())?;
         let owner = Owner::claim(&config.data_dir)?;
-        let twilio = TwilioClient::new(config.twilio.clone());
-        Ok(Self { config, store, vault, twilio, search: SearchIndex::default(), owner })
+        let services = Services { twilio: TwilioClient::new(config.twilio.clone()) };
+        Ok(Self { config, store, vault, services, search: SearchIndex::default(), owner })
     }
 
     pub fn config(&self) -> &Config {
@@ -207,11 +212,14 @@ impl Patchbay {
 
     // ---- Connections ---------------------------------------------------------------
 
-    /// Connect: checks the form locally, validates with Twilio, and saves only what
-    /// Twilio accepted (row and secret together, or neither).
-    pub async fn add_twilio_connection(&self, new: NewTwilioConnection) -> Result<Connection> {
-        let phone_number = connections::normalize_optional_phone(new.phone_number.as_deref())?;
-        let account_sid = connections::check_account_sid(&new.account_sid)?;
+    /// Connect: checks the form locally, validates with the connector's service, and
+    /// saves only what it accepted (row and secret together, or neither).
+    pub async fn add_connection(&self, new: NewConnection) -> Result<Connection> {
+        let connector = catalog::require(&new.connector)?;
+        let method = connector.auth_method_or_default(new.auth_method.as_deref())?;
+        let module = connectors::module(&connector.key).expect("every catalog connector has its module");
+        let values = fields::check(method, &new.values)?;
+        module.check(method, &values)?;
         let (folder_id, chosen_name) = {
             let conn = self.store.conn();
             let folder_id = folders::resolve(&conn, &new.folder)?;
@@ -221,57 +229,48 @@ impl Patchbay {
             }
             (folder_id, name)
         };
-        let (asset_id, token) = self.resolve_token(folder_id, new.auth_token).await?;
+        let (asset_id, secret) = self.resolve_secret(folder_id, method, new.secret).await?;
 
-        let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
-        let account = twilio::verify(&self.twilio, credentials, phone_number.as_deref(), new.test_credentials).await?;
+        let details =
+            module.verify(&self.services, Verify { method, values: &values, secret: secret.as_ref() }).await?;
 
         let id = Uuid::new_v4().to_string();
         self.store.write(|tx| {
-            // Checked (or chosen) now: the name may have been taken while Twilio answered.
+            // Checked (or chosen) now: the name may have been taken while the service answered.
             let name = match &chosen_name {
                 Some(name) => {
                     connections::ensure_name_free(tx, folder_id, name, None)?;
                     name.clone()
                 }
                 // Nobody chose one: the default, numbered when taken, never a refusal.
-                None => {
-                    let base = format!("Twilio {}", phone_number.as_deref().unwrap_or(&account_sid));
-                    connections::free_name(tx, folder_id, &base)?
-                }
+                None => connections::free_name(tx, folder_id, &module.default_name(&values))?,
             };
-            connections::insert(
-                tx,
-                folder_id,
-                &ValidatedRow {
-                    id: &id,
-                    name: &name,
-                    account_sid: &account_sid,
-                    phone_number: phone_number.as_deref().unwrap_or_default(),
-                    test_credentials: new.test_credentials,
-                    asset_id: asset_id.as_deref(),
-                    account: &account,
-                    checked_at: &now(),
-                },
-                self.owner.id(),
-            )
+            let row = ValidatedRow {
+                id: &id,
+                name: &name,
+                connector: &connector.key,
+                auth_method: &method.key,
+                fields: &values,
+                details: &details,
+                asset_id: asset_id.as_deref(),
+                checked_at: &now(),
+            };
+            connections::insert(tx, folder_id, &row, self.owner.id())
         })?;
-        if asset_id.is_none() {
+        if let (None, Some(secret)) = (&asset_id, &secret) {
             let pending = Unfinished {
                 table: journal::Table::Connections,
                 id: id.clone(),
                 secrets: vec![VaultKey::Connection(id.clone())],
             };
-            self.commit_secrets(&pending, &[&token]).await?;
+            self.commit_secrets(&pending, &[secret]).await?;
         }
         self.connection(&id)
     }
 
-    /// Edit: validates the changed connection with Twilio like Connect, and saves only
-    /// what Twilio accepted. A token left out (`None`) is the one the connection has.
-    pub async fn update_twilio_connection(&self, id: &str, changes: TwilioChanges) -> Result<Connection> {
-        let phone_number = connections::normalize_optional_phone(changes.phone_number.as_deref())?;
-        let account_sid = connections::check_account_sid(&changes.account_sid)?;
+    /// Edit: validates the changed connection with its service like Connect, and saves
+    /// only what it accepted. A secret left out (`None`) is the one the connection has.
+    pub async fn update_connection(&self, id: &str, changes: ConnectionChanges) -> Result<Connection> {
         let name = folders::clean_name("name", &changes.name)?;
         let stored = {
             let conn = self.store.conn();
@@ -279,38 +278,45 @@ impl Patchbay {
             connections::ensure_name_free(&conn, stored.folder_id, &name, Some(&stored.id))?;
             stored
         };
-        let (asset_id, token) = match changes.auth_token {
-            Some(source) => self.resolve_token(stored.folder_id, source).await?,
+        let method = stored.method()?;
+        if changes.auth_method.as_deref().is_some_and(|key| key.trim() != method.key) {
+            return Err(Error::invalid(
+                "auth_method",
+                format!("the connection uses {}; to use another auth method, add a new connection", method.label),
+            ));
+        }
+        let module = connectors::module(&stored.connector).expect("every catalog connector has its module");
+        let values = fields::check(method, &changes.values)?;
+        module.check(method, &values)?;
+        let (asset_id, secret) = match changes.secret {
+            Some(source) => self.resolve_secret(stored.folder_id, method, Some(source)).await?,
             None => (
                 stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset),
-                self.token_of(&stored).await?,
+                self.secret_of(&stored).await?,
             ),
         };
 
-        let credentials = Credentials { account_sid: &account_sid, auth_token: &token };
-        let account =
-            twilio::verify(&self.twilio, credentials, phone_number.as_deref(), changes.test_credentials).await?;
+        let details =
+            module.verify(&self.services, Verify { method, values: &values, secret: secret.as_ref() }).await?;
 
         let own_key = VaultKey::Connection(stored.id.clone());
-        if asset_id.is_none() {
+        if let (None, Some(secret)) = (&asset_id, &secret) {
             // Overwrites the old value in place: the row never points at a missing secret.
-            self.vault.put(&own_key, &token).await?;
+            self.vault.put(&own_key, secret).await?;
         }
         self.store.write(|tx| {
             connections::ensure_name_free(tx, stored.folder_id, &name, Some(&stored.id))?;
-            connections::update(
-                tx,
-                &ValidatedRow {
-                    id: &stored.id,
-                    name: &name,
-                    account_sid: &account_sid,
-                    phone_number: phone_number.as_deref().unwrap_or_default(),
-                    test_credentials: changes.test_credentials,
-                    asset_id: asset_id.as_deref(),
-                    account: &account,
-                    checked_at: &now(),
-                },
-            )
+            let row = ValidatedRow {
+                id: &stored.id,
+                name: &name,
+                connector: &stored.connector,
+                auth_method: &stored.auth_method,
+                fields: &values,
+                details: &details,
+                asset_id: asset_id.as_deref(),
+                checked_at: &now(),
+            };
+            connections::update(tx, &row)
         })?;
         if asset_id.is_some() && stored.auth_kind == connections::AuthKind::Own {
             self.vault.delete(&own_key).await?;
@@ -318,18 +324,27 @@ impl Patchbay {
         self.connection(&stored.id)
     }
 
-    /// A typed token (format-checked) or a credential asset visible from `folder`.
-    async fn resolve_token(&self, folder: i64, source: TokenSource) -> Result<(Option<String>, Secret)> {
+    /// The method's secret: typed (format-checked) or a credential asset visible from
+    /// `folder`, with the asset's id. None for a method without a secret field.
+    async fn resolve_secret(
+        &self,
+        folder: i64,
+        method: &'static AuthMethod,
+        source: Option<SecretSource>,
+    ) -> Result<(Option<String>, Option<Secret>)> {
+        let Some(field) = method.secret_field() else { return Ok((None, None)) };
         match source {
-            TokenSource::Value(token) => {
-                connections::check_auth_token(&token, "Auth Token")?;
-                Ok((None, token))
+            None => Err(Error::invalid(&field.name, format!("enter the {}", field.label))),
+            Some(SecretSource::Value(secret)) => {
+                fields::check_secret(field, &secret, &field.label)?;
+                Ok((None, Some(secret)))
             }
-            TokenSource::Asset(asset_name) => {
+            Some(SecretSource::Asset(asset_name)) => {
                 let asset_id = assets::resolve_visible(&self.store.conn(), folder, asset_name.trim())?;
-                let token = self.vault.get(&VaultKey::Asset(asset_id.clone())).await?;
-                connections::check_auth_token(&token, &format!("value of credential asset '{}'", asset_name.trim()))?;
-                Ok((Some(asset_id), token))
+                let secret = self.vault.get(&VaultKey::Asset(asset_id.clone())).await?;
+                let source = format!("value of credential asset '{}'", asset_name.trim());
+                fields::check_secret(field, &secret, &source)?;
+                Ok((Some(asset_id), Some(secret)))
             }
         }
     }
@@ -354,22 +369,22 @@ impl Patchbay {
         connections::view(&conn, connections::load(&conn, id)?)
     }
 
-    /// Test connection: validates again with the token as it is now in the vault (a
+    /// Test connection: validates again with the secret as it is now in the vault (a
     /// rotated asset reaches every connection that uses it) and records the outcome.
     pub async fn test_connection(&self, id: &str) -> Result<Connection> {
         let stored = connections::load(&self.store.conn(), id)?;
-        let outcome = match self.token_of(&stored).await {
-            Ok(token) => {
-                let credentials = Credentials { account_sid: &stored.account_sid, auth_token: &token };
-                twilio::verify(&self.twilio, credentials, stored.phone(), stored.test_credentials)
-                    .await
-                    .map_err(Error::from)
-            }
-            Err(err) => Err(err),
-        };
+        let outcome = self.verify_stored(&stored).await;
         self.store.write(|tx| connections::record_check(tx, &stored.id, outcome.as_ref(), &now()))?;
         outcome?;
         self.connection(&stored.id)
+    }
+
+    /// Asks the connection's service whether its stored values and secret still work.
+    async fn verify_stored(&self, stored: &connections::Stored) -> Result<Details> {
+        let method = stored.method()?;
+        let module = connectors::module(&stored.connector).expect("every catalog connector has its module");
+        let secret = self.secret_of(stored).await?;
+        module.verify(&self.services, Verify { method, values: &stored.fields, secret: secret.as_ref() }).await
     }
 
     /// Deletes the connection and, if it has its own, its secret.
@@ -378,8 +393,12 @@ impl Patchbay {
         self.finish_rows(std::slice::from_ref(&doomed), Some(self.owner.id())).await
     }
 
-    async fn token_of(&self, stored: &connections::Stored) -> Result<Secret> {
-        Ok(self.vault.get(&stored.token_key()?).await?)
+    /// The connection's secret from the vault; None when its auth method has none.
+    async fn secret_of(&self, stored: &connections::Stored) -> Result<Option<Secret>> {
+        if stored.method()?.secret_field().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.vault.get(&stored.secret_key()?).await?))
     }
 
     // ---- Consistency between rows and vault ----------------------------------------

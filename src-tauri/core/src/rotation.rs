@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
+use crate::catalog::Feature;
 use crate::connections::{self, Connection};
+use crate::connectors::TwilioAccount;
 use crate::error::{Error, Result};
 use crate::folders;
 use crate::secret::Secret;
@@ -120,22 +122,39 @@ impl Patchbay {
             match subject {
                 RotationSubject::Connection { id } => {
                     let stored = connections::load(&conn, id)?;
-                    if stored.test_credentials {
+                    if !stored.method()?.offers(Feature::TokenRotation) {
+                        return Err(Error::invalid(
+                            "connection",
+                            format!("connection '{}' has no Auth Token that Patchbay can rotate", stored.name),
+                        ));
+                    }
+                    let account = TwilioAccount::of(&stored.fields);
+                    if account.test_credentials {
                         return Err(test_credentials_refused());
                     }
-                    (stored.account_sid.clone(), stored.token_key()?, format!("connection '{}'", stored.name))
+                    (account.sid.to_owned(), stored.secret_key()?, format!("connection '{}'", stored.name))
                 }
                 RotationSubject::Asset { folder, name } => {
                     let folder_id = folders::resolve(&conn, folder)?;
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
-                    let users = connections::accounts_using_asset(&conn, &asset_id)?;
-                    let account_sid = match users.as_slice() {
+                    let mut accounts: Vec<(String, bool)> = Vec::new();
+                    for user in connections::using_asset(&conn, &asset_id)? {
+                        if !user.method()?.offers(Feature::TokenRotation) {
+                            continue;
+                        }
+                        let account = TwilioAccount::of(&user.fields);
+                        let account = (account.sid.to_owned(), account.test_credentials);
+                        if !accounts.contains(&account) {
+                            accounts.push(account);
+                        }
+                    }
+                    let account_sid = match accounts.as_slice() {
                         [] => {
                             return Err(Error::invalid(
                                 "asset",
                                 format!(
-                                    "no connection uses credential asset '{name}', so Patchbay cannot tell which Twilio account it belongs to"
+                                    "no connection uses credential asset '{name}' as a Twilio Auth Token, so Patchbay cannot tell which Twilio account it belongs to"
                                 ),
                             ));
                         }
@@ -158,17 +177,11 @@ impl Patchbay {
 
         // Every live connection of the account whose token (own or through an asset) is
         // this one: all of them get the new token.
-        let candidates: Vec<connections::Stored> = {
-            let conn = self.store.conn();
-            connections::live_ids_of_account(&conn, &account_sid)?
-                .iter()
-                .map(|id| connections::load(&conn, id))
-                .collect::<Result<_>>()?
-        };
+        let candidates = TwilioAccount::live_auth_token_connections(&self.store.conn(), &account_sid)?;
         let mut targets = Vec::new();
         let mut holders = Vec::new();
         for stored in candidates {
-            let Ok(key) = stored.token_key() else { continue };
+            let Ok(key) = stored.secret_key() else { continue };
             if self.vault.get(&key).await.ok().is_some_and(|value| crate::instances::secrets_equal(&value, &token)) {
                 if !targets.contains(&key.user()) {
                     targets.push(key.user());
@@ -246,7 +259,7 @@ impl Patchbay {
         if promoted {
             return Err(Error::RotationPromoted);
         }
-        self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
+        self.services.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
         self.vault.delete(&VaultKey::RotationPending(id.to_owned())).await?;
         self.store.write(|tx| {
             rows::finish(
@@ -284,7 +297,7 @@ impl Patchbay {
 
     /// Whether Twilio accepts these credentials now (401 means no).
     async fn token_works(&self, credentials: Credentials<'_>) -> Result<bool> {
-        match self.twilio.fetch_account(credentials).await {
+        match self.services.twilio.fetch_account(credentials).await {
             Ok(_) => Ok(true),
             Err(TwilioError::Rejected(api)) if matches!(api.status, 401 | 403) => Ok(false),
             Err(err) => Err(Error::Connect(err.into())),
@@ -324,9 +337,11 @@ impl Patchbay {
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // Twilio keeps one secondary: whatever is there goes first. Before this
                     // rotation made any, one that existed was someone else's.
-                    let existed = self.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
+                    let existed =
+                        self.services.twilio.delete_secondary_auth_token(credentials).await.map_err(twilio)?;
                     self.store.write(|tx| rows::note_secondary_created(tx, id, existed))?;
-                    let secondary = self.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
+                    let secondary =
+                        self.services.twilio.create_secondary_auth_token(credentials).await.map_err(twilio)?;
                     self.stop_after(1);
                     self.vault.put(&pending, &secondary).await?;
                     rows::set_step(&self.store.conn(), id, RotationStep::SecondaryStored)?;
@@ -354,7 +369,7 @@ impl Patchbay {
                     let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
-                        self.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
+                        self.services.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
                     rows::set_step(&self.store.conn(), id, RotationStep::Promoted)?;
                     self.stop_after(4);

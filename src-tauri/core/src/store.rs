@@ -81,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/007_rotation_secondary.sql"),
     include_str!("../migrations/008_event_polls.sql"),
     include_str!("../migrations/009_auth_methods.sql"),
+    include_str!("../migrations/010_connection_fields.sql"),
 ];
 
 pub struct Store {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::World;
-use patchbay_core::{AuthRef, ConnectionQuery, ConnectionStatus, Secret, TokenSource};
+use patchbay_core::{AuthRef, ConnectionQuery, ConnectionStatus, Secret, SecretSource};
 
 #[tokio::test]
 async fn a_connection_can_use_an_asset_visible_from_its_folder() {
@@ -16,8 +16,8 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
 
     let mut new = world.live("+15551230001");
     new.folder = "Shared/Finance".into();
-    new.auth_token = TokenSource::Asset("twilio TOKEN".into());
-    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    new.secret = Some(SecretSource::Asset("twilio TOKEN".into()));
+    let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.auth, AuthRef::Asset { name: "Twilio token".into(), folder: "Shared".into() });
     assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None, "no copy of the asset's value");
 
@@ -29,14 +29,14 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
 async fn asset_problems_are_reported_on_the_auth_token_field() {
     let world = World::new();
     let mut new = world.live("+15551230001");
-    new.auth_token = TokenSource::Asset("nope".into());
-    let err = world.core.add_twilio_connection(new).await.unwrap_err();
+    new.secret = Some(SecretSource::Asset("nope".into()));
+    let err = world.core.add_connection(new).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("asset_not_found", Some("auth_token")));
 
     world.core.create_asset("Shared", "not a token", Secret::new("hunter2")).await.unwrap();
     let mut new = world.live("+15551230001");
-    new.auth_token = TokenSource::Asset("not a token".into());
-    let err = world.core.add_twilio_connection(new).await.unwrap_err();
+    new.secret = Some(SecretSource::Asset("not a token".into()));
+    let err = world.core.add_connection(new).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("invalid_input", Some("auth_token")));
     assert!(!err.to_string().contains("hunter2"));
     assert!(world.fake.requests().is_empty());
@@ -48,8 +48,8 @@ async fn assets_in_use_are_kept_unless_forced() {
     let seed = world.fake.seed();
     let asset = world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     let mut new = world.live("+15551230001");
-    new.auth_token = TokenSource::Asset("token".into());
-    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    new.secret = Some(SecretSource::Asset("token".into()));
+    let connection = world.core.add_connection(new).await.unwrap();
 
     let err = world.core.delete_asset("Shared", "token", false).await.unwrap_err();
     assert_eq!(err.code(), "asset_in_use");
@@ -82,7 +82,7 @@ async fn a_folder_with_contents_is_deleted_only_recursively_and_takes_its_secret
         world.core.create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
     let mut new = world.live("+15551230001");
     new.folder = "Shared/Finance/EMEA".into();
-    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    let connection = world.core.add_connection(new).await.unwrap();
 
     let err = world.core.delete_folder("Shared/Finance", false).await.unwrap_err();
     assert_eq!(err.code(), "folder_not_empty");
@@ -99,8 +99,8 @@ async fn a_folder_with_contents_is_deleted_only_recursively_and_takes_its_secret
 #[tokio::test]
 async fn start_up_finishes_what_a_crash_interrupted() {
     let world = World::new();
-    let kept = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let half_deleted = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap();
+    let kept = world.core.add_connection(world.live("+15551230001")).await.unwrap();
+    let half_deleted = world.core.add_connection(world.live("+15551230002")).await.unwrap();
     let half_added = world.core.create_asset("Shared", "token", Secret::new("x")).await.unwrap();
 
     // What a crash leaves: one delete journaled but not carried out, one add whose
@@ -170,7 +170,7 @@ async fn search_is_case_and_accent_insensitive_and_pages() {
         let mut new = world.live(phone);
         new.folder = folder.into();
         new.name = Some(name.into());
-        world.core.add_twilio_connection(new).await.unwrap();
+        world.core.add_connection(new).await.unwrap();
     }
     let names = |query: ConnectionQuery| -> Vec<String> {
         world.core.list_connections(&query).unwrap().items.into_iter().map(|c| c.name).collect()
@@ -193,7 +193,7 @@ async fn search_sees_changes_made_by_another_process() {
     let other = world.reopen();
     let search = ConnectionQuery { search: Some("15551230001".into()), ..Default::default() };
     assert_eq!(world.core.list_connections(&search).unwrap().total, 0);
-    let added = other.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let added = other.add_connection(world.live("+15551230001")).await.unwrap();
     assert_eq!(world.core.list_connections(&search).unwrap().total, 1);
     other.delete_connection(&added.id).await.unwrap();
     assert_eq!(world.core.list_connections(&search).unwrap().total, 0);

@@ -4,9 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{World, twilio};
+use common::{TwilioFields, World, twilio};
 use patchbay_core::twilio::{Credentials, TwilioClient};
-use patchbay_core::{ConnectionQuery, ConnectionStatus, Error, Secret, TokenSource, TwilioChanges};
+use patchbay_core::{ConnectionChanges, ConnectionQuery, ConnectionStatus, Error, Secret, SecretSource};
 use patchbay_tests::fake_twilio::{CredentialKind, Fault};
 
 fn saved(world: &World) -> u32 {
@@ -26,18 +26,18 @@ fn no_message_sent_with_live_credentials(world: &World) {
 #[tokio::test]
 async fn live_credentials_connect_and_keep_the_account_details() {
     let world = World::new();
-    let connection = world.core.add_twilio_connection(world.live("+1 (555) 123-0001")).await.unwrap();
+    let connection = world.core.add_connection(world.live("+1 (555) 123-0001")).await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::Connected);
-    assert_eq!(connection.phone_number.as_deref(), Some("+15551230001"));
+    assert_eq!(connection.phone(), Some("+15551230001"));
     assert_eq!(connection.name, "Twilio +15551230001");
-    assert_eq!(connection.account_friendly_name.as_deref(), Some("Acme Operations"));
-    assert_eq!(connection.account_type.as_deref(), Some("Full"));
-    assert!(!connection.test_credentials);
+    assert_eq!(connection.account_name(), Some("Acme Operations"));
+    assert_eq!(connection.account_type(), Some("Full"));
+    assert!(!connection.test_credentials());
     let token = world.fake.seed().live.auth_token;
     assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), Some(token));
     no_message_sent_with_live_credentials(&world);
     let paths: Vec<String> = world.fake.requests().into_iter().map(|r| r.path).collect();
-    assert!(paths[0].ends_with(&format!("/Accounts/{}.json", connection.account_sid)), "starts with GET Account");
+    assert!(paths[0].ends_with(&format!("/Accounts/{}.json", connection.account_sid())), "starts with GET Account");
 }
 
 #[tokio::test]
@@ -45,8 +45,8 @@ async fn trial_accounts_connect_too() {
     let world = World::new();
     let seed = world.fake.seed();
     let new = twilio("Shared", "+15551239001", &seed.trial.sid, &seed.trial.auth_token, false);
-    let connection = world.core.add_twilio_connection(new).await.unwrap();
-    assert_eq!(connection.account_type.as_deref(), Some("Trial"));
+    let connection = world.core.add_connection(new).await.unwrap();
+    assert_eq!(connection.account_type(), Some("Trial"));
 }
 
 #[tokio::test]
@@ -54,9 +54,9 @@ async fn test_credentials_connect_with_twilios_magic_from_number() {
     let world = World::new();
     let seed = world.fake.seed();
     let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
-    let connection = world.core.add_twilio_connection(new).await.unwrap();
+    let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::Connected);
-    assert!(connection.test_credentials);
+    assert!(connection.test_credentials());
     let posts: Vec<_> = world.fake.requests().into_iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].credential, CredentialKind::Test);
@@ -68,13 +68,13 @@ async fn credentials_must_match_the_test_toggle() {
     let seed = world.fake.seed();
 
     let mut live_as_test = world.live("+15551230001");
-    live_as_test.test_credentials = true;
-    let err = world.core.add_twilio_connection(live_as_test).await.unwrap_err();
+    common::set(&mut live_as_test.values, "test_credentials", Some("true"));
+    let err = world.core.add_connection(live_as_test).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("twilio_test_credentials_expected", Some("test_credentials")));
     assert!(err.to_string().contains("live credentials"));
 
     let test_as_live = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, false);
-    let err = world.core.add_twilio_connection(test_as_live).await.unwrap_err();
+    let err = world.core.add_connection(test_as_live).await.unwrap_err();
     assert_eq!((err.code(), err.twilio_code()), ("twilio_live_credentials_expected", Some(20008)));
     assert!(err.to_string().contains("Test Credentials"));
 
@@ -89,7 +89,7 @@ async fn suspended_and_closed_accounts_are_refused_as_twilio_refuses_them() {
     // Twilio answers 401 / 20003 for them, as for a wrong token: the message says so.
     for account in [&seed.suspended, &seed.closed] {
         let new = twilio("Shared", &account.phone_numbers[0], &account.sid, &account.auth_token, false);
-        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        let err = world.core.add_connection(new).await.unwrap_err();
         assert_eq!((err.code(), err.twilio_code()), ("twilio_auth_failed", Some(20003)));
         let message = err.to_string();
         let (mistyped, suspended) = (message.find("mistyped").unwrap(), message.find("suspended or closed").unwrap());
@@ -107,7 +107,7 @@ async fn twilio_403_and_404_have_their_own_errors() {
         patchbay_tests::fake_twilio::Fault::Error { status: 403, code: 20403, message: "Forbidden".into() },
         1,
     );
-    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230001")).await.unwrap_err();
     assert_eq!((err.code(), err.twilio_code()), ("twilio_forbidden", Some(20403)));
     assert_eq!(err.provider_message().as_deref(), Some("Forbidden"));
 
@@ -120,7 +120,7 @@ async fn twilio_403_and_404_have_their_own_errors() {
         patchbay_core::Vault::with_store(common::VAULT_SERVICE, world.vault_store.clone(), world.config.vault_timeout),
     )
     .unwrap();
-    let err = elsewhere.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    let err = elsewhere.add_connection(world.live("+15551230001")).await.unwrap_err();
     assert_eq!(err.code(), "twilio_account_not_found");
     assert!(err.to_string().contains("base URL"), "{err}");
 }
@@ -134,7 +134,7 @@ async fn twilios_newer_from_codes_mean_what_the_older_ones_did() {
         let fault = patchbay_tests::fake_twilio::Fault::Error { status: 400, code, message: format!("code {code}") };
         world.fake.inject_on(&messages, fault, 1);
         let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
-        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        let err = world.core.add_connection(new).await.unwrap_err();
         assert_eq!((err.code(), err.twilio_code()), ("twilio_test_phone_invalid", Some(code)));
         assert!(err.to_string().contains("+15005550006"), "{err}");
     }
@@ -145,7 +145,7 @@ async fn test_credentials_send_to_a_number_twilio_takes_as_valid() {
     let world = World::new();
     let seed = world.fake.seed();
     let new = twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
-    world.core.add_twilio_connection(new).await.unwrap();
+    world.core.add_connection(new).await.unwrap();
     let sent = world.fake.requests().into_iter().find(|r| r.path.ends_with("/Messages.json")).unwrap();
     let to = sent.form.iter().find(|(key, _)| key == "To").map(|(_, value)| value.clone()).unwrap();
     let parsed = phonenumber::parse(None, &to).unwrap();
@@ -155,11 +155,11 @@ async fn test_credentials_send_to_a_number_twilio_takes_as_valid() {
 #[tokio::test]
 async fn the_number_must_be_registered_in_the_account() {
     let world = World::new();
-    let err = world.core.add_twilio_connection(world.live("+15551230009")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230009")).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("twilio_phone_not_in_account", Some("phone_number")));
     assert!(err.to_string().contains("+15551230009 is not registered"));
     // Twilio's filter also matches partial numbers; only the exact number counts.
-    let err = world.core.add_twilio_connection(world.live("+15551230")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230")).await.unwrap_err();
     assert_eq!(err.code(), "twilio_phone_not_in_account");
     assert_eq!(saved(&world), 0);
 }
@@ -172,7 +172,7 @@ async fn test_credentials_need_the_magic_number() {
         [("+15005550001", 21212), ("+15005550007", 21606), ("+15551230001", 21606), ("+15005550008", 21611)]
     {
         let new = twilio("Shared", phone, &seed.test.sid, &seed.test.auth_token, true);
-        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        let err = world.core.add_connection(new).await.unwrap_err();
         assert_eq!(
             (err.code(), err.twilio_code(), err.field()),
             ("twilio_test_phone_invalid", Some(twilio_code), Some("phone_number"))
@@ -187,10 +187,10 @@ async fn wrong_sid_or_token_fail_authentication() {
     let world = World::new();
     let seed = world.fake.seed();
     let wrong_token = twilio("Shared", "+15551230001", &seed.live.sid, &"0".repeat(32), false);
-    let err = world.core.add_twilio_connection(wrong_token).await.unwrap_err();
+    let err = world.core.add_connection(wrong_token).await.unwrap_err();
     assert_eq!((err.code(), err.twilio_code()), ("twilio_auth_failed", Some(20003)));
     let wrong_sid = twilio("Shared", "+15551230001", &format!("AC{}", "1".repeat(32)), &seed.live.auth_token, false);
-    assert_eq!(world.core.add_twilio_connection(wrong_sid).await.unwrap_err().code(), "twilio_auth_failed");
+    assert_eq!(world.core.add_connection(wrong_sid).await.unwrap_err().code(), "twilio_auth_failed");
     assert_eq!(saved(&world), 0);
 }
 
@@ -204,7 +204,7 @@ async fn local_checks_name_the_field_and_send_nothing() {
         (twilio("Shared", "+15551230001", &seed.live.sid, "not-hex-not-32-long", false), "auth_token"),
     ];
     for (new, field) in cases {
-        let err = world.core.add_twilio_connection(new).await.unwrap_err();
+        let err = world.core.add_connection(new).await.unwrap_err();
         assert_eq!((err.code(), err.field()), ("invalid_input", Some(field)));
         assert!(!err.to_string().contains("not-hex"), "the token is never echoed");
     }
@@ -215,19 +215,19 @@ async fn local_checks_name_the_field_and_send_nothing() {
 async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
     let world = World::new();
     world.fake.inject(Fault::RateLimit, 2);
-    world.core.add_twilio_connection(world.live("+15551230001")).await.expect("third attempt succeeds");
+    world.core.add_connection(world.live("+15551230001")).await.expect("third attempt succeeds");
 
     world.fake.inject(Fault::RateLimit, 3);
-    let err = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230002")).await.unwrap_err();
     assert_eq!((err.code(), err.twilio_code()), ("twilio_rate_limited", Some(20429)));
 
     world.fake.inject(Fault::Status(503), 3);
-    let err = world.core.add_twilio_connection(world.live("+15551230002")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230002")).await.unwrap_err();
     assert_eq!(err.code(), "twilio_server_error");
     assert!(err.to_string().contains("HTTP 503"));
 
     world.fake.inject(Fault::Status(500), 1);
-    world.core.add_twilio_connection(world.live("+15551230002")).await.expect("retried after one 500");
+    world.core.add_connection(world.live("+15551230002")).await.expect("retried after one 500");
 }
 
 #[tokio::test]
@@ -237,21 +237,15 @@ async fn a_slow_or_broken_twilio_gives_a_clear_error() {
         config.twilio.max_retries = 0;
     });
     world.fake.inject(Fault::Delay(Duration::from_secs(2)), 1);
-    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230001")).await.unwrap_err();
     assert_eq!(err.code(), "twilio_unreachable");
     assert!(err.to_string().contains("no answer in time"), "{err}");
 
     world.fake.inject(Fault::MalformedJson, 1);
-    assert_eq!(
-        world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(),
-        "twilio_server_error"
-    );
+    assert_eq!(world.core.add_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_server_error");
 
     world.fake.inject(Fault::DropConnection, 1);
-    assert_eq!(
-        world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err().code(),
-        "twilio_unreachable"
-    );
+    assert_eq!(world.core.add_connection(world.live("+15551230001")).await.unwrap_err().code(), "twilio_unreachable");
     assert_eq!(saved(&world), 0);
 }
 
@@ -261,7 +255,7 @@ async fn an_unreachable_host_is_reported_as_such() {
         config.twilio.api_base = "http://127.0.0.1:9".into();
         config.twilio.max_retries = 1;
     });
-    let err = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap_err();
+    let err = world.core.add_connection(world.live("+15551230001")).await.unwrap_err();
     assert_eq!(err.code(), "twilio_unreachable");
     assert!(err.to_string().contains("127.0.0.1:9"));
 }
@@ -271,22 +265,22 @@ async fn names_are_unique_per_folder() {
     let world = World::new();
     let mut named = world.live("+15551230001");
     named.name = Some("Alerts".into());
-    world.core.add_twilio_connection(named).await.unwrap();
+    world.core.add_connection(named).await.unwrap();
     let mut again = world.live("+15551230002");
     again.name = Some("ALERTS".into());
-    let err = world.core.add_twilio_connection(again).await.unwrap_err();
+    let err = world.core.add_connection(again).await.unwrap_err();
     assert_eq!(err.code(), "name_taken");
     world.core.create_folder("Shared/Finance").unwrap();
     let mut elsewhere = world.live("+15551230001");
     elsewhere.folder = "Shared/Finance".into();
     elsewhere.name = Some("Alerts".into());
-    world.core.add_twilio_connection(elsewhere).await.expect("same name in another folder");
+    world.core.add_connection(elsewhere).await.expect("same name in another folder");
 }
 
 #[tokio::test]
 async fn test_connection_records_what_twilio_says_now() {
     let world = World::new();
-    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let connection = world.core.add_connection(world.live("+15551230001")).await.unwrap();
     let tested = world.core.test_connection(&connection.id).await.unwrap();
     assert_eq!(tested.status, ConnectionStatus::Connected);
 
@@ -312,7 +306,7 @@ async fn test_connection_records_what_twilio_says_now() {
 #[tokio::test]
 async fn deleting_a_connection_removes_its_secret() {
     let world = World::new();
-    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let connection = world.core.add_connection(world.live("+15551230001")).await.unwrap();
     let user = format!("connection/{}", connection.id);
     assert!(world.vault_value(&user).is_some());
     world.core.delete_connection(&connection.id).await.unwrap();
@@ -324,60 +318,49 @@ async fn deleting_a_connection_removes_its_secret() {
 async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     let world = World::new();
     let seed = world.fake.seed();
-    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let connection = world.core.add_connection(world.live("+15551230001")).await.unwrap();
     let own_key = format!("connection/{}", connection.id);
-    let changes = |name: &str, phone: &str, token: Option<TokenSource>| TwilioChanges {
-        name: name.into(),
-        phone_number: Some(phone.into()),
-        account_sid: seed.live.sid.clone(),
-        test_credentials: false,
-        auth_token: token,
+    let changes = |name: &str, phone: &str, token: Option<SecretSource>| {
+        let mut values = world.live(phone).values;
+        values.insert("account_sid".into(), patchbay_core::FieldValue::Text(seed.live.sid.clone()));
+        ConnectionChanges { name: name.into(), auth_method: None, values, secret: token }
     };
 
     // Keeping the token: the stored one is used.
-    let edited =
-        world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
-    assert_eq!((edited.name.as_str(), edited.phone_number.as_deref()), ("Alerts", Some("+15551230002")));
+    let edited = world.core.update_connection(&connection.id, changes("Alerts", "+15551230002", None)).await.unwrap();
+    assert_eq!((edited.name.as_str(), edited.phone()), ("Alerts", Some("+15551230002")));
 
     // A wrong new token changes nothing, the old secret included.
-    let wrong = Some(TokenSource::Value(Secret::new("0".repeat(32))));
-    let err = world
-        .core
-        .update_twilio_connection(&connection.id, changes("Renamed", "+15551230001", wrong))
-        .await
-        .unwrap_err();
+    let wrong = Some(SecretSource::Value(Secret::new("0".repeat(32))));
+    let err =
+        world.core.update_connection(&connection.id, changes("Renamed", "+15551230001", wrong)).await.unwrap_err();
     assert_eq!(err.code(), "twilio_auth_failed");
     assert_eq!(world.core.connection(&connection.id).unwrap().name, "Alerts");
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
 
     // Switching to a credential asset drops the connection's own secret.
     world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
-    let via_asset = Some(TokenSource::Asset("token".into()));
-    let edited = world
-        .core
-        .update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", via_asset))
-        .await
-        .unwrap();
+    let via_asset = Some(SecretSource::Asset("token".into()));
+    let edited =
+        world.core.update_connection(&connection.id, changes("Alerts", "+15551230002", via_asset)).await.unwrap();
     assert_eq!(edited.auth, patchbay_core::AuthRef::Asset { name: "token".into(), folder: "Shared".into() });
     assert_eq!(world.vault_value(&own_key), None);
 
     // And back to a typed token.
-    let typed = Some(TokenSource::Value(Secret::new(seed.live.auth_token.clone())));
-    let edited =
-        world.core.update_twilio_connection(&connection.id, changes("Alerts", "+15551230002", typed)).await.unwrap();
+    let typed = Some(SecretSource::Value(Secret::new(seed.live.auth_token.clone())));
+    let edited = world.core.update_connection(&connection.id, changes("Alerts", "+15551230002", typed)).await.unwrap();
     assert_eq!(edited.auth, patchbay_core::AuthRef::Own);
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
 
-    let other = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let err =
-        world.core.update_twilio_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
+    let other = world.core.add_connection(world.live("+15551230001")).await.unwrap();
+    let err = world.core.update_connection(&other.id, changes("alerts", "+15551230001", None)).await.unwrap_err();
     assert_eq!(err.code(), "name_taken");
 }
 
 #[tokio::test]
 async fn delivered_event_payloads_are_kept_only_as_long_as_the_retention_says() {
     let world = World::with(|config| config.event_retention = std::time::Duration::from_secs(3600));
-    let connection = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    let connection = world.core.add_connection(world.live("+15551230001")).await.unwrap();
     let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
     for (sid, delivered_at) in [("SMold", "2020-01-01T00:00:00.000Z"), ("SMnew", "2999-01-01T00:00:00.000Z")] {
         db.execute(
@@ -398,9 +381,9 @@ async fn delivered_event_payloads_are_kept_only_as_long_as_the_retention_says() 
 #[tokio::test]
 async fn a_default_name_that_is_taken_gets_a_number() {
     let world = World::new();
-    let first = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let second = world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
-    let third = world.core.add_twilio_connection(world.live("+1 555 123 0001")).await.unwrap();
+    let first = world.core.add_connection(world.live("+15551230001")).await.unwrap();
+    let second = world.core.add_connection(world.live("+15551230001")).await.unwrap();
+    let third = world.core.add_connection(world.live("+1 555 123 0001")).await.unwrap();
     assert_eq!(
         [first.name, second.name, third.name],
         ["Twilio +15551230001", "Twilio +15551230001 (2)", "Twilio +15551230001 (3)"]
@@ -408,7 +391,7 @@ async fn a_default_name_that_is_taken_gets_a_number() {
     // A name the user chose is never renamed behind their back.
     let mut chosen = world.live("+15551230001");
     chosen.name = Some("Twilio +15551230001".into());
-    assert_eq!(world.core.add_twilio_connection(chosen).await.unwrap_err().code(), "name_taken");
+    assert_eq!(world.core.add_connection(chosen).await.unwrap_err().code(), "name_taken");
 }
 
 #[tokio::test]
@@ -416,27 +399,24 @@ async fn a_connection_without_a_number_is_account_level() {
     let world = World::new();
     let seed = world.fake.seed();
     let mut account_level = world.live("+15551230001");
-    account_level.phone_number = None;
+    common::set(&mut account_level.values, "phone_number", None);
     let before = world.fake.requests().len();
-    let connection = world.core.add_twilio_connection(account_level).await.unwrap();
-    assert_eq!(
-        (connection.phone_number, connection.name.as_str()),
-        (None, format!("Twilio {}", seed.live.sid).as_str())
-    );
+    let connection = world.core.add_connection(account_level).await.unwrap();
+    assert_eq!((connection.phone(), connection.name.as_str()), (None, format!("Twilio {}", seed.live.sid).as_str()));
     let asked: Vec<String> = world.fake.requests()[before..].iter().map(|r| r.path.clone()).collect();
     assert_eq!(asked, [format!("/2010-04-01/Accounts/{}.json", seed.live.sid)], "credentials and account only");
 
     // With test credentials the 20008 answer is the proof: no message is sent.
     let mut test = common::twilio("Shared", "+15005550006", &seed.test.sid, &seed.test.auth_token, true);
-    test.phone_number = Some("   ".into());
-    let connection = world.core.add_twilio_connection(test).await.unwrap();
-    assert_eq!(connection.phone_number, None, "blank is no number");
+    common::set(&mut test.values, "phone_number", Some("   "));
+    let connection = world.core.add_connection(test).await.unwrap();
+    assert_eq!(connection.phone(), None, "blank is no number");
     assert!(world.fake.requests().iter().all(|r| !r.path.ends_with("/Messages.json")));
 
     // A number, when given, is still checked against the account.
     let mut wrong = world.live("+15551230009");
     wrong.name = Some("Wrong".into());
-    assert_eq!(world.core.add_twilio_connection(wrong).await.unwrap_err().code(), "twilio_phone_not_in_account");
+    assert_eq!(world.core.add_connection(wrong).await.unwrap_err().code(), "twilio_phone_not_in_account");
 }
 
 #[tokio::test]
@@ -445,6 +425,6 @@ async fn a_429_is_retried_after_twilios_retry_after() {
     let world = World::new();
     world.fake.inject(patchbay_tests::fake_twilio::Fault::RateLimit, 1);
     let started = std::time::Instant::now();
-    world.core.add_twilio_connection(world.live("+15551230001")).await.unwrap();
+    world.core.add_connection(world.live("+15551230001")).await.unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_millis(950), "waited {:?}", started.elapsed());
 }

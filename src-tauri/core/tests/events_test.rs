@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::World;
 use patchbay_core::instances::{EventSettings, InstanceSettings, InstanceSpec};
-use patchbay_core::{Secret, TokenSource};
+use patchbay_core::{Secret, SecretSource};
 
 fn spec(world: &World, events: bool) -> InstanceSpec {
     let seed = world.fake.seed();
@@ -15,10 +15,10 @@ fn spec(world: &World, events: bool) -> InstanceSpec {
         folder: "Shared".into(),
         name: "Inbox".into(),
         tags: vec![],
-        phone_number: Some(seed.live.phone_numbers[0].clone()),
-        account_sid: seed.live.sid.clone(),
-        test_credentials: false,
-        auth_token: Some(TokenSource::Value(Secret::new(seed.live.auth_token.clone()))),
+        connector: "twilio".into(),
+        auth_method: None,
+        values: world.live(&seed.live.phone_numbers[0]).values,
+        secret: Some(SecretSource::Value(Secret::new(seed.live.auth_token.clone()))),
         settings: InstanceSettings {
             events: EventSettings {
                 enabled: events,
@@ -75,7 +75,7 @@ async fn turning_events_off_forgets_the_cursor_and_on_again_starts_from_then() {
     assert_eq!(world.core.poll_events(&id).await.unwrap(), 1);
 
     let mut off = spec(&world, false);
-    off.auth_token = None;
+    off.secret = None;
     world.core.replace_instance(&id, off).await.unwrap();
     world.fake.receive_message(&seed.live.sid, "+15557654321", &seed.live.phone_numbers[0], "while off");
     assert!(world.core.poll_events(&id).await.is_err(), "no cursor while events are off");
@@ -83,7 +83,7 @@ async fn turning_events_off_forgets_the_cursor_and_on_again_starts_from_then() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let mut on = spec(&world, true);
-    on.auth_token = None;
+    on.secret = None;
     world.core.replace_instance(&id, on).await.unwrap();
     assert_eq!(world.core.poll_events(&id).await.unwrap(), 0, "the time events were off is not replayed");
     world.fake.receive_message(&seed.live.sid, "+15557654321", &seed.live.phone_numbers[0], "on again");
@@ -95,10 +95,10 @@ async fn test_credentials_cannot_have_events() {
     let world = World::new();
     let seed = world.fake.seed();
     let mut test = spec(&world, true);
-    test.account_sid = seed.test.sid.clone();
-    test.phone_number = Some("+15005550006".into());
-    test.test_credentials = true;
-    test.auth_token = Some(TokenSource::Value(Secret::new(seed.test.auth_token.clone())));
+    common::set(&mut test.values, "account_sid", Some(&seed.test.sid));
+    common::set(&mut test.values, "phone_number", Some("+15005550006"));
+    common::set(&mut test.values, "test_credentials", Some("true"));
+    test.secret = Some(SecretSource::Value(Secret::new(seed.test.auth_token.clone())));
     let err = world.core.provision_instance(test).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("invalid_input", Some("event.notification.enabled")));
     assert!(err.to_string().contains("20008"), "{err}");
@@ -130,7 +130,7 @@ async fn an_account_level_instance_hears_every_number_and_a_numbered_one_only_it
     let world = World::new();
     let seed = world.fake.seed();
     let mut whole = spec(&world, true);
-    whole.phone_number = None;
+    common::set(&mut whole.values, "phone_number", None);
     whole.name = "Whole account".into();
     let (whole, _) = world.core.provision_instance(whole).await.unwrap();
     let (one, _) = world.core.provision_instance(spec(&world, true)).await.unwrap();

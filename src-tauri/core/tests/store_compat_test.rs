@@ -1,6 +1,9 @@
 //! A data folder written by an earlier release opens in this one without losing a row:
 //! every folder, connection and asset reads back as that release showed it.
 
+mod common;
+
+use common::TwilioFields;
 use patchbay_core::{AuthRef, Config, ConnectionQuery, ConnectionStatus, Patchbay, Vault};
 
 /// Opens a data folder whose database is made from `dump` (SQL), as a process of this release would.
@@ -28,18 +31,18 @@ fn a_store_written_by_release_0_1_reads_back_whole() {
 
     let alerts = by_name("Alerts");
     assert_eq!(alerts.folder, "Shared");
-    assert_eq!(alerts.phone_number.as_deref(), Some("+15551230001"));
+    assert_eq!(alerts.phone(), Some("+15551230001"));
     assert_eq!(alerts.auth, AuthRef::Own);
     assert_eq!(alerts.status, ConnectionStatus::Connected);
-    assert_eq!(alerts.account_friendly_name.as_deref(), Some("Acme Operations"));
-    assert!(!alerts.test_credentials);
+    assert_eq!(alerts.account_name(), Some("Acme Operations"));
+    assert!(!alerts.test_credentials());
 
     let account_level = by_name("Twilio AC1285801bcf73034f7607338d9d48d66c");
     assert_eq!(account_level.folder, "Acme Café");
-    assert_eq!(account_level.phone_number, None);
+    assert_eq!(account_level.phone(), None);
 
     let sandbox = by_name("Sandbox");
-    assert!(sandbox.test_credentials);
+    assert!(sandbox.test_credentials());
     assert_eq!(sandbox.folder, "Shared/Finance");
 
     let through_asset = by_name("Invoices SMS");

@@ -3,6 +3,7 @@
 import type { AuthField } from "./bindings/AuthField";
 import type { Connection } from "./bindings/Connection";
 import type { AuthMethod } from "./bindings/AuthMethod";
+import type { Connector } from "./bindings/Connector";
 
 export type Values = Record<string, string | boolean>;
 /** Secret fields that use a credential asset instead of a typed value. */
@@ -19,17 +20,53 @@ export function initialAssetChoices(method: AuthMethod): AssetChoices {
 }
 
 export function initialValues(method: AuthMethod): Values {
-  return Object.fromEntries(method.fields.map((field) => [field.name, field.kind === "toggle" ? false : ""]));
+  return Object.fromEntries(method.fields.map((field) => [field.name, initialValue(field)]));
 }
 
-/** The form of an existing Twilio connection: its values, secrets left empty (kept). */
-export function valuesOf(connection: Connection): Values {
-  return {
-    phone_number: connection.phone_number ?? "",
-    test_credentials: connection.test_credentials,
-    account_sid: connection.account_sid,
-    auth_token: "",
-  };
+/** The form of an existing connection: its values, secrets left empty (kept). */
+export function valuesOf(method: AuthMethod, connection: Connection): Values {
+  return Object.fromEntries(
+    method.fields.map((field) => [field.name, field.kind === "secret" ? "" : (connection.fields[field.name] ?? initialValue(field))]),
+  );
+}
+
+function initialValue(field: AuthField): string | boolean {
+  return field.kind === "toggle" ? false : "";
+}
+
+/** What Connect submits: the method's non-secret fields as typed (the core normalises them). */
+export function submittedValues(method: AuthMethod, values: Values): Values {
+  return Object.fromEntries(
+    method.fields
+      .filter((field) => field.kind !== "secret")
+      .map((field) => [field.name, typeof values[field.name] === "string" ? String(values[field.name]).trim() : values[field.name]]),
+  );
+}
+
+/** The name Patchbay gives a connection nobody named: the connector's and its first value. */
+export function defaultName(connector: { name: string }, method: AuthMethod, values: Values): string {
+  const first = method.fields
+    .filter((field) => field.kind !== "secret" && field.kind !== "toggle")
+    .map((field) => (field.kind === "phone" ? normalizePhone(String(values[field.name])) : String(values[field.name]).trim()))
+    .find((value) => value);
+  return first ? `${connector.name} ${first}` : connector.name;
+}
+
+/** A connection's summary as its connector's columns show it: label and value, empty ones left out. */
+export interface SummaryItem {
+  label: string;
+  value: string;
+  /** A toggle that is on, shown as a badge with its label. */
+  toggle: boolean;
+}
+
+export function summaryOf(connector: Connector | undefined, connection: Connection): SummaryItem[] {
+  return (connector?.columns ?? []).flatMap((column): SummaryItem[] => {
+    const value = connection.fields[column.key] ?? connection.details[column.key];
+    if (typeof value === "boolean") return value ? [{ label: column.label, value: column.label, toggle: true }] : [];
+    const shown = value ?? column.empty;
+    return shown ? [{ label: column.label, value: shown, toggle: false }] : [];
+  });
 }
 
 /**
@@ -90,9 +127,4 @@ export function highlight(text: string, query: string): { text: string; match: b
     else runs.push({ text: c, match: marked[i] });
   });
   return runs;
-}
-
-/** `AC1234…cdef`: enough to recognise an account, short enough for a table. */
-export function shortSid(sid: string): string {
-  return sid.length > 12 ? `${sid.slice(0, 6)}…${sid.slice(-4)}` : sid;
 }

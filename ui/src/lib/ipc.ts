@@ -2,6 +2,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import type { Asset } from "./bindings/Asset";
 import type { Connection } from "./bindings/Connection";
+import type { ConnectionForm } from "./bindings/ConnectionForm";
 import type { ConnectionPage } from "./bindings/ConnectionPage";
 import type { Connector } from "./bindings/Connector";
 import type { ErrorBody } from "./bindings/ErrorBody";
@@ -11,18 +12,8 @@ import type { RotationPlan } from "./bindings/RotationPlan";
 import type { RotationRecord } from "./bindings/RotationRecord";
 import type { RotationSubject } from "./bindings/RotationSubject";
 
-export type { Asset, Connection, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
+export type { Asset, Connection, ConnectionForm, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
 export type { RotationPlan, RotationRecord, RotationSubject };
-
-/** What Connect sends: the token typed, the name of a credential asset, or (Edit) neither to keep it. */
-export interface TwilioForm {
-  name: string | null;
-  phoneNumber: string;
-  accountSid: string;
-  testCredentials: boolean;
-  authToken: string | null;
-  authTokenAsset: string | null;
-}
 
 /** Every failed call rejects with an ErrorBody; anything else becomes one. */
 async function invokeOnce<T>(command: string, args: Record<string, unknown>): Promise<T> {
@@ -82,10 +73,10 @@ export const api = {
   listConnections: (folder: string | null, search: string | null, offset: number, limit: number) =>
     call<ConnectionPage>("list_connections", { folder, search, offset, limit }),
   getConnection: (id: string) => call<Connection>("get_connection", { id }),
-  addTwilioConnection: (requestId: string, folder: string, form: TwilioForm) =>
-    call<Connection>("add_twilio_connection", { requestId, folder, form }),
-  updateTwilioConnection: (requestId: string, id: string, form: TwilioForm) =>
-    call<Connection>("update_twilio_connection", { requestId, id, form }),
+  addConnection: (requestId: string, folder: string, form: ConnectionForm) =>
+    call<Connection>("add_connection", { requestId, folder, form }),
+  updateConnection: (requestId: string, id: string, form: ConnectionForm) =>
+    call<Connection>("update_connection", { requestId, id, form }),
   /** Stops a Connect or a rotation started with this request id. */
   cancelCall: (requestId: string) => call<boolean>("cancel_call", { requestId }),
   rotationPlan: (subject: RotationSubject) => call<RotationPlan>("rotation_plan", { subject }),

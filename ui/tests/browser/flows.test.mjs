@@ -147,7 +147,7 @@ describe("Add connection", () => {
     const row = page.getByRole("row", { name: /Twilio \+15551230001/ });
     await row.waitFor();
     assert.match(await row.textContent(), /Connected/);
-    assert.match(await row.textContent(), /Live/);
+    assert.match(await row.textContent(), /Acme Operations/, "the connector's summary columns");
   });
 
   it("finds a connector by a keyword and shows which keyword matched", async () => {
@@ -208,8 +208,9 @@ describe("Add connection", () => {
     await page.getByRole("button", { name: "Connect", exact: true }).click();
     await page.getByRole("dialog").waitFor({ state: "hidden" });
     await page.getByRole("row", { name: /Twilio \+15551230001/ }).waitFor();
-    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_twilio_connection").args.form);
-    assert.deepEqual([sent.authToken, sent.authTokenAsset], [null, "Twilio token"], "a reference, never the value");
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_connection").args.form);
+    assert.deepEqual([sent.secret, sent.secretAsset], [null, "Twilio token"], "a reference, never the value");
+    assert.deepEqual(Object.keys(sent.values).sort(), ["account_sid", "phone_number", "test_credentials"], "the fields rendered, no secret");
   });
 
   it("puts Twilio's word next to the field it concerns and keeps what was typed", async () => {
@@ -317,8 +318,8 @@ describe("Edit", () => {
     await page.getByLabel("Connection name").fill("Alerts");
     await page.getByRole("button", { name: "Save and connect" }).click();
     await page.getByRole("cell", { name: "Alerts", exact: true }).waitFor();
-    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "update_twilio_connection").args.form);
-    assert.deepEqual([sent.name, sent.authToken, sent.authTokenAsset], ["Alerts", null, null]);
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "update_connection").args.form);
+    assert.deepEqual([sent.name, sent.authMethod, sent.secret, sent.secretAsset], ["Alerts", "auth_token", null, null]);
   });
 });
 

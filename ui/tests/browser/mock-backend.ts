@@ -1,6 +1,7 @@
 // An in-memory stand-in for patchbay-core behind the IPC, shaped by the generated types.
 import type { Asset } from "../../src/lib/bindings/Asset";
 import type { Connection } from "../../src/lib/bindings/Connection";
+import type { ConnectionForm } from "../../src/lib/bindings/ConnectionForm";
 import type { Connector } from "../../src/lib/bindings/Connector";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
@@ -65,18 +66,18 @@ export function createBackend() {
     return out;
   };
 
-  async function addTwilio(requestId: string, folderPath: string, form: Record<string, unknown>): Promise<Connection> {
+  async function addTwilio(requestId: string, folderPath: string, form: ConnectionForm): Promise<Connection> {
     const folder = pathOf(byPath(folderPath).id);
-    const phone = String(form.phoneNumber);
+    const phone = String(form.values.phone_number ?? "").replace(/[\s\-.()]/g, "");
     const taken = (name: string) => connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase());
     // As the core: a chosen name must be free; the default one is numbered when taken.
     let name = (form.name as string | null) ?? `Twilio ${phone}`;
     if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
     for (let n = 2; taken(name); n++) name = `Twilio ${phone} (${n})`;
-    const token = form.authTokenAsset
-      ? (assets.find((a) => a.name === form.authTokenAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
-      : String(form.authToken);
+    const token = form.secretAsset
+      ? (assets.find((a) => a.name === form.secretAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
+      : String(form.secret);
     if (state.connectDelayMs) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, state.connectDelayMs);
@@ -92,21 +93,19 @@ export function createBackend() {
     if (token === WRONG_TOKEN)
       fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003); copy both again from the Twilio Console (Account Info on the home page, or Account → API keys & tokens)", undefined, "Authenticate");
     if (phone === UNOWNED_PHONE)
-      fail("twilio_phone_not_in_account", `${phone} is not registered in the Twilio account ${form.accountSid}; enter a number listed under Phone Numbers → Active numbers`, "phone_number");
+      fail("twilio_phone_not_in_account", `${phone} is not registered in the Twilio account ${form.values.account_sid}; enter a number listed under Phone Numbers → Active numbers`, "phone_number");
     const now = new Date().toISOString();
+    const test = form.values.test_credentials === true;
     const connection: Connection = {
       id: crypto.randomUUID(),
       folder,
-      connector: "twilio",
-      auth_method: "auth_token",
+      connector: form.connector,
+      auth_method: form.authMethod,
       name,
-      account_sid: String(form.accountSid),
-      phone_number: phone,
-      test_credentials: Boolean(form.testCredentials),
-      auth: form.authTokenAsset ? { kind: "asset", name: String(form.authTokenAsset), folder: "Shared" } : { kind: "own" },
+      fields: { ...form.values, ...(phone ? { phone_number: phone } : {}) },
+      details: test ? {} : { account_name: "Acme Operations", account_type: "Full" },
+      auth: form.secretAsset ? { kind: "asset", name: form.secretAsset, folder: "Shared" } : { kind: "own" },
       status: { state: "connected" },
-      account_friendly_name: form.testCredentials ? null : "Acme Operations",
-      account_type: form.testCredentials ? null : "Full",
       last_checked_at: now,
       created_at: now,
       updated_at: now,
@@ -170,23 +169,20 @@ export function createBackend() {
       const q = search ? String(search).toLowerCase() : "";
       const matching = connections
         .filter((c) => !folder || c.folder === folder)
-        .filter((c) => !q || `${c.name} ${c.phone_number} ${c.account_sid}`.toLowerCase().includes(q))
+        .filter((c) => !q || [c.name, ...Object.values(c.fields), ...Object.values(c.details)].join(" ").toLowerCase().includes(q))
         .sort((a, b) => a.name.localeCompare(b.name));
       return { total: matching.length, items: matching.slice(Number(offset), Number(offset) + Number(limit)) };
     },
     get_connection: ({ id }) => connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`),
-    add_twilio_connection: ({ requestId, folder, form }) =>
-      addTwilio(String(requestId), String(folder), form as Record<string, unknown>),
-    update_twilio_connection: ({ id, form }) => {
+    add_connection: ({ requestId, folder, form }) => addTwilio(String(requestId), String(folder), form as ConnectionForm),
+    update_connection: ({ id, form }) => {
       const connection = connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`);
-      const changes = form as Record<string, unknown>;
-      if (changes.authToken === WRONG_TOKEN) fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003)");
+      const changes = form as ConnectionForm;
+      if (changes.secret === WRONG_TOKEN) fail("twilio_auth_failed", "Twilio did not accept this Account SID and Auth Token (code 20003)");
       Object.assign(connection, {
         name: changes.name ?? connection.name,
-        phone_number: changes.phoneNumber,
-        account_sid: changes.accountSid,
-        test_credentials: changes.testCredentials,
-        auth: changes.authTokenAsset ? { kind: "asset", name: changes.authTokenAsset, folder: "Shared" } : changes.authToken ? { kind: "own" } : connection.auth,
+        fields: changes.values,
+        auth: changes.secretAsset ? { kind: "asset", name: changes.secretAsset, folder: "Shared" } : changes.secret ? { kind: "own" } : connection.auth,
       });
       return connection;
     },
@@ -202,7 +198,7 @@ export function createBackend() {
       if (s.kind === "asset" && dependents.length === 0)
         fail("invalid_input", `no connection uses credential asset '${s.name}', so Patchbay cannot tell which Twilio account it belongs to`);
       return {
-        account_sid: connections.find((c) => c.id === dependents[0]?.id)?.account_sid ?? "",
+        account_sid: String(connections.find((c) => c.id === dependents[0]?.id)?.fields.account_sid ?? ""),
         subject: s.kind === "asset" ? `credential asset 'Shared/${s.name}'` : `connection '${dependents[0]?.name}'`,
         dependents,
         copies: 1,

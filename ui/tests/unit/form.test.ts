@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { fieldError, formErrors, highlight, initialValues, normalizePhone, shortSid } from "../../src/lib/form";
+import { defaultName, fieldError, formErrors, highlight, initialValues, normalizePhone, submittedValues, summaryOf, valuesOf } from "../../src/lib/form";
+import type { Connection } from "../../src/lib/bindings/Connection";
 import { twilio } from "./fixtures";
 
 const twilioAuthToken = twilio.auth_methods[0];
@@ -62,8 +63,50 @@ describe("highlighting", () => {
     const runs = highlight("<img src=x onerror=alert(1)>", "img");
     expect(runs.map((r) => r.text).join("")).toBe("<img src=x onerror=alert(1)>");
   });
+});
 
-  it("shortens SIDs for tables", () => {
-    expect(shortSid(`AC${"0123456789abcdef".repeat(2)}`)).toBe("AC0123…cdef");
+describe("a connection in the form and in the table", () => {
+  const sid = `AC${"0".repeat(32)}`;
+  const connection: Connection = {
+    id: "1",
+    folder: "Shared",
+    connector: "twilio",
+    auth_method: "auth_token",
+    name: "Alerts",
+    fields: { account_sid: sid, test_credentials: true },
+    details: { account_name: "Acme" },
+    auth: { kind: "own" },
+    status: { state: "connected" },
+    last_checked_at: null,
+    created_at: "",
+    updated_at: "",
+    events_failing: null,
+  };
+
+  it("fills Edit from the stored values, secrets left empty, and submits only non-secret fields", () => {
+    const values = valuesOf(twilioAuthToken, connection);
+    expect(values).toEqual({ phone_number: "", test_credentials: true, account_sid: sid, auth_token: "" });
+    values.auth_token = "f".repeat(32);
+    values.account_sid = ` ${sid} `;
+    expect(submittedValues(twilioAuthToken, values)).toEqual({ phone_number: "", test_credentials: true, account_sid: sid });
+  });
+
+  it("names a connection as the core would, after the first value given", () => {
+    const values = initialValues(twilioAuthToken);
+    expect(defaultName(twilio, twilioAuthToken, values)).toBe("Twilio");
+    values.account_sid = sid;
+    expect(defaultName(twilio, twilioAuthToken, values)).toBe(`Twilio ${sid}`);
+    values.phone_number = "+1 555 123 0001";
+    expect(defaultName(twilio, twilioAuthToken, values)).toBe("Twilio +15551230001");
+  });
+
+  it("summarises by the connector's columns: details, fields, what an empty one means, toggles as badges", () => {
+    expect(summaryOf(twilio, connection)).toEqual([
+      { label: "Account", value: "Acme", toggle: false },
+      { label: "Phone number", value: "every number of the account", toggle: false },
+      { label: "Account SID", value: sid, toggle: false },
+      { label: "Test Credentials", value: "Test Credentials", toggle: true },
+    ]);
+    expect(summaryOf(undefined, connection)).toEqual([]);
   });
 });

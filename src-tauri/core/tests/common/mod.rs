@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyring_core::{CredentialStore, Entry};
-use patchbay_core::{Config, NewTwilioConnection, Patchbay, Secret, TokenSource, Vault};
+use patchbay_core::{
+    Config, Connection, FieldValue, FieldValues, NewConnection, Patchbay, Secret, SecretSource, Vault, fields,
+};
 use patchbay_tests::fake_twilio::FakeTwilio;
 
 pub const VAULT_SERVICE: &str = "patchbay-core-tests";
@@ -67,19 +69,60 @@ impl World {
         Entry::new_in_store(&self.vault_store, VAULT_SERVICE, user).unwrap().get_password().ok()
     }
 
-    pub fn live(&self, phone: &str) -> NewTwilioConnection {
+    pub fn live(&self, phone: &str) -> NewConnection {
         let seed = self.fake.seed();
         twilio("Shared", phone, &seed.live.sid, &seed.live.auth_token, false)
     }
 }
 
-pub fn twilio(folder: &str, phone: &str, sid: &str, token: &str, test: bool) -> NewTwilioConnection {
-    NewTwilioConnection {
+pub fn twilio(folder: &str, phone: &str, sid: &str, token: &str, test: bool) -> NewConnection {
+    NewConnection {
         folder: folder.into(),
+        connector: "twilio".into(),
+        auth_method: None,
         name: None,
-        phone_number: Some(phone.into()),
-        account_sid: sid.into(),
-        test_credentials: test,
-        auth_token: TokenSource::Value(Secret::new(token)),
+        values: FieldValues::from([
+            ("phone_number".into(), FieldValue::Text(phone.into())),
+            ("account_sid".into(), FieldValue::Text(sid.into())),
+            ("test_credentials".into(), FieldValue::Toggle(test)),
+        ]),
+        secret: Some(SecretSource::Value(Secret::new(token))),
     }
+}
+
+/// A Twilio connection's values, read the way the tests ask about them.
+pub trait TwilioFields {
+    fn phone(&self) -> Option<&str>;
+    fn account_sid(&self) -> &str;
+    fn test_credentials(&self) -> bool;
+    fn account_name(&self) -> Option<&str>;
+    fn account_type(&self) -> Option<&str>;
+}
+
+impl TwilioFields for Connection {
+    fn phone(&self) -> Option<&str> {
+        fields::text(&self.fields, "phone_number")
+    }
+    fn account_sid(&self) -> &str {
+        fields::text(&self.fields, "account_sid").unwrap_or_default()
+    }
+    fn test_credentials(&self) -> bool {
+        fields::toggle(&self.fields, "test_credentials")
+    }
+    fn account_name(&self) -> Option<&str> {
+        self.details.get("account_name").map(String::as_str)
+    }
+    fn account_type(&self) -> Option<&str> {
+        self.details.get("account_type").map(String::as_str)
+    }
+}
+
+/// Sets a field of a request's values (None: leaves it out): text, or a toggle for
+/// `true` / `false`.
+pub fn set(values: &mut FieldValues, name: &str, value: Option<&str>) {
+    match value {
+        None => values.remove(name),
+        Some(on @ ("true" | "false")) => values.insert(name.into(), FieldValue::Toggle(on == "true")),
+        Some(text) => values.insert(name.into(), FieldValue::Text(text.into())),
+    };
 }

@@ -9,4 +9,9 @@ pattern?: string,
 /**
  * How to describe the expected format to a person.
  */
-format_hint?: string, help: string, };
+format_hint?: string, help: string, 
+/**
+ * Its entry in the provisioning API's `configuration`, where that differs from
+ * `name` (Cloud Elements calls Twilio's Account SID `username`).
+ */
+configuration_key?: string, };
