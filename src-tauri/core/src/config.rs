@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::destination::{CallbackPolicy, check_base_url};
 use crate::error::{Error, Result};
+use crate::http::HttpLimits;
 
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_ACCOUNTS_BASE: &str = "https://accounts.twilio.com";
@@ -74,6 +75,17 @@ pub struct TwilioConfig {
     /// Extra attempts after a 429 / 5xx / network failure.
     pub max_retries: u32,
     pub retry_backoff: Duration,
+}
+
+impl TwilioConfig {
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+        }
+    }
 }
 
 impl Default for TwilioConfig {

@@ -15,6 +15,7 @@ pub mod events;
 pub mod fields;
 pub mod fixtures;
 pub mod folders;
+pub mod http;
 pub mod instances;
 mod journal;
 mod owner;

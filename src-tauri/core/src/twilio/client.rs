@@ -2,21 +2,12 @@
 //! configurable base URLs (REST API 2010-04-01 and Accounts v1), so tests and staging
 //! can point Patchbay at another server.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use zeroize::Zeroizing;
 
 use crate::config::TwilioConfig;
+use crate::http::{Answer, HttpClient, TransportError};
 use crate::secret::Secret;
-
-/// Answers larger than this are refused unread: Patchbay asks for small resources only.
-const MAX_BODY_BYTES: usize = 1 << 20;
-/// A server's Retry-After is honoured up to this long.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
@@ -141,30 +132,13 @@ enum Host {
 }
 
 pub struct TwilioClient {
-    /// Built on first use: it loads the system's root certificates, start-up work that
-    /// the window and most commands never need.
-    http: OnceLock<reqwest::Client>,
+    http: HttpClient,
     config: TwilioConfig,
 }
 
 impl TwilioClient {
     pub fn new(config: TwilioConfig) -> Self {
-        Self { http: OnceLock::new(), config }
-    }
-
-    fn http(&self) -> Result<&reqwest::Client, TwilioError> {
-        if let Some(http) = self.http.get() {
-            return Ok(http);
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.config.connect_timeout)
-            .timeout(self.config.request_timeout)
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-            // Twilio's API does not redirect; following one could take the credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| TwilioError::Unreachable { base: self.config.api_base.clone(), reason: err.to_string() })?;
-        Ok(self.http.get_or_init(|| http))
+        Self { http: HttpClient::new(config.limits()), config }
     }
 
     /// The REST API base URL requests go to, for messages that name it.
@@ -176,7 +150,7 @@ impl TwilioClient {
     /// (200), test credentials (403 / 20008) and wrong ones (401 / 20003) apart.
     pub async fn fetch_account(&self, credentials: Credentials<'_>) -> Result<Account, TwilioError> {
         let path = format!("/2010-04-01/Accounts/{}.json", credentials.account_sid);
-        self.call(Host::Api, Method::GET, &path, credentials, |request| request).await?.json()
+        self.call(Host::Api, Method::GET, &path, credentials, |request| request).await?.json().map_err(unexpected)
     }
 
     /// Whether the account owns `phone_number` (E.164), by Twilio's exact-match filter.
@@ -191,7 +165,8 @@ impl TwilioClient {
                 request.query(&[("PhoneNumber", phone_number), ("PageSize", "20")])
             })
             .await?
-            .json()?;
+            .json()
+            .map_err(unexpected)?;
         Ok(page.incoming_phone_numbers.iter().any(|number| number.phone_number.as_deref() == Some(phone_number)))
     }
 
@@ -210,6 +185,7 @@ impl TwilioClient {
         })
         .await?
         .json()
+        .map_err(unexpected)
     }
 
     /// Messages sent to `to` (every message of the account with `None`) on or after the
@@ -231,7 +207,8 @@ impl TwilioClient {
                 }
             })
             .await?
-            .json()?;
+            .json()
+            .map_err(unexpected)?;
         let mut messages = page.messages;
         let mut next = page.next_page_uri;
         for _ in 1..MAX_PAGES {
@@ -239,8 +216,11 @@ impl TwilioClient {
             // Twilio's paging URIs are paths on the same host that repeat the filters;
             // anything else would send the credentials somewhere else.
             let path = paging_path(&uri, &first)?;
-            let page: MessagePage =
-                self.call(Host::Api, Method::GET, path, credentials, |request| request).await?.json()?;
+            let page: MessagePage = self
+                .call(Host::Api, Method::GET, path, credentials, |request| request)
+                .await?
+                .json()
+                .map_err(unexpected)?;
             messages.extend(page.messages);
             next = page.next_page_uri;
         }
@@ -249,8 +229,11 @@ impl TwilioClient {
 
     /// `POST /v1/AuthTokens/Secondary`: a second token that works beside the primary.
     pub async fn create_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<Secret, TwilioError> {
-        let created: AuthTokenResource =
-            self.call(Host::Accounts, Method::POST, "/v1/AuthTokens/Secondary", credentials, |r| r).await?.json()?;
+        let created: AuthTokenResource = self
+            .call(Host::Accounts, Method::POST, "/v1/AuthTokens/Secondary", credentials, |r| r)
+            .await?
+            .json()
+            .map_err(unexpected)?;
         Ok(created.auth_token)
     }
 
@@ -267,8 +250,11 @@ impl TwilioClient {
     /// `POST /v1/AuthTokens/Promote`: the secondary becomes primary, the old primary
     /// stops working at once. Returns the new primary.
     pub async fn promote_secondary_auth_token(&self, credentials: Credentials<'_>) -> Result<Secret, TwilioError> {
-        let promoted: AuthTokenResource =
-            self.call(Host::Accounts, Method::POST, "/v1/AuthTokens/Promote", credentials, |r| r).await?.json()?;
+        let promoted: AuthTokenResource = self
+            .call(Host::Accounts, Method::POST, "/v1/AuthTokens/Promote", credentials, |r| r)
+            .await?
+            .json()
+            .map_err(unexpected)?;
         Ok(promoted.auth_token)
     }
 
@@ -286,32 +272,36 @@ impl TwilioClient {
             Host::Accounts => &self.config.accounts_base,
         };
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        // A 5xx or a dropped connection may mean the request was processed: only
-        // requests without side effects are repeated then. A 429 was not processed.
-        let idempotent = method == Method::GET || method == Method::DELETE;
-        let attempts = self.config.max_retries + 1;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let request = build(self.http()?.request(method.clone(), &url))
-                .basic_auth(credentials.account_sid, Some(credentials.auth_token.expose()));
-            let outcome = match request.send().await {
-                Ok(response) => read_answer(response).await,
-                Err(err) => Err(transport_failure(base, &err)),
-            };
-            let retry_after = match &outcome {
-                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => answer.retry_after,
-                Ok(answer) if answer.status.is_server_error() && idempotent => None,
-                Err(TwilioError::Unreachable { .. }) if idempotent => None,
-                _ => return outcome.and_then(|answer| answer.into_result(attempt)),
-            };
-            if attempt >= attempts {
-                return outcome.and_then(|answer| answer.into_result(attempt));
-            }
-            let backoff = self.config.retry_backoff * 2_u32.saturating_pow(attempt - 1);
-            tokio::time::sleep(retry_after.map_or(backoff, |wait| wait.min(MAX_RETRY_AFTER))).await;
+        // Twilio's GET and DELETE have no side effects, so they alone are repeated after a 5xx.
+        let repeatable = method == Method::GET || method == Method::DELETE;
+        let answer = self
+            .http
+            .send(method, &url, repeatable, |request| {
+                build(request).basic_auth(credentials.account_sid, Some(credentials.auth_token.expose()))
+            })
+            .await
+            .map_err(|err| match err {
+                TransportError::Unreachable(reason) => {
+                    TwilioError::Unreachable { base: base.clone(), reason: reason.to_owned() }
+                }
+                TransportError::TooLarge => TwilioError::UnexpectedAnswer { what: err.to_string() },
+            })?;
+        let status = answer.status;
+        if status.is_success() {
+            return Ok(answer);
         }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(TwilioError::RateLimited { attempts: answer.attempts });
+        }
+        if status.is_server_error() {
+            return Err(TwilioError::ServerError { status: status.as_u16(), attempts: answer.attempts });
+        }
+        Err(TwilioError::Rejected(parse_api_error(status, &answer.body)))
     }
+}
+
+fn unexpected(what: String) -> TwilioError {
+    TwilioError::UnexpectedAnswer { what }
 }
 
 /// `next_page_uri` as a path on the configured host, under the listed resource.
@@ -321,40 +311,6 @@ fn paging_path<'a>(uri: &'a str, resource: &str) -> Result<&'a str, TwilioError>
         Ok(uri)
     } else {
         Err(TwilioError::UnexpectedAnswer { what: "a next_page_uri that is not a page of the same list".into() })
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    // The Account resource carries the auth token: the raw bytes are zeroed on drop.
-    body: Zeroizing<Vec<u8>>,
-}
-
-impl Answer {
-    fn json<T: DeserializeOwned>(&self) -> Result<T, TwilioError> {
-        serde_json::from_slice(&self.body).map_err(|err| TwilioError::UnexpectedAnswer {
-            what: format!(
-                "HTTP {} with a body that is not the expected JSON (line {}, column {})",
-                self.status.as_u16(),
-                err.line(),
-                err.column()
-            ),
-        })
-    }
-
-    fn into_result(self, attempts: u32) -> Result<Answer, TwilioError> {
-        let status = self.status;
-        if status.is_success() {
-            return Ok(self);
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(TwilioError::RateLimited { attempts });
-        }
-        if status.is_server_error() {
-            return Err(TwilioError::ServerError { status: status.as_u16(), attempts });
-        }
-        Err(TwilioError::Rejected(parse_api_error(status, &self.body)))
     }
 }
 
@@ -369,57 +325,6 @@ fn parse_api_error(status: StatusCode, body: &[u8]) -> ApiError {
     let message =
         parsed.and_then(|b| b.message).unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     ApiError { status: status.as_u16(), code, message }
-}
-
-async fn read_answer(mut response: Response) -> Result<Answer, TwilioError> {
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse().ok())
-        .map(Duration::from_secs);
-    if response.content_length().is_some_and(|length| length as usize > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let mut body = Zeroizing::new(Vec::new());
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(err) => {
-                return Err(TwilioError::Unreachable {
-                    base: response.url().origin().ascii_serialization(),
-                    reason: describe_transport(&err),
-                });
-            }
-        }
-    }
-    Ok(Answer { status, retry_after, body })
-}
-
-fn too_large() -> TwilioError {
-    TwilioError::UnexpectedAnswer { what: format!("an answer larger than {} KiB", MAX_BODY_BYTES / 1024) }
-}
-
-fn transport_failure(base: &str, err: &reqwest::Error) -> TwilioError {
-    TwilioError::Unreachable { base: base.to_owned(), reason: describe_transport(err) }
-}
-
-/// A short, secret-free description: reqwest's own text repeats the URL and the chain.
-fn describe_transport(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "no answer in time".into()
-    } else if err.is_connect() {
-        "the connection was refused or failed".into()
-    } else {
-        "the connection was dropped before the answer was complete".into()
-    }
 }
 
 #[cfg(test)]
