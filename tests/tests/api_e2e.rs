@@ -102,10 +102,10 @@ fn every_status_code_and_message() {
     );
 
     let mut unknown_element = instance(&fake, "x", "+15551230001");
-    unknown_element["element"]["key"] = json!("slack");
+    unknown_element["element"]["key"] = json!("salesforce");
     let (status, body) = server.post(&unknown_element);
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().unwrap().contains("known keys: twiliov2"));
+    assert!(body["message"].as_str().unwrap().contains("known keys: slack, twiliov2"), "{body}");
 
     let mut extra = instance(&fake, "x", "+15551230001");
     extra["colour"] = json!("red");

@@ -14,6 +14,7 @@ use crate::http::HttpLimits;
 
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_ACCOUNTS_BASE: &str = "https://accounts.twilio.com";
+pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
 pub const CONFIG_FILE: &str = "config.toml";
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct Config {
     /// How long one vault call may take before Patchbay answers `vault_locked`.
     pub vault_timeout: Duration,
     pub twilio: TwilioConfig,
+    /// Slack's Web API base URL (`…/api`; methods are `<base>/auth.test`).
+    pub slack_api_base: String,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
     /// What event callbacks may reach.
@@ -114,6 +117,15 @@ struct ConfigFile {
     rotation_propagation_timeout_ms: Option<u64>,
     #[serde(default)]
     twilio: TwilioFile,
+    #[serde(default)]
+    slack: ServiceFile,
+}
+
+/// A service's section: where its API is (timeouts and retries are `[twilio]`'s).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceFile {
+    api_base: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,10 +207,16 @@ impl Config {
                 defaults.retry_backoff,
             )?,
         };
-        for (name, base) in [("api_base", &twilio.api_base), ("accounts_base", &twilio.accounts_base)] {
-            // Every Twilio request carries the Account SID and Auth Token.
+        let slack_api_base =
+            env("PATCHBAY_SLACK_API_BASE").or(file.slack.api_base).unwrap_or_else(|| DEFAULT_SLACK_API_BASE.into());
+        // Every request to these carries credentials.
+        for (service, name, base) in [
+            ("Twilio", "api_base", &twilio.api_base),
+            ("Twilio", "accounts_base", &twilio.accounts_base),
+            ("Slack", "api_base", &slack_api_base),
+        ] {
             check_base_url(base).map_err(|refusal| {
-                Error::invalid("config", format!("the Twilio {name} '{base}' is refused: {refusal}"))
+                Error::invalid("config", format!("the {service} {name} '{base}' is refused: {refusal}"))
             })?;
         }
         Ok(Self {
@@ -206,6 +224,7 @@ impl Config {
             vault_service: env("PATCHBAY_VAULT_SERVICE").or(file.vault_service).unwrap_or_else(|| "patchbay".into()),
             vault_timeout: millis("PATCHBAY_VAULT_TIMEOUT_MS", file.vault_timeout_ms, crate::vault::DEFAULT_TIMEOUT)?,
             twilio,
+            slack_api_base,
             rotation_propagation_timeout: millis(
                 "PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS",
                 file.rotation_propagation_timeout_ms,

@@ -47,10 +47,30 @@ pub enum Error {
     Cancelled(String),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// What a connector's service answered or failed with, in that connector's words.
+    #[error("{0}")]
+    Service(Box<dyn ServiceFailure>),
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A connector's error: each connector module has its own enum and says, per variant,
+/// its stable code, the form field it concerns and what the service itself said.
+pub trait ServiceFailure: std::error::Error + Send + Sync + 'static {
+    fn code(&self) -> &'static str;
+    fn field(&self) -> Option<&'static str> {
+        None
+    }
+    /// The service's own code for the failure (Slack's `invalid_auth`, an HTTP status).
+    fn service_code(&self) -> Option<String> {
+        None
+    }
+    /// The service's own words, when it said something.
+    fn service_message(&self) -> Option<String> {
+        None
+    }
 }
 
 impl From<rusqlite::Error> for Error {
@@ -77,6 +97,7 @@ impl Error {
             Self::RotationPromoted => "rotation_promoted",
             Self::Cancelled(_) => "cancelled",
             Self::Connect(err) => err.code(),
+            Self::Service(err) => err.code(),
             Self::Vault(err) => err.code(),
             Self::Store(_) => "store_failed",
         }
@@ -88,6 +109,7 @@ impl Error {
             Self::InvalidInput { field, .. } => Some(field),
             Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => Some("auth_token"),
             Self::Connect(err) => err.field(),
+            Self::Service(err) => err.field(),
             _ => None,
         }
     }
@@ -107,8 +129,19 @@ impl Error {
         }
     }
 
+    /// Another service's own code and words (Twilio's are `twilio_code` / `twilio_message`).
+    fn service_said(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Self::Service(err) => (err.service_code(), err.service_message()),
+            _ => (None, None),
+        }
+    }
+
     pub fn to_body(&self) -> ErrorBody {
+        let (service_code, service_message) = self.service_said();
         ErrorBody {
+            service_code,
+            service_message,
             code: self.code().to_owned(),
             message: self.to_string(),
             field: self.field().map(str::to_owned),
@@ -134,6 +167,14 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub twilio_message: Option<String>,
+    /// Another service's own code for the failure (Slack's `invalid_auth`, an HTTP status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub service_code: Option<String>,
+    /// Another service's own words, whenever it answered with some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub service_message: Option<String>,
 }
 
 pub(crate) fn plural(count: usize, noun: &str) -> String {

@@ -190,8 +190,8 @@ impl Patchbay {
     /// Connect through the API: the same validation as the window, then the instance's
     /// metadata. Returns the instance token, the only time it exists outside a hash.
     pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
-        spec.settings.check(self.config.callbacks)?;
         events_need_live_credentials(&spec)?;
+        spec.settings.check(self.config.callbacks)?;
         spec.settings.signing_key = spec.signature_key.is_some();
         let connection = self
             .add_connection(NewConnection {
@@ -258,13 +258,13 @@ impl Patchbay {
     /// PUT: name, tags and settings change in place; changed credentials or phone are
     /// validated with Twilio first, like Connect.
     pub async fn replace_instance(&self, id: &str, mut spec: InstanceSpec) -> Result<Instance> {
-        spec.settings.check(self.config.callbacks)?;
         let current = self.connection(id)?;
         if current.connector != spec.connector {
             return Err(Error::invalid("element", "an instance keeps its element; provision a new instance instead"));
         }
         spec.auth_method.get_or_insert_with(|| current.auth_method.clone());
         events_need_live_credentials(&spec)?;
+        spec.settings.check(self.config.callbacks)?;
         let had_key = self.instance(id)?.settings.signing_key;
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
         let method = catalog::require(&current.connector)?.auth_method_or_default(Some(&current.auth_method))?;

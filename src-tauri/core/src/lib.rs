@@ -50,7 +50,6 @@ use journal::Unfinished;
 use owner::Owner;
 use search_index::SearchIndex;
 use store::{Store, now};
-use twilio::TwilioClient;
 use vault::VaultKey;
 
 /// The largest credential asset value: far above any real token or key, far below what
@@ -78,7 +77,7 @@ impl Patchbay {
     pub fn open_with_vault(config: Config, vault: Vault) -> Result<Self> {
         let store = Store::open(&config.database_path())?;
         let owner = Owner::claim(&config.data_dir)?;
-        let services = Services { twilio: TwilioClient::new(config.twilio.clone()) };
+        let services = Services::new(&config);
         Ok(Self { config, store, vault, services, search: SearchIndex::default(), owner })
     }
 
@@ -244,7 +243,7 @@ impl Patchbay {
                     name.clone()
                 }
                 // Nobody chose one: the default, numbered when taken, never a refusal.
-                None => connections::free_name(tx, folder_id, &module.default_name(&values))?,
+                None => connections::free_name(tx, folder_id, &module.default_name(&values, &details))?,
             };
             let row = ValidatedRow {
                 id: &id,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use crate::loopback::LoopbackServer;
 
 /// 32 random hex digits, for names that must not collide between tests.
 pub fn unique_suffix() -> String {
@@ -26,50 +26,22 @@ pub struct FakeTwilio {
     api_base: String,
     accounts_base: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl FakeTwilio {
-    /// Starts on two free loopback ports, in a thread of its own, so both plain and
-    /// async tests can use it.
+    /// Starts on two free loopback ports.
     pub fn start() -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
     }
 
     pub fn start_on(api: SocketAddr, accounts: SocketAddr) -> Self {
         let state = Arc::new(Mutex::new(State::seeded()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let shared = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a tokio runtime for the fake Twilio");
-            runtime.block_on(async move {
-                let api_listener = tokio::net::TcpListener::bind(api).await.expect("bind the API port");
-                let accounts_listener = tokio::net::TcpListener::bind(accounts).await.expect("bind the Accounts port");
-                ready_tx.send((api_listener.local_addr().unwrap(), accounts_listener.local_addr().unwrap())).unwrap();
-                let api_server = axum::serve(api_listener, routes::router(shared.clone(), Host::Api));
-                let accounts_server = axum::serve(accounts_listener, routes::router(shared, Host::Accounts));
-                tokio::select! {
-                    _ = api_server => {}
-                    _ = accounts_server => {}
-                    _ = shutdown_rx => {}
-                }
-            });
-        });
-        let (api_addr, accounts_addr) =
-            ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake Twilio started");
-        Self {
-            api_base: format!("http://{api_addr}"),
-            accounts_base: format!("http://{accounts_addr}"),
-            state,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start(vec![
+            (api, routes::router(state.clone(), Host::Api)),
+            (accounts, routes::router(state.clone(), Host::Accounts)),
+        ]);
+        Self { api_base: server.base(0), accounts_base: server.base(1), state, _server: server }
     }
 
     /// Base URL standing in for `https://api.twilio.com`.
@@ -141,16 +113,5 @@ impl FakeTwilio {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for FakeTwilio {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

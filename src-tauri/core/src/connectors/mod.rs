@@ -2,21 +2,25 @@
 //! definition (`connectors/<key>.json`, read by the catalog) and its module here, listed
 //! once in [`MODULES`]; nothing else in the core or the adapters names a connector.
 
+mod slack;
 mod twilio;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::catalog::AuthMethod;
+use crate::config::Config;
 use crate::error::Result;
 use crate::fields::{Details, FieldValues};
+use crate::http::HttpClient;
 use crate::secret::Secret;
 use crate::twilio::TwilioClient;
 
+pub use slack::{SlackApi, SlackError};
 pub(crate) use twilio::TwilioAccount;
 
 /// Every connector, in catalog order.
-pub(crate) static MODULES: &[&dyn ConnectorModule] = &[&twilio::Twilio];
+pub(crate) static MODULES: &[&dyn ConnectorModule] = &[&twilio::Twilio, &slack::Slack];
 
 /// The module of the connector with this key.
 pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
@@ -27,6 +31,18 @@ pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
 /// configured base URL, timeouts and retries.
 pub struct Services {
     pub twilio: TwilioClient,
+    pub slack: SlackApi,
+}
+
+impl Services {
+    pub fn new(config: &Config) -> Self {
+        // Every service gets the timeouts and retries configured under [twilio].
+        let limits = config.twilio.limits();
+        Self {
+            twilio: TwilioClient::new(config.twilio.clone()),
+            slack: SlackApi { http: HttpClient::new(limits), api_base: config.slack_api_base.clone() },
+        }
+    }
 }
 
 /// What to verify: the values already checked against the auth method's fields.
@@ -55,6 +71,7 @@ pub(crate) trait ConnectorModule: Sync {
     /// the service does not allow for free; returns what it said about the account.
     fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a>;
 
-    /// The name of a connection nobody named (numbered by the caller when taken).
-    fn default_name(&self, values: &FieldValues) -> String;
+    /// The name of a connection nobody named, from its values and what the service
+    /// said (numbered by the caller when taken).
+    fn default_name(&self, values: &FieldValues, details: &Details) -> String;
 }

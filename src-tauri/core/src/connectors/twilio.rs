@@ -62,7 +62,7 @@ impl ConnectorModule for Twilio {
         })
     }
 
-    fn default_name(&self, values: &FieldValues) -> String {
+    fn default_name(&self, values: &FieldValues, _details: &Details) -> String {
         let account = TwilioAccount::of(values);
         format!("Twilio {}", account.phone.unwrap_or(account.sid))
     }

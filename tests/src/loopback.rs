@@ -1,0 +1,61 @@
+//! Fake services' servers: axum routers served on loopback, in a thread (and runtime) of
+//! their own so that both plain and async tests can use them, until dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub struct LoopbackServer {
+    addresses: Vec<SocketAddr>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Serves each router on its address (port 0: a free one); the bound addresses are
+    /// in [`LoopbackServer::base`] in the same order.
+    pub fn start(servers: Vec<(SocketAddr, axum::Router)>) -> Self {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for a fake service");
+            runtime.block_on(async move {
+                let mut addresses = Vec::new();
+                let mut serving = tokio::task::JoinSet::new();
+                for (address, router) in servers {
+                    let listener = tokio::net::TcpListener::bind(address).await.expect("bind a loopback port");
+                    addresses.push(listener.local_addr().expect("a bound address"));
+                    serving.spawn(async move { axum::serve(listener, router).await });
+                }
+                ready_tx.send(addresses).expect("the starter waits");
+                tokio::select! {
+                    _ = serving.join_next() => {}
+                    _ = shutdown_rx => {}
+                }
+            });
+        });
+        let addresses = ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake service started");
+        Self { addresses, shutdown: Some(shutdown_tx), thread: Some(thread) }
+    }
+
+    /// `http://<address>` of the `index`th router.
+    pub fn base(&self, index: usize) -> String {
+        format!("http://{}", self.addresses[index])
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

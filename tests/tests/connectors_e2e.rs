@@ -1,0 +1,96 @@
+//! Connectors beyond Twilio, end to end: the real `patchbay` binary (CLI and `serve`)
+//! against each service's fake and the real Secret Service.
+
+use patchbay_tests::fake_slack::FakeSlack;
+use patchbay_tests::fake_twilio::FakeTwilio;
+use patchbay_tests::harness::{Patchbay, files_containing, require_secret_service};
+use patchbay_tests::serve::Server;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn setup() -> (FakeTwilio, FakeSlack, Patchbay) {
+    require_secret_service();
+    let twilio = FakeTwilio::start();
+    let slack = FakeSlack::start();
+    let mut patchbay = Patchbay::new(&twilio);
+    patchbay.set_env("PATCHBAY_SLACK_API_BASE", slack.api_base());
+    (twilio, slack, patchbay)
+}
+
+#[test]
+fn slack_connects_from_the_cli_and_keeps_its_token_only_in_the_vault() {
+    let (_twilio, slack, patchbay) = setup();
+    let seed = slack.seed();
+    let add = ["--json", "connection", "add", "slack", "--folder", "Shared", "--secret-stdin", "bot_token"];
+    let made = patchbay.run_with_stdin(&add, &seed.bot.token).ok().json();
+    assert_eq!((made["connector"].as_str(), made["name"].as_str()), (Some("slack"), Some("Slack Acme Robots")));
+    assert_eq!(made["details"]["scopes"], "channels:read, chat:write, users:read");
+    let id = made["id"].as_str().unwrap();
+
+    // People see the connector's own summary.
+    let shown = patchbay.run(&["connection", "show", id]).ok().stdout;
+    assert!(shown.lines().any(|line| line.starts_with("workspace") && line.ends_with("Acme Robots")), "{shown}");
+    assert!(shown.lines().any(|line| line.starts_with("bot user oauth token")), "{shown}");
+    let listed = patchbay.run(&["connection", "list"]).ok().stdout;
+    assert!(listed.contains("Slack") && listed.contains("Workspace: Acme Robots"), "{listed}");
+
+    // Each refusal has its code; the token is never echoed.
+    let refused = patchbay.run_with_stdin(&add, &seed.read_only.token);
+    assert_eq!(refused.code(), "slack_missing_scope");
+    assert_eq!(refused.error()["field"], "bot_token");
+    assert_eq!(refused.error()["service_code"], "missing_scope");
+    let revoked = patchbay.run_with_stdin(&add, &seed.revoked.token);
+    assert_eq!(revoked.code(), "slack_token_revoked");
+    assert!(!revoked.stderr.contains(&seed.revoked.token));
+    // The secret is named by the connector's field; another name is refused.
+    let misnamed = ["--json", "connection", "add", "slack", "--folder", "Shared", "--secret-stdin", "auth_token"];
+    let refused = patchbay.run_with_stdin(&misnamed, &seed.bot.token);
+    assert!(refused.error()["message"].as_str().unwrap().contains("secret field is 'bot_token'"), "{refused:?}");
+
+    // Test connection reads the token from the vault again.
+    let tested = patchbay.run(&["--json", "connection", "test", id]).ok().json();
+    assert_eq!(tested["status"]["state"], "connected");
+    assert_eq!(patchbay.vault_secret(&format!("connection/{id}")), Some(seed.bot.token.clone()));
+    assert_eq!(files_containing(patchbay.data_dir.path(), seed.bot.token.as_bytes()), Vec::<std::path::PathBuf>::new());
+
+    // Rotation is Twilio's: the CLI refuses it for Slack.
+    let rotate = patchbay.run(&["--json", "credential", "rotate", "--connection", id, "--yes"]);
+    assert_eq!(rotate.code(), "invalid_input");
+
+    // The catalog lists Slack with its element key and its one auth method.
+    let catalog = patchbay.run(&["--json", "connectors", "--search", "slack"]).ok().json();
+    assert_eq!(catalog[0]["element_key"], "slack");
+    assert_eq!(catalog[0]["auth_methods"][0]["fields"][0]["kind"], "secret");
+}
+
+#[test]
+fn slack_instances_are_provisioned_by_their_element_key() {
+    let (_twilio, slack, patchbay) = setup();
+    let server = Server::start(&patchbay);
+    let token = slack.seed().bot.token;
+    let (status, created) = server.post(&json!({
+        "element": { "key": "slack" }, "name": "Robots", "configuration": { "token": token }
+    }));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["element"], json!({ "key": "slack", "name": "Slack" }));
+    assert_eq!(created["configuration"]["token"], "********");
+    assert_eq!(created["configuration"]["authentication.type"], "bot_token");
+    assert!(created["configuration"].get("event.notification.enabled").is_none(), "Slack has no events: {created}");
+
+    let (status, refused) = server.post(&json!({
+        "element": { "key": "slack" }, "name": "Events", "configuration": { "token": token, "event.notification.enabled": true }
+    }));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("has no events"), "{refused}");
+
+    let (status, unknown) = server.post(&json!({
+        "element": { "key": "slack" }, "name": "Twilio words", "configuration": { "token": token, "username": "AC1" }
+    }));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(unknown["message"].as_str().unwrap().starts_with("unknown configuration entry 'username'"), "{unknown}");
+
+    let (_, listed) = server.get("/instances?element=slack");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let (_, twilio_only) = server.get("/instances?element=twiliov2");
+    assert_eq!(twilio_only, json!([]));
+}
