@@ -63,7 +63,7 @@ async fn each_refusal_slack_documents_has_its_own_code_and_saves_nothing() {
         let err = world.core.add_connection(slack(token)).await.unwrap_err();
         assert_eq!((err.code(), err.field()), (code, field), "{err}");
         assert!(!err.to_string().contains(token), "the token is never echoed: {err}");
-        assert_eq!(err.to_body().service_code.is_some(), true, "Slack's own code is passed on: {err}");
+        assert!(err.to_body().service_code.is_some(), "Slack's own code is passed on: {err}");
     }
     let err = world.core.add_connection(slack(&seed.read_only.token)).await.unwrap_err();
     assert!(err.to_string().contains("it has: channels:read"), "{err}");
