@@ -15,7 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The fake Twilio announces its base URLs on its first line.
-coproc FAKE { exec "$target/fake-twilio"; }
+coproc FAKE { exec "$target/fake-services"; }
 pids+=("$FAKE_PID")
 read -r announced <&"${FAKE[0]}"
 field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$announced" "$1"; }

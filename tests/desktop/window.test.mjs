@@ -19,17 +19,19 @@ const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bin = (name) => join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", name);
 const artifacts = join(repo, "tests", "desktop", "artifacts");
 
-let fake, window, env, seed;
+let fake, window, env, seed, slackSeed;
 
 before(async () => {
-  fake = spawn(bin("fake-twilio"), [], { stdio: ["ignore", "pipe", "inherit"] });
+  fake = spawn(bin("fake-services"), [], { stdio: ["ignore", "pipe", "inherit"] });
   const announced = JSON.parse(await new Promise((resolve) => createInterface({ input: fake.stdout }).once("line", resolve)));
   seed = announced.seed;
+  slackSeed = announced.slack.seed;
   env = {
     ...process.env,
     PATCHBAY_DATA_DIR: mkdtempSync(join(tmpdir(), "patchbay-window-")),
     PATCHBAY_TWILIO_API_BASE: announced.api_base,
     PATCHBAY_TWILIO_ACCOUNTS_BASE: announced.accounts_base,
+    PATCHBAY_SLACK_API_BASE: announced.slack.api_base,
     PATCHBAY_VAULT_SERVICE: `patchbay-window-${process.pid}`,
   };
   window = await Window.open(bin("patchbay-desktop"), env);
@@ -93,6 +95,28 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
   assert.equal(listed.total, 1);
   assert.equal(listed.items[0].fields.phone_number, live.phone_numbers[0]);
   assert.equal(listed.items[0].status.state, "connected");
+});
+
+it("adds a Slack connection beside it: the form asks for the bot token alone", async () => {
+  await window.click(".toolbar button.primary");
+  await window.type("#connector-search", "slack");
+  await waitFor("Slack in the catalog", async () => (await window.text("#connector-slack")).includes("Slack"));
+  await window.type("#connector-search", "\uE007");
+  await waitFor("the bot token field", () => window.find("#field-bot_token"));
+  assert.equal(await window.execute(() => document.querySelector("#field-account_sid") === null), true, "no Twilio field on Slack's form");
+  await window.type("#field-bot_token", slackSeed.bot.token);
+  await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
+  await window.click('dialog[open] button[type="submit"]');
+  await waitFor("two rows", async () => (await window.text(".table-body")).includes("Slack Acme Robots"));
+  assert.match(await window.text(".table-body"), /Acme Robots[^]*patchbay[^]*channels:read, chat:write, users:read/);
+
+  const layout = await window.execute(tableLayout);
+  assert.deepEqual([layout.scrolls, layout.cutHeaders, layout.cutControls], [false, [], []], "two connectors' rows fit");
+
+  const listed = JSON.parse(
+    execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance"], { env }).toString(),
+  );
+  assert.deepEqual(listed.items.map((c) => [c.connector, c.status.state]).sort(), [["slack", "connected"], ["twilio", "connected"]]);
 });
 
 it("follows the desktop's dark theme, with no accessibility violation there either", async () => {

@@ -161,6 +161,32 @@ describe("Add connection", () => {
     await page.getByRole("dialog").waitFor({ state: "hidden" });
   });
 
+  it("builds Slack's form from its definition: the bot token alone, sent as the secret", async () => {
+    await page.getByRole("button", { name: "Add connection" }).first().click();
+    await page.getByRole("combobox", { name: "Search connectors" }).fill("slack");
+    await page.keyboard.press("Enter");
+    const token = page.getByLabel("Bot User OAuth Token", { exact: true });
+    await token.waitFor();
+    assert.equal(await page.getByLabel("Account SID").count(), 0, "no Twilio field");
+    assert.equal(await page.getByRole("group", { name: "Authentication" }).count(), 0, "one auth method: no picker");
+    assert.equal(await token.getAttribute("type"), "password");
+    assert.equal(await page.getByLabel("Connection name").getAttribute("placeholder"), "Slack");
+    const connect = page.getByRole("button", { name: "Connect", exact: true });
+    await token.fill("xoxp-a-user-token");
+    assert.equal(await connect.isDisabled(), true, "a user token has the wrong format");
+    await token.fill("xoxb-1-2-abc");
+    await assertAccessible("the Slack form");
+    await connect.click();
+    const row = page.getByRole("row", { name: /Slack Acme Robots/ });
+    await row.waitFor();
+    assert.match(await row.textContent(), /Acme Robots[^]*chat:write/);
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_connection").args.form);
+    assert.deepEqual(
+      [sent.connector, sent.authMethod, sent.values, sent.secret, sent.secretAsset],
+      ["slack", "bot_token", {}, "xoxb-1-2-abc", null],
+    );
+  });
+
   it("closes the catalog with Esc", async () => {
     await page.getByRole("button", { name: "Add connection" }).first().click();
     await page.getByRole("combobox", { name: "Search connectors" }).waitFor();

@@ -6,9 +6,10 @@ import type { Connector } from "../../src/lib/bindings/Connector";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
 import type { RotationRecord } from "../../src/lib/bindings/RotationRecord";
-import definition from "../../../src-tauri/core/connectors/twilio.json";
+import slackDefinition from "../../../src-tauri/core/connectors/slack.json";
+import twilioDefinition from "../../../src-tauri/core/connectors/twilio.json";
 
-const twilio = definition as Connector;
+const catalog = [slackDefinition, twilioDefinition] as Connector[];
 export const WRONG_TOKEN = "0".repeat(32);
 export const UNOWNED_PHONE = "+15551230009";
 
@@ -66,15 +67,22 @@ export function createBackend() {
     return out;
   };
 
-  async function addTwilio(requestId: string, folderPath: string, form: ConnectionForm): Promise<Connection> {
+  async function addConnection(requestId: string, folderPath: string, form: ConnectionForm): Promise<Connection> {
     const folder = pathOf(byPath(folderPath).id);
     const phone = String(form.values.phone_number ?? "").replace(/[\s\-.()]/g, "");
+    const slack = form.connector === "slack";
+    const details: Record<string, string> = slack
+      ? { workspace: "Acme Robots", bot_user: "patchbay", scopes: "chat:write" }
+      : form.values.test_credentials === true
+        ? {}
+        : { account_name: "Acme Operations", account_type: "Full" };
     const taken = (name: string) => connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase());
     // As the core: a chosen name must be free; the default one is numbered when taken.
-    let name = (form.name as string | null) ?? `Twilio ${phone}`;
+    const base = slack ? `Slack ${details.workspace}` : `Twilio ${phone}`;
+    let name = (form.name as string | null) ?? base;
     if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
-    for (let n = 2; taken(name); n++) name = `Twilio ${phone} (${n})`;
+    for (let n = 2; taken(name); n++) name = `${base} (${n})`;
     const token = form.secretAsset
       ? (assets.find((a) => a.name === form.secretAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
       : String(form.secret);
@@ -95,7 +103,6 @@ export function createBackend() {
     if (phone === UNOWNED_PHONE)
       fail("twilio_phone_not_in_account", `${phone} is not registered in the Twilio account ${form.values.account_sid}; enter a number listed under Phone Numbers → Active numbers`, "phone_number");
     const now = new Date().toISOString();
-    const test = form.values.test_credentials === true;
     const connection: Connection = {
       id: crypto.randomUUID(),
       folder,
@@ -103,7 +110,7 @@ export function createBackend() {
       auth_method: form.authMethod,
       name,
       fields: { ...form.values, ...(phone ? { phone_number: phone } : {}) },
-      details: test ? {} : { account_name: "Acme Operations", account_type: "Full" },
+      details,
       auth: form.secretAsset ? { kind: "asset", name: form.secretAsset, folder: "Shared" } : { kind: "own" },
       status: { state: "connected" },
       last_checked_at: now,
@@ -152,7 +159,7 @@ export function createBackend() {
     },
     search_connectors: ({ query }) => {
       const q = String(query).toLowerCase();
-      return [twilio].filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.keywords.join(" ")} ${c.description}`.toLowerCase().includes(q));
+      return catalog.filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.keywords.join(" ")} ${c.description}`.toLowerCase().includes(q));
     },
     list_assets: () => assets.map(({ value: _value, ...asset }) => asset),
     create_asset: ({ folder, name, value }) => {
@@ -174,7 +181,7 @@ export function createBackend() {
       return { total: matching.length, items: matching.slice(Number(offset), Number(offset) + Number(limit)) };
     },
     get_connection: ({ id }) => connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`),
-    add_connection: ({ requestId, folder, form }) => addTwilio(String(requestId), String(folder), form as ConnectionForm),
+    add_connection: ({ requestId, folder, form }) => addConnection(String(requestId), String(folder), form as ConnectionForm),
     update_connection: ({ id, form }) => {
       const connection = connections.find((c) => c.id === id) ?? fail("not_found", `no connection with id '${id}'`);
       const changes = form as ConnectionForm;

@@ -1,0 +1,31 @@
+//! `fake-services [TWILIO_API_ADDR TWILIO_ACCOUNTS_ADDR SLACK_ADDR]`: runs the fake Twilio
+//! and the fake Slack until killed and prints their base URLs and seeded credentials as
+//! one JSON line, for manual runs and for tests in other languages.
+
+use patchbay_tests::fake_slack::FakeSlack;
+use patchbay_tests::fake_twilio::FakeTwilio;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let address = |raw: &str| raw.parse().unwrap_or_else(|_| panic!("{raw} is not an address like 127.0.0.1:8081"));
+    let (twilio, slack) = match args.as_slice() {
+        [] => (FakeTwilio::start(), FakeSlack::start()),
+        [api, accounts, slack] => {
+            (FakeTwilio::start_on(address(api), address(accounts)), FakeSlack::start_on(address(slack)))
+        }
+        _ => {
+            eprintln!("usage: fake-services [TWILIO_API_ADDR TWILIO_ACCOUNTS_ADDR SLACK_ADDR]");
+            std::process::exit(2);
+        }
+    };
+    let announcement = serde_json::json!({
+        "api_base": twilio.api_base(),
+        "accounts_base": twilio.accounts_base(),
+        "seed": twilio.seed(),
+        "slack": { "api_base": slack.api_base(), "seed": slack.seed() },
+    });
+    println!("{announcement}");
+    loop {
+        std::thread::park();
+    }
+}
