@@ -7,7 +7,7 @@ export default defineConfig(({ mode }) => ({
   plugins: [svelte()],
   clearScreen: false,
   // The tests read the Rust side's IPC commands (tests/ipc-contract.ts).
-  server: { port: 5173, strictPort: true, fs: { allow: [".", "../src-tauri/src"] } },
+  server: { port: 5173, strictPort: true, fs: { allow: [".", "../src-tauri/src", "../src-tauri/permissions", "../src-tauri/core/connectors"] } },
   build: {
     outDir: mode === "browser-test" ? "dist-test" : "dist",
     target: "es2022",

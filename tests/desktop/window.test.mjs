@@ -42,6 +42,12 @@ after(async () => {
   fake?.kill();
 });
 
+/** Fails with what the window shows (the open dialog, or the page): a Connect refused says why. */
+async function shown(err) {
+  const text = await window.execute(() => document.querySelector("dialog[open]")?.innerText ?? document.body.innerText);
+  throw new Error(`${err.message}; the window shows: ${text}`);
+}
+
 /** Runs axe-core inside the real window and fails on any violation. */
 async function assertAccessible(screen) {
   await window.inject(readFileSync(join(repo, "ui", "node_modules", "axe-core", "axe.min.js"), "utf8"));
@@ -76,7 +82,7 @@ it("adds a Twilio connection in the real window, and the CLI sees it", async () 
   writeFileSync(join(artifacts, "twilio-form.png"), await window.screenshot());
   await window.click('dialog[open] button[type="submit"]');
 
-  const status = await waitFor("the new row", () => window.text(".table-body .row .status"));
+  const status = await waitFor("the new row", () => window.text(".table-body .row .status")).catch(shown);
   assert.equal(status, "Connected");
   writeFileSync(join(artifacts, "connections-tab.png"), await window.screenshot());
 
@@ -107,8 +113,9 @@ it("adds a Slack connection beside it: the form asks for the bot token alone", a
   await window.type("#field-bot_token", slackSeed.bot.token);
   await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
   await window.click('dialog[open] button[type="submit"]');
-  await waitFor("two rows", async () => (await window.text(".table-body")).includes("Slack Acme Robots"));
-  assert.match(await window.text(".table-body"), /Acme Robots[^]*patchbay[^]*channels:read, chat:write, users:read/);
+  const rows = () => window.execute(() => document.querySelector(".table-body")?.innerText ?? "");
+  await waitFor("two rows", async () => (await rows()).includes("Slack Acme Robots")).catch(shown);
+  assert.match(await rows(), /Acme Robots[^]*patchbay[^]*channels:read, chat:write, users:read/);
 
   const layout = await window.execute(tableLayout);
   assert.deepEqual([layout.scrolls, layout.cutHeaders, layout.cutControls], [false, [], []], "two connectors' rows fit");

@@ -3,6 +3,7 @@
 import commandsRs from "../../../src-tauri/src/commands.rs?raw";
 import mainRs from "../../../src-tauri/src/main.rs?raw";
 import ipcTs from "../../src/lib/ipc.ts?raw";
+import permissionsToml from "../../../src-tauri/permissions/app.toml?raw";
 import { contractProblem, parseContract } from "../ipc-contract";
 
 const contract = parseContract(commandsRs, mainRs);
@@ -30,5 +31,11 @@ describe("the IPC contract", () => {
     }
     const called = new Set(calls.map(([, command]) => command));
     expect([...contract.keys()].filter((command) => !called.has(command))).toEqual([]);
+  });
+
+  it("is what the window's permission allows, command for command", () => {
+    // A registered command the permission leaves out answers "not allowed" in the real window only.
+    const allowed = [...(permissionsToml.match(/commands\.allow = \[([^\]]*)\]/)?.[1] ?? "").matchAll(/"(\w+)"/g)].map(([, name]) => name);
+    expect(allowed.sort()).toEqual([...contract.keys()].sort());
   });
 });
