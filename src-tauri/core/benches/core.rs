@@ -103,7 +103,7 @@ fn connect_cost() {
     runtime.block_on(async {
         for round in 0..rounds {
             let started = Instant::now();
-            let credentials = Credentials { account_sid: &seed.live.sid, auth_token: &token };
+            let credentials = Credentials::auth_token(&seed.live.sid, &token);
             verify(&client, credentials, Some(&phone), false).await.unwrap();
             twilio_only.push(started.elapsed());
 

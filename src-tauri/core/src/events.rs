@@ -119,7 +119,7 @@ impl Patchbay {
             .map_or(enabled_at, |last| (last - Duration::days(1)).max(enabled_at));
         let since_day = since.format("%Y-%m-%d").to_string();
         let account = TwilioAccount::of(&stored.fields);
-        let credentials = Credentials { account_sid: account.sid, auth_token: &token };
+        let credentials = Credentials::auth_token(account.sid, &token);
         let messages = self
             .services
             .twilio

@@ -253,7 +253,7 @@ impl Patchbay {
         let step = self.rotation(id)?.step;
         let (account_sid, targets) = self.rotation_account(id)?;
         let old = self.old_token(&targets).await?;
-        let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+        let credentials = Credentials::auth_token(&account_sid, &old);
         let promoted = !matches!(step, RotationStep::Started | RotationStep::SecondaryStored | RotationStep::Validated)
             || !self.token_works(credentials).await?;
         if promoted {
@@ -334,7 +334,7 @@ impl Patchbay {
             match step {
                 RotationStep::Started => {
                     let old = self.old_token(&targets).await?;
-                    let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+                    let credentials = Credentials::auth_token(&account_sid, &old);
                     // Twilio keeps one secondary: whatever is there goes first. Before this
                     // rotation made any, one that existed was someone else's.
                     let existed =
@@ -349,7 +349,7 @@ impl Patchbay {
                 }
                 RotationStep::SecondaryStored => {
                     let new = self.vault.get(&pending).await?;
-                    let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
+                    let credentials = Credentials::auth_token(&account_sid, &new);
                     if !self.await_accepted(credentials).await? {
                         // Gone at Twilio (deleted elsewhere): make a new one, once. Never a loop.
                         if rows::secondaries_created(&self.store.conn(), id)? >= 2 {
@@ -366,7 +366,7 @@ impl Patchbay {
                 }
                 RotationStep::Validated => {
                     let old = self.old_token(&targets).await?;
-                    let credentials = Credentials { account_sid: &account_sid, auth_token: &old };
+                    let credentials = Credentials::auth_token(&account_sid, &old);
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
                         self.services.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
@@ -376,7 +376,7 @@ impl Patchbay {
                 }
                 RotationStep::Promoted => {
                     let new = self.vault.get(&pending).await?;
-                    let credentials = Credentials { account_sid: &account_sid, auth_token: &new };
+                    let credentials = Credentials::auth_token(&account_sid, &new);
                     if !self.await_accepted(credentials).await? {
                         return Err(Error::invalid(
                             "rotation",

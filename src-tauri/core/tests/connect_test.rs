@@ -288,7 +288,7 @@ async fn test_connection_records_what_twilio_says_now() {
     let client = TwilioClient::new(world.config.twilio.clone());
     let seed = world.fake.seed();
     let old = Secret::new(seed.live.auth_token.clone());
-    let credentials = Credentials { account_sid: &seed.live.sid, auth_token: &old };
+    let credentials = Credentials::auth_token(&seed.live.sid, &old);
     client.create_secondary_auth_token(credentials).await.unwrap();
     let promoted = client.promote_secondary_auth_token(credentials).await.unwrap();
     assert_eq!(Some(format!("{promoted:?}")), Some("Secret(<redacted>)".into()));

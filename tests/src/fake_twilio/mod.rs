@@ -20,7 +20,9 @@ pub fn unique_suffix() -> String {
 }
 
 use state::State;
-pub use state::{CredentialKind, Fault, Host, RecordedRequest, Seed, SeedAccount, TestCredentials};
+pub use state::{
+    CredentialKind, Fault, Host, KeyKind, RecordedRequest, Seed, SeedAccount, SeedKey, SeedKeys, TestCredentials,
+};
 
 pub struct FakeTwilio {
     api_base: String,

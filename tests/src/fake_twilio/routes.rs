@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::state::{CredentialKind, Fault, Host, RecordedRequest, State, StoredMessage, new_sid};
+use super::state::{CredentialKind, Fault, Host, KeyKind, RecordedRequest, State, StoredMessage, new_sid};
 
 #[derive(Clone)]
 pub(crate) struct Ctx {
@@ -37,8 +37,11 @@ struct Request {
     form: Vec<(String, String)>,
     is_form: bool,
     credential: CredentialKind,
-    /// The SID the request authenticated as (the Test Account SID for test credentials).
+    /// The SID the request authenticated as (the Test Account SID for test credentials;
+    /// an API key's account).
     sid: String,
+    /// The kind of API key it authenticated with, if it did.
+    key: Option<KeyKind>,
 }
 
 impl Request {
@@ -66,15 +69,16 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
         form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let basic = basic_credentials(&headers);
 
-    let (credential, sid, fault) = {
+    let (credential, sid, key, fault) = {
         let mut state = ctx.state();
-        let (credential, sid) = match &basic {
-            None => (CredentialKind::Missing, None),
+        let (credential, sid, key) = match &basic {
+            None => (CredentialKind::Missing, None, None),
             Some((user, password)) => match state.authenticate(user, password) {
-                Some((kind, sid)) => (kind, Some(sid)),
-                None => (CredentialKind::Invalid, Some(user.clone())),
+                Some(caller) => (caller.kind, Some(caller.account_sid), caller.key),
+                None => (CredentialKind::Invalid, Some(user.clone()), None),
             },
         };
+        let api_key_sid = basic.as_ref().map(|(user, _)| user.clone()).filter(|user| user.starts_with("SK"));
         state.log.push(RecordedRequest {
             host: ctx.host,
             method: method.to_string(),
@@ -82,9 +86,10 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
             query: uri.query().unwrap_or("").to_owned(),
             account_sid: sid.clone(),
             credential,
+            api_key_sid,
             form: form.iter().filter(|(key, _)| !key.to_lowercase().contains("token")).cloned().collect(),
         });
-        (credential, sid, state.take_fault(uri.path()))
+        (credential, sid, key, state.take_fault(uri.path()))
     };
 
     match fault {
@@ -109,7 +114,7 @@ async fn handle(AxumState(ctx): AxumState<Ctx>, method: Method, uri: Uri, header
         (CredentialKind::Live | CredentialKind::Test, Some(sid)) => sid,
         _ => return authenticate_error(),
     };
-    let request = Request { method, path: uri.path().to_owned(), query, form, is_form, credential, sid };
+    let request = Request { method, path: uri.path().to_owned(), query, form, is_form, credential, sid, key };
     let answer = match ctx.host {
         Host::Api => api(&ctx, &request),
         Host::Accounts => accounts(&ctx, &request),
@@ -210,10 +215,16 @@ fn api(ctx: &Ctx, request: &Request) -> Response {
     if request.credential == CredentialKind::Test && !test_allowed {
         return test_credentials_refused();
     }
+    // A Standard key may not read the Accounts (or Keys) resources; any key, nothing of
+    // another account. Twilio answers both as it answers a wrong secret.
+    let accounts_resource = matches!(segments.as_slice(), ["Accounts"] | ["Accounts", _] | ["Accounts", _, "Keys", ..]);
+    if request.key == Some(KeyKind::Standard) && accounts_resource {
+        return authenticate_error();
+    }
     if let ["Accounts", sid, ..] = segments.as_slice()
         && *sid != request.sid
     {
-        return not_found(&request.path);
+        return if request.key.is_some() { authenticate_error() } else { not_found(&request.path) };
     }
 
     match (segments.as_slice(), &request.method) {
@@ -529,6 +540,9 @@ fn accounts(ctx: &Ctx, request: &Request) -> Response {
     }
     if request.credential == CredentialKind::Test {
         return test_credentials_refused();
+    }
+    if request.key == Some(KeyKind::Standard) {
+        return authenticate_error();
     }
     let url = format!("https://accounts.twilio.com{}", request.path);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -46,6 +46,47 @@ pub enum CredentialKind {
     Missing,
 }
 
+/// What an API key may reach (`shared/twilio/api-keys.md`): a Main key all a token may,
+/// a Standard key everything but the Accounts and Keys resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Main,
+    Standard,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ApiKey {
+    pub sid: String,
+    pub secret: String,
+    pub account_sid: String,
+    pub kind: KeyKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedKey {
+    pub sid: String,
+    pub secret: String,
+}
+
+/// API keys every fake starts with: of the live account, and of the trial one.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedKeys {
+    pub main: SeedKey,
+    pub standard: SeedKey,
+    /// A Main key made in the trial account.
+    pub other_account_main: SeedKey,
+    /// A Standard key made in the trial account.
+    pub other_account_standard: SeedKey,
+}
+
+/// Who authenticated: the credential kind, the account, and the API key used, if any.
+pub(crate) struct Caller {
+    pub kind: CredentialKind,
+    pub account_sid: String,
+    pub key: Option<KeyKind>,
+}
+
 /// One received request, without its credentials.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedRequest {
@@ -55,6 +96,8 @@ pub struct RecordedRequest {
     pub query: String,
     pub account_sid: Option<String>,
     pub credential: CredentialKind,
+    /// The API key's SID, when the request authenticated with one.
+    pub api_key_sid: Option<String>,
     pub form: Vec<(String, String)>,
 }
 
@@ -83,6 +126,7 @@ pub struct Seed {
     pub closed: SeedAccount,
     /// The Test Credentials of `live`.
     pub test: TestCredentials,
+    pub api_keys: SeedKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +152,7 @@ pub(crate) struct StoredMessage {
 
 pub(crate) struct State {
     pub accounts: BTreeMap<String, Account>,
+    pub keys: Vec<ApiKey>,
     pub messages: BTreeMap<String, Vec<StoredMessage>>,
     /// Fault, how many more requests it hits, and the path it is for (any, if None).
     pub faults: VecDeque<(Fault, u32, Option<String>)>,
@@ -130,6 +175,7 @@ impl State {
     pub fn seeded() -> Self {
         let mut state = Self {
             accounts: BTreeMap::new(),
+            keys: Vec::new(),
             messages: BTreeMap::new(),
             faults: VecDeque::new(),
             propagation_delay: Duration::ZERO,
@@ -141,6 +187,12 @@ impl State {
         state.add("Acme Trial", "active", "Trial", &["+15551239001"], None);
         state.add("Dormant Ltd", "suspended", "Full", &["+15551238001"], None);
         state.add("Gone Inc", "closed", "Full", &["+15551237001"], None);
+        let (live, trial) = (state.order[0].clone(), state.order[1].clone());
+        for (account, kind) in
+            [(&live, KeyKind::Main), (&live, KeyKind::Standard), (&trial, KeyKind::Main), (&trial, KeyKind::Standard)]
+        {
+            state.keys.push(ApiKey { sid: new_sid("SK"), secret: random_hex(32), account_sid: account.clone(), kind });
+        }
         state
     }
 
@@ -182,7 +234,14 @@ impl State {
             }
         };
         let live = account(0);
+        let key = |index: usize| SeedKey { sid: self.keys[index].sid.clone(), secret: self.keys[index].secret.clone() };
         Seed {
+            api_keys: SeedKeys {
+                main: key(0),
+                standard: key(1),
+                other_account_main: key(2),
+                other_account_standard: key(3),
+            },
             test: self.accounts[&live.sid].test.clone().expect("the live account has test credentials"),
             live,
             trial: account(1),
@@ -191,22 +250,30 @@ impl State {
         }
     }
 
-    /// Who `sid:token` is: the live account (primary or secondary token) or the test
-    /// credentials of one. A suspended or closed account's credentials are refused like
-    /// wrong ones (401 / 20003), as Twilio does.
-    pub fn authenticate(&self, sid: &str, token: &str) -> Option<(CredentialKind, String)> {
-        if let Some(account) = self.accounts.get(sid).filter(|account| account.status == "active") {
+    /// Who `user:secret` is: an account (primary or secondary token), the test
+    /// credentials of one, or an API key of an account. A suspended or closed account's
+    /// credentials and keys are refused like wrong ones (401 / 20003), as Twilio does.
+    pub fn authenticate(&self, user: &str, secret: &str) -> Option<Caller> {
+        let active = |sid: &str| self.accounts.get(sid).filter(|account| account.status == "active");
+        if let Some(key) = self.keys.iter().find(|key| key.sid == user && key.secret == secret) {
+            return active(&key.account_sid).map(|account| Caller {
+                kind: CredentialKind::Live,
+                account_sid: account.sid.clone(),
+                key: Some(key.kind),
+            });
+        }
+        if let Some(account) = active(user) {
             let propagated = account.primary_accepted_from.is_none_or(|from| std::time::Instant::now() >= from);
-            if (account.primary_token == token && propagated) || account.secondary_token.as_deref() == Some(token) {
-                return Some((CredentialKind::Live, sid.to_owned()));
+            if (account.primary_token == secret && propagated) || account.secondary_token.as_deref() == Some(secret) {
+                return Some(Caller { kind: CredentialKind::Live, account_sid: user.to_owned(), key: None });
             }
         }
         self.accounts.values().find_map(|account| {
-            account
-                .test
-                .as_ref()
-                .filter(|test| test.sid == sid && test.auth_token == token)
-                .map(|test| (CredentialKind::Test, test.sid.clone()))
+            account.test.as_ref().filter(|test| test.sid == user && test.auth_token == secret).map(|test| Caller {
+                kind: CredentialKind::Test,
+                account_sid: test.sid.clone(),
+                key: None,
+            })
         })
     }
 

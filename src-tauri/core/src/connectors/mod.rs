@@ -53,6 +53,16 @@ pub struct Verify<'a> {
     pub secret: Option<&'a Secret>,
 }
 
+impl<'a> Verify<'a> {
+    /// The secret, which the core resolves before `verify` for every method that has one.
+    pub fn secret(&self) -> Result<&'a Secret> {
+        self.secret.ok_or_else(|| {
+            let field = self.method.secret_field().expect("asked only of methods with a secret");
+            crate::Error::invalid(&field.name, format!("enter the {}", field.label))
+        })
+    }
+}
+
 pub type Verifying<'a> = Pin<Box<dyn Future<Output = Result<Details>> + Send + 'a>>;
 
 pub(crate) trait ConnectorModule: Sync {

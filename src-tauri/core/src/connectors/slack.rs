@@ -179,7 +179,7 @@ impl ConnectorModule for Slack {
 
     fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a> {
         Box::pin(async move {
-            let token = request.secret.ok_or_else(|| Error::invalid("bot_token", "enter the Bot User OAuth Token"))?;
+            let token = request.secret()?;
             let (answer, mut scopes) = services.slack.auth_test(token).await?;
             if !answer.ok {
                 return Err(match answer.error.as_deref().unwrap_or("unknown_error") {

@@ -1,5 +1,6 @@
-//! Twilio: Auth Token connections, validated as Twilio treats live and test credentials
-//! (`crate::twilio::verify`).
+//! Twilio: connections by Auth Token, validated as Twilio treats live and test credentials
+//! (`crate::twilio::verify`), or by API key, as Twilio treats Main and Standard keys
+//! (`crate::twilio::verify_api_key`).
 
 use super::{ConnectorModule, Services, Verify, Verifying};
 use crate::connections::{self, Stored};
@@ -51,13 +52,23 @@ impl ConnectorModule for Twilio {
     fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a> {
         Box::pin(async move {
             let account = TwilioAccount::of(request.values);
-            let auth_token = request.secret.ok_or_else(|| Error::invalid("auth_token", "enter the Auth Token"))?;
-            let credentials = Credentials { account_sid: account.sid, auth_token };
-            let verified =
-                crate::twilio::verify(&services.twilio, credentials, account.phone, account.test_credentials).await?;
+            let secret = request.secret()?;
+            let verified = match request.method.key.as_str() {
+                AUTH_TOKEN => {
+                    let credentials = Credentials::auth_token(account.sid, secret);
+                    crate::twilio::verify(&services.twilio, credentials, account.phone, account.test_credentials)
+                        .await?
+                }
+                _ => {
+                    let key_sid = fields::text(request.values, "api_key_sid").unwrap_or_default();
+                    let credentials = Credentials::api_key(account.sid, key_sid, secret);
+                    crate::twilio::verify_api_key(&services.twilio, credentials, account.phone).await?
+                }
+            };
             let mut details = Details::new();
             details.extend(verified.friendly_name.map(|name| ("account_name".to_owned(), name)));
             details.extend(verified.account_type.map(|kind| ("account_type".to_owned(), kind)));
+            details.extend(verified.api_key_type.map(|kind| ("api_key_type".to_owned(), kind.to_owned())));
             Ok::<_, Error>(details)
         })
     }

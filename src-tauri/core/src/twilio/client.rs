@@ -56,10 +56,25 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// Who a request authenticates as: the account's Auth Token, or an API key of the
+/// account (HTTP Basic with the key's SID; the Account SID stays in the path).
 #[derive(Debug, Clone, Copy)]
 pub struct Credentials<'a> {
     pub account_sid: &'a str,
-    pub auth_token: &'a Secret,
+    /// The API key's SID (`SK…`); None with the Auth Token.
+    pub api_key_sid: Option<&'a str>,
+    /// The Auth Token, or the API key's secret.
+    pub secret: &'a Secret,
+}
+
+impl<'a> Credentials<'a> {
+    pub fn auth_token(account_sid: &'a str, auth_token: &'a Secret) -> Self {
+        Self { account_sid, api_key_sid: None, secret: auth_token }
+    }
+
+    pub fn api_key(account_sid: &'a str, api_key_sid: &'a str, secret: &'a Secret) -> Self {
+        Self { account_sid, api_key_sid: Some(api_key_sid), secret }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,6 +94,11 @@ pub struct Account {
     pub status: AccountStatus,
     #[serde(rename = "type")]
     pub account_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AccountPage {
+    accounts: Vec<Account>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +171,27 @@ impl TwilioClient {
     pub async fn fetch_account(&self, credentials: Credentials<'_>) -> Result<Account, TwilioError> {
         let path = format!("/2010-04-01/Accounts/{}.json", credentials.account_sid);
         self.call(Host::Api, Method::GET, &path, credentials, |request| request).await?.json().map_err(unexpected)
+    }
+
+    /// `GET /2010-04-01/Accounts.json`: the accounts the credentials belong to (their own
+    /// first, then its subaccounts), whatever Account SID the caller has in mind.
+    pub async fn own_accounts(&self, credentials: Credentials<'_>) -> Result<Vec<Account>, TwilioError> {
+        let page: AccountPage = self
+            .call(Host::Api, Method::GET, "/2010-04-01/Accounts.json", credentials, |request| {
+                request.query(&[("PageSize", "20")])
+            })
+            .await?
+            .json()
+            .map_err(unexpected)?;
+        Ok(page.accounts)
+    }
+
+    /// Whether the account's phone numbers can be read (the first page of one): what a
+    /// Standard API key may read, unlike the Account itself.
+    pub async fn can_read_phone_numbers(&self, credentials: Credentials<'_>) -> Result<(), TwilioError> {
+        let path = format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", credentials.account_sid);
+        self.call(Host::Api, Method::GET, &path, credentials, |request| request.query(&[("PageSize", "1")])).await?;
+        Ok(())
     }
 
     /// Whether the account owns `phone_number` (E.164), by Twilio's exact-match filter.
@@ -277,7 +318,8 @@ impl TwilioClient {
         let answer = self
             .http
             .send(method, &url, repeatable, |request| {
-                build(request).basic_auth(credentials.account_sid, Some(credentials.auth_token.expose()))
+                let user = credentials.api_key_sid.unwrap_or(credentials.account_sid);
+                build(request).basic_auth(user, Some(credentials.secret.expose()))
             })
             .await
             .map_err(|err| match err {

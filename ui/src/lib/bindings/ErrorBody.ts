@@ -7,4 +7,12 @@ export type ErrorBody = { code: string, message: string, field?: string, twilio_
 /**
  * Twilio's own words (its error body's `message`), whenever it answered with one.
  */
-twilio_message?: string, };
+twilio_message?: string, 
+/**
+ * Another service's own code for the failure (Slack's `invalid_auth`, an HTTP status).
+ */
+service_code?: string, 
+/**
+ * Another service's own words, whenever it answered with some.
+ */
+service_message?: string, };
