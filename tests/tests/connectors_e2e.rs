@@ -94,3 +94,75 @@ fn slack_instances_are_provisioned_by_their_element_key() {
     let (_, twilio_only) = server.get("/instances?element=twiliov2");
     assert_eq!(twilio_only, json!([]));
 }
+
+#[test]
+fn twilio_api_keys_connect_from_the_cli_and_the_api() {
+    let (twilio, _slack, patchbay) = setup();
+    let seed = twilio.seed();
+    let key = &seed.api_keys.standard;
+    let add = |key_sid: &str| {
+        vec![
+            "--json",
+            "connection",
+            "add",
+            "twilio",
+            "--auth-method",
+            "api_key",
+            "--folder",
+            "Shared",
+            "--account-sid",
+            &seed.live.sid,
+            "--field",
+            "phone_number=+1 555 123 0001",
+            "--field",
+            &format!("api_key_sid={key_sid}"),
+            "--secret-stdin",
+            "api_key_secret",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    let args = add(&key.sid);
+    let made = patchbay.run_with_stdin(&args.iter().map(String::as_str).collect::<Vec<_>>(), &key.secret).ok().json();
+    assert_eq!(
+        (made["auth_method"].as_str(), made["details"]["api_key_type"].as_str()),
+        (Some("api_key"), Some("Standard"))
+    );
+    assert_eq!(made["fields"]["phone_number"], "+15551230001");
+    let shown = patchbay.run(&["connection", "show", made["id"].as_str().unwrap()]).ok().stdout;
+    assert!(shown.lines().any(|line| line.starts_with("auth method") && line.ends_with("API Key")), "{shown}");
+    assert!(shown.lines().any(|line| line.starts_with("api key secret")), "the secret's row says where it is: {shown}");
+
+    // The Auth Token shorthand names the wrong secret for this method.
+    let mut wrong_flag = args.clone();
+    wrong_flag.truncate(wrong_flag.len() - 2);
+    wrong_flag.push("--auth-token-stdin".into());
+    let refused = patchbay.run_with_stdin(&wrong_flag.iter().map(String::as_str).collect::<Vec<_>>(), &key.secret);
+    assert!(refused.error()["message"].as_str().unwrap().contains("secret field is 'api_key_secret'"), "{refused:?}");
+
+    let other = add(&seed.api_keys.other_account_main.sid);
+    let refused = patchbay.run_with_stdin(
+        &other.iter().map(String::as_str).collect::<Vec<_>>(),
+        &seed.api_keys.other_account_main.secret,
+    );
+    assert_eq!(refused.code(), "twilio_api_key_other_account");
+
+    let server = Server::start(&patchbay);
+    let (status, created) = server.post(&json!({
+        "element": { "key": "twiliov2" }, "name": "By key",
+        "configuration": { "authentication.type": "api_key", "account_sid": seed.live.sid,
+                           "api_key_sid": seed.api_keys.main.sid, "api_key_secret": seed.api_keys.main.secret }
+    }));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["configuration"]["api_key_secret"], "********");
+    assert_eq!(created["configuration"]["authentication.type"], "api_key");
+    assert_eq!(created["accountName"], "Acme Operations", "a Main key reads the Account");
+    let (status, refused) = server.post(&json!({
+        "element": { "key": "twiliov2" }, "name": "Events by key",
+        "configuration": { "authentication.type": "api_key", "account_sid": seed.live.sid,
+                           "api_key_sid": key.sid, "api_key_secret": key.secret, "event.notification.enabled": true }
+    }));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused["message"].as_str().unwrap().contains("Twilio with API Key has no events"), "{refused}");
+}

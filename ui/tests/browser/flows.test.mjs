@@ -112,7 +112,7 @@ async function assertAccessible(screen) {
 async function fillTwilio({ phone = "+1 555 123 0001", sid = SID, token = TOKEN } = {}) {
   await page.getByLabel("Phone number").fill(phone);
   await page.getByLabel("Account SID").fill(sid);
-  await page.getByLabel("Auth Token", { exact: true }).fill(token);
+  await page.locator("#field-auth_token").fill(token);
 }
 
 describe("Add connection", () => {
@@ -133,7 +133,9 @@ describe("Add connection", () => {
     await page.keyboard.press("ArrowDown");
     await page.keyboard.press("Enter");
 
+    await page.keyboard.press("Tab"); // past the auth methods (Auth Token is picked)
     await page.keyboard.press("Tab"); // connection name
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "field-name");
     await page.keyboard.press("Tab");
     await page.keyboard.type("+1 (555) 123-0001");
     await page.keyboard.press("Tab");
@@ -187,6 +189,35 @@ describe("Add connection", () => {
     );
   });
 
+  it("offers Twilio's auth methods as a picker, and each shows its own fields", async () => {
+    await openTwilioForm();
+    const methods = page.getByRole("group", { name: "Authentication" });
+    assert.equal(await methods.getByRole("radio", { name: /Auth Token/ }).isChecked(), true, "the recommended method first");
+    await methods.getByRole("radio", { name: /API Key/ }).check();
+    await page.getByLabel("API Key SID").waitFor();
+    assert.equal(await page.getByLabel("Use Test Credentials").count(), 0, "no Test Credentials toggle for keys");
+    assert.equal(await page.locator("#field-auth_token").count(), 0);
+    await page.getByLabel("Account SID").fill(SID);
+    await page.getByLabel("API Key SID").fill(`SK${"1".repeat(32)}`);
+    await page.getByLabel("API Key Secret", { exact: true }).fill("any length is fine");
+    await assertAccessible("the Twilio form with API Key");
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_connection").args.form);
+    assert.deepEqual(
+      [sent.authMethod, Object.keys(sent.values).sort(), sent.secret],
+      ["api_key", ["account_sid", "api_key_sid", "phone_number"], "any length is fine"],
+    );
+
+    // Edit keeps the method: the other one is shown, but cannot be picked.
+    await page.getByRole("button", { name: `More actions for Twilio ${SID}` }).click();
+    await page.getByRole("menuitem", { name: "Edit" }).click();
+    const editing = page.getByRole("group", { name: "Authentication" });
+    assert.equal(await editing.getByRole("radio", { name: /API Key/ }).isChecked(), true);
+    assert.equal(await editing.getByRole("radio", { name: /Auth Token/ }).isDisabled(), true);
+    assert.equal(await page.getByLabel("API Key SID").inputValue(), `SK${"1".repeat(32)}`);
+  });
+
   it("closes the catalog with Esc", async () => {
     await page.getByRole("button", { name: "Add connection" }).first().click();
     await page.getByRole("combobox", { name: "Search connectors" }).waitFor();
@@ -196,7 +227,7 @@ describe("Add connection", () => {
 
   it("hides the Auth Token by default and Show/Hide toggles it", async () => {
     await openTwilioForm();
-    const token = page.getByLabel("Auth Token", { exact: true });
+    const token = page.locator("#field-auth_token");
     assert.equal(await token.getAttribute("type"), "password");
     const show = page.getByRole("button", { name: "Show" });
     assert.equal(await show.getAttribute("aria-pressed"), "false");
@@ -225,7 +256,7 @@ describe("Add connection", () => {
     await fillTwilio({ token: "" });
     await page.getByRole("button", { name: "More options for Auth Token" }).click();
     await page.getByRole("menuitem", { name: "Use credential asset" }).click();
-    const picker = page.getByLabel("Auth Token", { exact: true });
+    const picker = page.locator("#field-auth_token");
     await picker.selectOption({ label: "New asset…" });
     await page.getByLabel("Asset name").fill("Twilio token");
     await page.getByLabel("Value", { exact: true }).fill(TOKEN);
@@ -248,7 +279,7 @@ describe("Add connection", () => {
     assert.match(await error.textContent(), /not registered in the Twilio account/);
     assert.equal(await page.getByLabel("Phone number").evaluate((el) => el === document.activeElement), true);
     assert.equal(await page.getByLabel("Account SID").inputValue(), SID);
-    assert.equal(await page.getByLabel("Auth Token", { exact: true }).inputValue(), TOKEN);
+    assert.equal(await page.locator("#field-auth_token").inputValue(), TOKEN);
     assert.equal((await page.locator("dialog[open]").textContent()).includes(TOKEN), false, "the token is never echoed");
   });
 
@@ -338,7 +369,7 @@ describe("Edit", () => {
     await page.getByRole("menuitem", { name: "Edit" }).click();
     assert.equal(await page.getByLabel("Phone number").inputValue(), "+15551230001");
     assert.equal(await page.getByLabel("Account SID").inputValue(), SID);
-    const token = page.getByLabel("Auth Token", { exact: true });
+    const token = page.locator("#field-auth_token");
     assert.equal(await token.inputValue(), "", "the token is never sent back to the window");
     assert.equal(await token.getAttribute("placeholder"), "Unchanged: type to replace");
     await page.getByLabel("Connection name").fill("Alerts");
@@ -361,7 +392,7 @@ describe("Rotate Auth Token", () => {
       await fillTwilio({ phone, token: "" });
       await page.getByRole("button", { name: "More options for Auth Token" }).click();
       await page.getByRole("menuitem", { name: "Use credential asset" }).click();
-      await page.getByLabel("Auth Token", { exact: true }).selectOption({ label: "Twilio token (Shared)" });
+      await page.locator("#field-auth_token").selectOption({ label: "Twilio token (Shared)" });
       await page.getByRole("button", { name: "Connect", exact: true }).click();
       await page.getByRole("dialog").waitFor({ state: "hidden" });
     }

@@ -78,7 +78,7 @@ export function createBackend() {
         : { account_name: "Acme Operations", account_type: "Full" };
     const taken = (name: string) => connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase());
     // As the core: a chosen name must be free; the default one is numbered when taken.
-    const base = slack ? `Slack ${details.workspace}` : `Twilio ${phone}`;
+    const base = slack ? `Slack ${details.workspace}` : `Twilio ${phone || form.values.account_sid}`;
     let name = (form.name as string | null) ?? base;
     if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
