@@ -22,6 +22,10 @@ field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"
 export PATCHBAY_DATA_DIR="$work/data"
 export PATCHBAY_TWILIO_API_BASE="$(field '["api_base"]')"
 export PATCHBAY_TWILIO_ACCOUNTS_BASE="$(field '["accounts_base"]')"
+# Fuzzed requests name every element: each service's fake answers them, never the real one.
+export PATCHBAY_SLACK_API_BASE="$(field '["slack"]["api_base"]')"
+export PATCHBAY_SENDGRID_API_BASE="$(field '["sendgrid"]["api_base"]')"
+export PATCHBAY_SENDGRID_EU_API_BASE="$(field '["sendgrid"]["eu_api_base"]')"
 export PATCHBAY_VAULT_SERVICE="patchbay-schemathesis-$$"
 export PATCHBAY_TWILIO_RETRY_BACKOFF_MS=5
 

@@ -19,19 +19,22 @@ const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bin = (name) => join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", name);
 const artifacts = join(repo, "tests", "desktop", "artifacts");
 
-let fake, window, env, seed, slackSeed;
+let fake, window, env, seed, slackSeed, sendgridSeed;
 
 before(async () => {
   fake = spawn(bin("fake-services"), [], { stdio: ["ignore", "pipe", "inherit"] });
   const announced = JSON.parse(await new Promise((resolve) => createInterface({ input: fake.stdout }).once("line", resolve)));
   seed = announced.seed;
   slackSeed = announced.slack.seed;
+  sendgridSeed = announced.sendgrid.seed;
   env = {
     ...process.env,
     PATCHBAY_DATA_DIR: mkdtempSync(join(tmpdir(), "patchbay-window-")),
     PATCHBAY_TWILIO_API_BASE: announced.api_base,
     PATCHBAY_TWILIO_ACCOUNTS_BASE: announced.accounts_base,
     PATCHBAY_SLACK_API_BASE: announced.slack.api_base,
+    PATCHBAY_SENDGRID_API_BASE: announced.sendgrid.api_base,
+    PATCHBAY_SENDGRID_EU_API_BASE: announced.sendgrid.eu_api_base,
     PATCHBAY_VAULT_SERVICE: `patchbay-window-${process.pid}`,
   };
   window = await Window.open(bin("patchbay-desktop"), env);
@@ -124,6 +127,45 @@ it("adds a Slack connection beside it: the form asks for the bot token alone", a
     execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance"], { env }).toString(),
   );
   assert.deepEqual(listed.items.map((c) => [c.connector, c.status.state]).sort(), [["slack", "connected"], ["twilio", "connected"]]);
+});
+
+it("adds a Twilio SendGrid connection: a region picker, the sender, the key", async () => {
+  await window.click(".toolbar button.primary");
+  await window.type("#connector-search", "sendgrid");
+  await waitFor("SendGrid in the catalog", async () => (await window.text("#connector-sendgrid")).includes("SendGrid"));
+  await window.type("#connector-search", "\uE007");
+  await waitFor("the sender field", () => window.find("#field-sender_email"));
+  assert.equal(await window.execute(() => document.querySelector("#field-region").value), "global");
+  await window.type("#field-sender_email", sendgridSeed.verified_sender);
+  await window.type("#field-api_key", sendgridSeed.full.key);
+  await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
+  await window.click('dialog[open] button[type="submit"]');
+  const rows = () => window.execute(() => document.querySelector(".table-body")?.innerText ?? "");
+  await waitFor("three rows", async () => (await rows()).includes("Twilio SendGrid alerts@acme.example")).catch(shown);
+  assert.match(await rows(), /verified Single Sender/);
+  await assertAccessible("three connectors' rows");
+});
+
+it("adds a Twilio connection by API key: the form's auth-method picker", async () => {
+  const { live, api_keys } = seed;
+  await window.click(".toolbar button.primary");
+  await window.type("#connector-search", "twi");
+  await waitFor("Twilio in the catalog", async () => (await window.text("#connector-twilio")).includes("Twilio"));
+  await window.type("#connector-search", "\uE007");
+  await window.click("#auth-method-api_key");
+  await waitFor("the API key fields", () => window.find("#field-api_key_sid"));
+  await window.type("#field-name", "By key");
+  await window.type("#field-account_sid", live.sid);
+  await window.type("#field-api_key_sid", api_keys.standard.sid);
+  await window.type("#field-api_key_secret", api_keys.standard.secret);
+  await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
+  await window.click('dialog[open] button[type="submit"]');
+  const rows = () => window.execute(() => document.querySelector(".table-body")?.innerText ?? "");
+  await waitFor("the key's row", async () => (await rows()).includes("By key")).catch(shown);
+  const listed = JSON.parse(
+    execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance", "--search", "By key"], { env }).toString(),
+  );
+  assert.deepEqual([listed.items[0].auth_method, listed.items[0].details.api_key_type], ["api_key", "Standard"]);
 });
 
 it("follows the desktop's dark theme, with no accessibility violation there either", async () => {

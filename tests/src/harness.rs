@@ -33,6 +33,9 @@ pub fn require_secret_service() {
     );
 }
 
+/// A loopback port nothing listens on (discard): a request there is refused at once.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+
 pub struct Patchbay {
     pub data_dir: tempfile::TempDir,
     /// The vault service name this instance stores under, unique per test.
@@ -87,6 +90,10 @@ impl Patchbay {
             ("PATCHBAY_TWILIO_API_BASE".into(), fake.api_base().into()),
             ("PATCHBAY_TWILIO_ACCOUNTS_BASE".into(), fake.accounts_base().into()),
             ("PATCHBAY_TWILIO_RETRY_BACKOFF_MS".into(), "5".into()),
+            // Services a test did not start a fake for: a closed loopback port, never the real one.
+            ("PATCHBAY_SLACK_API_BASE".into(), NOWHERE.into()),
+            ("PATCHBAY_SENDGRID_API_BASE".into(), NOWHERE.into()),
+            ("PATCHBAY_SENDGRID_EU_API_BASE".into(), NOWHERE.into()),
             ("PATCHBAY_VAULT_SERVICE".into(), vault_service.clone()),
         ];
         Self { data_dir, vault_service, env }

@@ -1,6 +1,7 @@
 //! Connectors beyond Twilio, end to end: the real `patchbay` binary (CLI and `serve`)
 //! against each service's fake and the real Secret Service.
 
+use patchbay_tests::fake_sendgrid::FakeSendGrid;
 use patchbay_tests::fake_slack::FakeSlack;
 use patchbay_tests::fake_twilio::FakeTwilio;
 use patchbay_tests::harness::{Patchbay, files_containing, require_secret_service};
@@ -15,6 +16,46 @@ fn setup() -> (FakeTwilio, FakeSlack, Patchbay) {
     let mut patchbay = Patchbay::new(&twilio);
     patchbay.set_env("PATCHBAY_SLACK_API_BASE", slack.api_base());
     (twilio, slack, patchbay)
+}
+
+#[test]
+fn sendgrid_connects_from_the_cli_and_the_api_on_either_region() {
+    let (_twilio, _slack, mut patchbay) = setup();
+    let sendgrid = FakeSendGrid::start();
+    patchbay.set_env("PATCHBAY_SENDGRID_API_BASE", sendgrid.api_base());
+    patchbay.set_env("PATCHBAY_SENDGRID_EU_API_BASE", sendgrid.eu_api_base());
+    let seed = sendgrid.seed();
+    let sender = format!("sender_email={}", seed.verified_sender);
+    let add = [
+        "--json",
+        "connection",
+        "add",
+        "sendgrid",
+        "--folder",
+        "Shared",
+        "--field",
+        &sender,
+        "--secret-stdin",
+        "api_key",
+    ];
+    let made = patchbay.run_with_stdin(&add, &seed.full.key).ok().json();
+    assert_eq!(made["details"]["sender_status"], "verified Single Sender");
+    assert_eq!(made["fields"]["region"], "global");
+    let refused = patchbay.run_with_stdin(&add, &seed.read_only.key);
+    assert_eq!((refused.code().as_str(), refused.error()["field"].as_str()), ("sendgrid_cannot_send", Some("api_key")));
+    let listed = patchbay.run(&["connection", "list"]).ok().stdout;
+    assert!(listed.contains("Sender: alerts@acme.example") && listed.contains("Plan: paid"), "{listed}");
+    assert_eq!(files_containing(patchbay.data_dir.path(), seed.full.key.as_bytes()), Vec::<std::path::PathBuf>::new());
+
+    let server = Server::start(&patchbay);
+    let (status, created) = server.post(&json!({
+        "element": { "key": "sendgrid" }, "name": "EU mail",
+        "configuration": { "region": "eu", "sender_email": seed.verified_sender, "api_key": seed.eu.key }
+    }));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["configuration"]["api_key"], "********");
+    assert_eq!(created["configuration"]["region"], "eu");
+    assert!(sendgrid.requests().iter().any(|r| r.host == "eu"));
 }
 
 #[test]

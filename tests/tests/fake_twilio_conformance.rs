@@ -3,74 +3,13 @@
 //! status, and a body whose fields, types and enum values the spec declares. A fake that
 //! drifts from Twilio would let Patchbay pass tests that real Twilio fails.
 
-use std::path::PathBuf;
-
 use patchbay_tests::fake_twilio::FakeTwilio;
+use patchbay_tests::openapi::{self, conforms, departures};
 use reqwest::blocking::Client;
 use serde_json::Value;
 
 fn spec(file: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/twilio/oai").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema["$ref"].as_str() {
-        Some(reference) => {
-            let pointer = reference.strip_prefix('#').expect("a local reference");
-            resolve(spec, spec.pointer(pointer).unwrap_or_else(|| panic!("{reference} resolves")))
-        }
-        None => schema,
-    }
-}
-
-/// Every way `value` departs from `schema`, as `path: problem` lines.
-fn departures(spec: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
-    let schema = resolve(spec, schema);
-    if value.is_null() {
-        return if schema["nullable"] == true { vec![] } else { vec![format!("{path}: null but not nullable")] };
-    }
-    let mut found = Vec::new();
-    if let Some(allowed) = schema["enum"].as_array()
-        && !allowed.contains(value)
-    {
-        found.push(format!("{path}: {value} is not one of {allowed:?}"));
-    }
-    match (schema["type"].as_str(), value) {
-        (Some("object") | None, Value::Object(map)) if schema["properties"].is_object() => {
-            for (key, field) in map {
-                match schema["properties"].get(key) {
-                    Some(field_schema) => found.extend(departures(spec, field_schema, field, &format!("{path}.{key}"))),
-                    None => found.push(format!("{path}.{key}: not declared")),
-                }
-            }
-        }
-        (Some("array"), Value::Array(items)) => {
-            for (index, item) in items.iter().enumerate() {
-                found.extend(departures(spec, &schema["items"], item, &format!("{path}[{index}]")));
-            }
-        }
-        (Some("string"), Value::String(_))
-        | (Some("integer"), Value::Number(_))
-        | (Some("number"), Value::Number(_))
-        | (Some("boolean"), Value::Bool(_))
-        | (Some("object") | None, Value::Object(_)) => {}
-        (expected, other) => found.push(format!("{path}: {other} is not of type {expected:?}")),
-    }
-    found
-}
-
-/// Checks one answer against the operation `method path` of `spec`.
-fn conforms(spec: &Value, method: &str, template: &str, status: u16, body: &Value) {
-    let operation = &spec["paths"][template][method];
-    assert!(operation.is_object(), "{method} {template} is in the spec");
-    let response = &operation["responses"][status.to_string()];
-    assert!(response.is_object(), "{method} {template}: status {status} is documented");
-    if let Some(schema) = response.pointer("/content/application~1json/schema") {
-        let problems = departures(spec, schema, body, "$");
-        assert!(problems.is_empty(), "{method} {template} answers beyond the spec:\n{}", problems.join("\n"));
-    }
+    openapi::load(&format!("twilio/oai/{file}"))
 }
 
 #[test]

@@ -97,6 +97,9 @@ pub struct AuthField {
     #[ts(optional)]
     pub format_hint: Option<String>,
     pub help: String,
+    /// A `choice` field's options, the first being the default (empty for other kinds).
+    #[serde(default)]
+    pub options: Vec<FieldOption>,
     /// Its entry in the provisioning API's `configuration`, where that differs from
     /// `name` (Cloud Elements calls Twilio's Account SID `username`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,14 +110,24 @@ pub struct AuthField {
     compiled_pattern: OnceLock<Option<Regex>>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct FieldOption {
+    pub value: String,
+    pub label: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export)]
 pub enum FieldKind {
     Text,
+    Email,
     Phone,
     Secret,
     Toggle,
+    /// One of `options`.
+    Choice,
 }
 
 impl AuthField {
@@ -230,6 +243,16 @@ mod tests {
             for method in &connector.auth_methods {
                 let secrets = method.fields.iter().filter(|field| field.kind == FieldKind::Secret).count();
                 assert!(secrets <= 1, "{}.{}: one secret field at most", connector.key, method.key);
+                for field in &method.fields {
+                    let choice = field.kind == FieldKind::Choice;
+                    assert_eq!(
+                        choice,
+                        !field.options.is_empty(),
+                        "{}.{}: options go with choice",
+                        connector.key,
+                        field.name
+                    );
+                }
                 for field in &method.fields {
                     if let Some(pattern) = &field.pattern {
                         Regex::new(pattern)

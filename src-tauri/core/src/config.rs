@@ -15,6 +15,8 @@ use crate::http::HttpLimits;
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_ACCOUNTS_BASE: &str = "https://accounts.twilio.com";
 pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
+pub const DEFAULT_SENDGRID_API_BASE: &str = "https://api.sendgrid.com";
+pub const DEFAULT_SENDGRID_EU_API_BASE: &str = "https://api.eu.sendgrid.com";
 pub const CONFIG_FILE: &str = "config.toml";
 
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct Config {
     pub twilio: TwilioConfig,
     /// Slack's Web API base URL (`…/api`; methods are `<base>/auth.test`).
     pub slack_api_base: String,
+    /// Twilio SendGrid's v3 API: the global host, and the EU host of EU regional subusers.
+    pub sendgrid_api_base: String,
+    pub sendgrid_eu_api_base: String,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
     /// What event callbacks may reach.
@@ -119,6 +124,15 @@ struct ConfigFile {
     twilio: TwilioFile,
     #[serde(default)]
     slack: ServiceFile,
+    #[serde(default)]
+    sendgrid: SendGridFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendGridFile {
+    api_base: Option<String>,
+    eu_api_base: Option<String>,
 }
 
 /// A service's section: where its API is (timeouts and retries are `[twilio]`'s).
@@ -207,13 +221,19 @@ impl Config {
                 defaults.retry_backoff,
             )?,
         };
-        let slack_api_base =
-            env("PATCHBAY_SLACK_API_BASE").or(file.slack.api_base).unwrap_or_else(|| DEFAULT_SLACK_API_BASE.into());
+        let base =
+            |var: &str, file_value: Option<String>, default: &str| env(var).or(file_value).unwrap_or(default.into());
+        let slack_api_base = base("PATCHBAY_SLACK_API_BASE", file.slack.api_base, DEFAULT_SLACK_API_BASE);
+        let sendgrid_api_base = base("PATCHBAY_SENDGRID_API_BASE", file.sendgrid.api_base, DEFAULT_SENDGRID_API_BASE);
+        let sendgrid_eu_api_base =
+            base("PATCHBAY_SENDGRID_EU_API_BASE", file.sendgrid.eu_api_base, DEFAULT_SENDGRID_EU_API_BASE);
         // Every request to these carries credentials.
         for (service, name, base) in [
             ("Twilio", "api_base", &twilio.api_base),
             ("Twilio", "accounts_base", &twilio.accounts_base),
             ("Slack", "api_base", &slack_api_base),
+            ("SendGrid", "api_base", &sendgrid_api_base),
+            ("SendGrid", "eu_api_base", &sendgrid_eu_api_base),
         ] {
             check_base_url(base).map_err(|refusal| {
                 Error::invalid("config", format!("the {service} {name} '{base}' is refused: {refusal}"))
@@ -225,6 +245,8 @@ impl Config {
             vault_timeout: millis("PATCHBAY_VAULT_TIMEOUT_MS", file.vault_timeout_ms, crate::vault::DEFAULT_TIMEOUT)?,
             twilio,
             slack_api_base,
+            sendgrid_api_base,
+            sendgrid_eu_api_base,
             rotation_propagation_timeout: millis(
                 "PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS",
                 file.rotation_propagation_timeout_ms,

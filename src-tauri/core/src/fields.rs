@@ -83,6 +83,11 @@ pub fn check(method: &'static AuthMethod, raw: &FieldValues) -> Result<FieldValu
                         return Err(Error::invalid(name, format!("the {} must be text", field.label)));
                     }
                 };
+                // A choice left out is its first option.
+                let text = match (text, field.options.first()) {
+                    ("", Some(default)) if field.kind == FieldKind::Choice => default.value.as_str(),
+                    (text, _) => text,
+                };
                 if text.is_empty() {
                     if field.required {
                         return Err(Error::invalid(name, format!("enter the {}", field.label)));
@@ -91,6 +96,7 @@ pub fn check(method: &'static AuthMethod, raw: &FieldValues) -> Result<FieldValu
                 }
                 let text = match field.kind {
                     FieldKind::Phone => normalize_phone(field, text)?,
+                    FieldKind::Choice => choose(field, text)?,
                     _ => text.to_owned(),
                 };
                 check_format(field, &text, &field.label)?;
@@ -99,6 +105,18 @@ pub fn check(method: &'static AuthMethod, raw: &FieldValues) -> Result<FieldValu
         }
     }
     Ok(values)
+}
+
+/// One of the field's options, by value or label (any case).
+fn choose(field: &'static AuthField, text: &str) -> Result<String> {
+    let found = field
+        .options
+        .iter()
+        .find(|option| option.value.eq_ignore_ascii_case(text) || option.label.eq_ignore_ascii_case(text));
+    found.map(|option| option.value.clone()).ok_or_else(|| {
+        let values: Vec<&str> = field.options.iter().map(|option| option.value.as_str()).collect();
+        Error::invalid(&field.name, format!("the {} must be one of: {}", field.label, values.join(", ")))
+    })
 }
 
 /// Checks a secret's format; `source` says where it came from ("Auth Token", "value of

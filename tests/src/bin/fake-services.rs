@@ -1,7 +1,8 @@
-//! `fake-services [TWILIO_API_ADDR TWILIO_ACCOUNTS_ADDR SLACK_ADDR]`: runs the fake Twilio
-//! and the fake Slack until killed and prints their base URLs and seeded credentials as
+//! `fake-services [TWILIO_API_ADDR TWILIO_ACCOUNTS_ADDR SLACK_ADDR]`: runs the fake Twilio,
+//! Slack and SendGrid until killed and prints their base URLs and seeded credentials as
 //! one JSON line, for manual runs and for tests in other languages.
 
+use patchbay_tests::fake_sendgrid::FakeSendGrid;
 use patchbay_tests::fake_slack::FakeSlack;
 use patchbay_tests::fake_twilio::FakeTwilio;
 
@@ -18,11 +19,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let sendgrid = FakeSendGrid::start();
     let announcement = serde_json::json!({
         "api_base": twilio.api_base(),
         "accounts_base": twilio.accounts_base(),
         "seed": twilio.seed(),
         "slack": { "api_base": slack.api_base(), "seed": slack.seed() },
+        "sendgrid": { "api_base": sendgrid.api_base(), "eu_api_base": sendgrid.eu_api_base(), "seed": sendgrid.seed() },
     });
     println!("{announcement}");
     loop {

@@ -31,7 +31,9 @@ export function valuesOf(method: AuthMethod, connection: Connection): Values {
 }
 
 function initialValue(field: AuthField): string | boolean {
-  return field.kind === "toggle" ? false : "";
+  if (field.kind === "toggle") return false;
+  // A choice starts at its first option, as the core takes it when left out.
+  return field.kind === "choice" ? (field.options[0]?.value ?? "") : "";
 }
 
 /** What Connect submits: the method's non-secret fields as typed (the core normalises them). */
@@ -46,7 +48,7 @@ export function submittedValues(method: AuthMethod, values: Values): Values {
 /** The name Patchbay gives a connection nobody named: the connector's and its first value. */
 export function defaultName(connector: { name: string }, method: AuthMethod, values: Values): string {
   const first = method.fields
-    .filter((field) => field.kind !== "secret" && field.kind !== "toggle")
+    .filter((field) => field.kind !== "secret" && field.kind !== "toggle" && field.kind !== "choice")
     .map((field) => (field.kind === "phone" ? normalizePhone(String(values[field.name])) : String(values[field.name]).trim()))
     .find((value) => value);
   return first ? `${connector.name} ${first}` : connector.name;

@@ -130,7 +130,9 @@ describe("Add connection", () => {
     const option = page.getByRole("option").first();
     assert.equal(await option.getAttribute("aria-selected"), "true");
     assert.equal(await option.locator("mark").first().textContent(), "Twi");
-    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown"); // Twilio SendGrid, found too
+    assert.equal(await page.getByRole("option").nth(1).getAttribute("aria-selected"), "true");
+    await page.keyboard.press("ArrowUp"); // back to Twilio
     await page.keyboard.press("Enter");
 
     await page.keyboard.press("Tab"); // past the auth methods (Auth Token is picked)
@@ -216,6 +218,26 @@ describe("Add connection", () => {
     assert.equal(await editing.getByRole("radio", { name: /API Key/ }).isChecked(), true);
     assert.equal(await editing.getByRole("radio", { name: /Auth Token/ }).isDisabled(), true);
     assert.equal(await page.getByLabel("API Key SID").inputValue(), `SK${"1".repeat(32)}`);
+  });
+
+  it("builds SendGrid's form: a region picker at Global, an email field, the key", async () => {
+    await page.getByRole("button", { name: "Add connection" }).first().click();
+    await page.getByRole("combobox", { name: "Search connectors" }).fill("email");
+    const option = page.getByRole("option", { name: /Twilio SendGrid/ });
+    assert.match(await option.textContent(), /Email/, "found by its category");
+    await page.keyboard.press("Enter");
+    const region = page.getByLabel("Region");
+    await region.waitFor();
+    assert.equal(await region.inputValue(), "global");
+    assert.equal(await page.getByLabel("Sender email").getAttribute("type"), "email");
+    await page.getByLabel("Sender email").fill("alerts@acme.example");
+    await page.locator("#field-api_key").fill(`SG.${"a".repeat(22)}.${"b".repeat(43)}`);
+    await region.selectOption("eu");
+    await assertAccessible("the SendGrid form");
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("row", { name: /Twilio SendGrid alerts@acme.example/ }).waitFor();
+    const sent = await page.evaluate(() => window.patchbayMock.state.calls.find((c) => c.command === "add_connection").args.form);
+    assert.deepEqual(sent.values, { region: "eu", sender_email: "alerts@acme.example" });
   });
 
   it("closes the catalog with Esc", async () => {

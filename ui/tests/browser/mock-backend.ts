@@ -6,10 +6,11 @@ import type { Connector } from "../../src/lib/bindings/Connector";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
 import type { RotationRecord } from "../../src/lib/bindings/RotationRecord";
+import sendgridDefinition from "../../../src-tauri/core/connectors/sendgrid.json";
 import slackDefinition from "../../../src-tauri/core/connectors/slack.json";
 import twilioDefinition from "../../../src-tauri/core/connectors/twilio.json";
 
-const catalog = [slackDefinition, twilioDefinition] as Connector[];
+const catalog = [slackDefinition, twilioDefinition, sendgridDefinition] as Connector[];
 export const WRONG_TOKEN = "0".repeat(32);
 export const UNOWNED_PHONE = "+15551230009";
 
@@ -70,15 +71,18 @@ export function createBackend() {
   async function addConnection(requestId: string, folderPath: string, form: ConnectionForm): Promise<Connection> {
     const folder = pathOf(byPath(folderPath).id);
     const phone = String(form.values.phone_number ?? "").replace(/[\s\-.()]/g, "");
-    const slack = form.connector === "slack";
-    const details: Record<string, string> = slack
-      ? { workspace: "Acme Robots", bot_user: "patchbay", scopes: "chat:write" }
-      : form.values.test_credentials === true
-        ? {}
-        : { account_name: "Acme Operations", account_type: "Full" };
+    // What each service would answer, and the name the core would give (connectors/*.rs).
+    const [details, base]: [Record<string, string>, string] =
+      form.connector === "slack"
+        ? [{ workspace: "Acme Robots", bot_user: "patchbay", scopes: "chat:write" }, "Slack Acme Robots"]
+        : form.connector === "sendgrid"
+          ? [{ sender_status: "verified Single Sender", account_type: "paid" }, `Twilio SendGrid ${form.values.sender_email}`]
+          : [
+              form.values.test_credentials === true ? {} : { account_name: "Acme Operations", account_type: "Full" },
+              `Twilio ${phone || form.values.account_sid}`,
+            ];
     const taken = (name: string) => connections.some((c) => c.folder === folder && c.name.toLowerCase() === name.toLowerCase());
     // As the core: a chosen name must be free; the default one is numbered when taken.
-    const base = slack ? `Slack ${details.workspace}` : `Twilio ${phone || form.values.account_sid}`;
     let name = (form.name as string | null) ?? base;
     if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);

@@ -2,6 +2,7 @@
 //! definition (`connectors/<key>.json`, read by the catalog) and its module here, listed
 //! once in [`MODULES`]; nothing else in the core or the adapters names a connector.
 
+mod sendgrid;
 mod slack;
 mod twilio;
 
@@ -16,11 +17,12 @@ use crate::http::HttpClient;
 use crate::secret::Secret;
 use crate::twilio::TwilioClient;
 
+pub use sendgrid::{SendGridApi, SendGridError};
 pub use slack::{SlackApi, SlackError};
 pub(crate) use twilio::TwilioAccount;
 
 /// Every connector, in catalog order.
-pub(crate) static MODULES: &[&dyn ConnectorModule] = &[&twilio::Twilio, &slack::Slack];
+pub(crate) static MODULES: &[&dyn ConnectorModule] = &[&twilio::Twilio, &sendgrid::SendGrid, &slack::Slack];
 
 /// The module of the connector with this key.
 pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
@@ -32,6 +34,7 @@ pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
 pub struct Services {
     pub twilio: TwilioClient,
     pub slack: SlackApi,
+    pub sendgrid: SendGridApi,
 }
 
 impl Services {
@@ -41,6 +44,11 @@ impl Services {
         Self {
             twilio: TwilioClient::new(config.twilio.clone()),
             slack: SlackApi { http: HttpClient::new(limits), api_base: config.slack_api_base.clone() },
+            sendgrid: SendGridApi {
+                http: HttpClient::new(limits),
+                api_base: config.sendgrid_api_base.clone(),
+                eu_api_base: config.sendgrid_eu_api_base.clone(),
+            },
         }
     }
 }

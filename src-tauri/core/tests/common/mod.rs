@@ -41,6 +41,10 @@ impl World {
         config.twilio.api_base = fake.api_base().to_owned();
         config.twilio.accounts_base = fake.accounts_base().to_owned();
         config.twilio.retry_backoff = Duration::from_millis(5);
+        // Services a test does not tune to its fake: a closed loopback port, never the real one.
+        config.slack_api_base = patchbay_tests::harness::NOWHERE.into();
+        config.sendgrid_api_base = patchbay_tests::harness::NOWHERE.into();
+        config.sendgrid_eu_api_base = patchbay_tests::harness::NOWHERE.into();
         tune(&mut config);
         let core = Patchbay::open_with_vault(
             config.clone(),
