@@ -26,6 +26,7 @@ export PATCHBAY_TWILIO_ACCOUNTS_BASE="$(field '["accounts_base"]')"
 export PATCHBAY_SLACK_API_BASE="$(field '["slack"]["api_base"]')"
 export PATCHBAY_SENDGRID_API_BASE="$(field '["sendgrid"]["api_base"]')"
 export PATCHBAY_SENDGRID_EU_API_BASE="$(field '["sendgrid"]["eu_api_base"]')"
+export PATCHBAY_HTTP_LOOPBACK_ONLY=1
 export PATCHBAY_VAULT_SERVICE="patchbay-schemathesis-$$"
 export PATCHBAY_TWILIO_RETRY_BACKOFF_MS=5
 

@@ -19,7 +19,7 @@ const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bin = (name) => join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", name);
 const artifacts = join(repo, "tests", "desktop", "artifacts");
 
-let fake, window, env, seed, slackSeed, sendgridSeed;
+let fake, window, env, seed, slackSeed, sendgridSeed, rest;
 
 before(async () => {
   fake = spawn(bin("fake-services"), [], { stdio: ["ignore", "pipe", "inherit"] });
@@ -27,6 +27,7 @@ before(async () => {
   seed = announced.seed;
   slackSeed = announced.slack.seed;
   sendgridSeed = announced.sendgrid.seed;
+  rest = announced.http;
   env = {
     ...process.env,
     PATCHBAY_DATA_DIR: mkdtempSync(join(tmpdir(), "patchbay-window-")),
@@ -35,6 +36,7 @@ before(async () => {
     PATCHBAY_SLACK_API_BASE: announced.slack.api_base,
     PATCHBAY_SENDGRID_API_BASE: announced.sendgrid.api_base,
     PATCHBAY_SENDGRID_EU_API_BASE: announced.sendgrid.eu_api_base,
+    PATCHBAY_HTTP_LOOPBACK_ONLY: "1",
     PATCHBAY_VAULT_SERVICE: `patchbay-window-${process.pid}`,
   };
   window = await Window.open(bin("patchbay-desktop"), env);
@@ -166,6 +168,26 @@ it("adds a Twilio connection by API key: the form's auth-method picker", async (
     execFileSync(bin("patchbay"), ["--json", "connection", "list", "--folder", "Shared/Finance", "--search", "By key"], { env }).toString(),
   );
   assert.deepEqual([listed.items[0].auth_method, listed.items[0].details.api_key_type], ["api_key", "Standard"]);
+});
+
+it("adds an HTTP connection with a bearer token", async () => {
+  await window.click(".toolbar button.primary");
+  await window.type("#connector-search", "rest");
+  await waitFor("HTTP in the catalog", async () => (await window.text("#connector-http")).includes("HTTP"));
+  await window.type("#connector-search", "\uE007");
+  await window.click("#auth-method-bearer");
+  await waitFor("the token field", () => window.find("#field-token"));
+  await window.type("#field-base_url", rest.base);
+  await window.type("#field-test_path", "/bearer/status");
+  await window.type("#field-token", rest.seed.token);
+  await waitFor("Connect to be enabled", () => window.enabled('dialog[open] button[type="submit"]'));
+  await window.click('dialog[open] button[type="submit"]');
+  const rows = () => window.execute(() => document.querySelector(".table-body")?.innerText ?? "");
+  await waitFor("the HTTP row", async () => (await rows()).includes("HTTP 127.0.0.1")).catch(shown);
+  assert.match(await rows(), /200 OK/);
+  const layout = await window.execute(tableLayout);
+  assert.deepEqual([layout.scrolls, layout.cutHeaders, layout.cutControls], [false, [], []], "five connections of four connectors fit");
+  writeFileSync(join(artifacts, "connections-tab-connectors.png"), await window.screenshot());
 });
 
 it("follows the desktop's dark theme, with no accessibility violation there either", async () => {

@@ -94,6 +94,7 @@ impl Patchbay {
             ("PATCHBAY_SLACK_API_BASE".into(), NOWHERE.into()),
             ("PATCHBAY_SENDGRID_API_BASE".into(), NOWHERE.into()),
             ("PATCHBAY_SENDGRID_EU_API_BASE".into(), NOWHERE.into()),
+            ("PATCHBAY_HTTP_LOOPBACK_ONLY".into(), "1".into()),
             ("PATCHBAY_VAULT_SERVICE".into(), vault_service.clone()),
         ];
         Self { data_dir, vault_service, env }

@@ -1,6 +1,7 @@
 //! Connectors beyond Twilio, end to end: the real `patchbay` binary (CLI and `serve`)
 //! against each service's fake and the real Secret Service.
 
+use patchbay_tests::fake_http::FakeHttp;
 use patchbay_tests::fake_sendgrid::FakeSendGrid;
 use patchbay_tests::fake_slack::FakeSlack;
 use patchbay_tests::fake_twilio::FakeTwilio;
@@ -206,4 +207,79 @@ fn twilio_api_keys_connect_from_the_cli_and_the_api() {
     }));
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(refused["message"].as_str().unwrap().contains("Twilio with API Key has no events"), "{refused}");
+}
+
+#[test]
+fn any_rest_service_connects_through_the_http_connector() {
+    let (_twilio, _slack, patchbay) = setup();
+    let rest = FakeHttp::start();
+    let seed = rest.seed();
+    let base = format!("base_url={}", rest.base());
+    let basic = [
+        "--json",
+        "connection",
+        "add",
+        "http",
+        "--auth-method",
+        "basic",
+        "--folder",
+        "Shared",
+        "--field",
+        &base,
+        "--field",
+        "test_path=/basic/status",
+        "--field",
+        "username=robot",
+        "--secret-stdin",
+        "password",
+    ];
+    let made = patchbay.run_with_stdin(&basic, &seed.password).ok().json();
+    assert_eq!(made["details"]["status"], "204 No Content");
+    let refused = patchbay.run_with_stdin(&basic, "wrong");
+    assert_eq!((refused.code().as_str(), refused.error()["service_code"].as_str()), ("http_unauthorized", Some("401")));
+
+    let open = [
+        "--json",
+        "connection",
+        "add",
+        "http",
+        "--auth-method",
+        "none",
+        "--folder",
+        "Shared",
+        "--field",
+        &base,
+        "--field",
+        "test_path=/status",
+    ];
+    let made = patchbay.run(&open).ok().json();
+    let shown = patchbay.run(&["connection", "show", made["id"].as_str().unwrap()]).ok().stdout;
+    assert!(shown.lines().any(|line| line.starts_with("answered") && line.ends_with("200 OK")), "{shown}");
+
+    let remote = [
+        "--json",
+        "connection",
+        "add",
+        "http",
+        "--auth-method",
+        "none",
+        "--folder",
+        "Shared",
+        "--field",
+        "base_url=http://api.example.com",
+        "--field",
+        "test_path=/status",
+    ];
+    let refused = patchbay.run(&remote);
+    assert_eq!((refused.code().as_str(), refused.error()["field"].as_str()), ("invalid_input", Some("base_url")));
+
+    let server = Server::start(&patchbay);
+    let (status, created) = server.post(&json!({
+        "element": { "key": "http" }, "name": "Keyed",
+        "configuration": { "authentication.type": "api_key_header", "base_url": rest.base(), "test_path": "/key/status",
+                           "header_name": seed.api_key_header, "api_key": seed.api_key }
+    }));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["configuration"]["api_key"], "********");
+    assert_eq!(files_containing(patchbay.data_dir.path(), seed.api_key.as_bytes()), Vec::<std::path::PathBuf>::new());
 }

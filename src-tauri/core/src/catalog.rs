@@ -123,6 +123,7 @@ pub struct FieldOption {
 pub enum FieldKind {
     Text,
     Email,
+    Url,
     Phone,
     Secret,
     Toggle,

@@ -32,6 +32,9 @@ pub struct Config {
     /// Twilio SendGrid's v3 API: the global host, and the EU host of EU regional subusers.
     pub sendgrid_api_base: String,
     pub sendgrid_eu_api_base: String,
+    /// The HTTP connector may call this machine only (`PATCHBAY_HTTP_LOOPBACK_ONLY`): for
+    /// locked-down machines, and for tests that must never send traffic elsewhere.
+    pub http_loopback_only: bool,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
     /// What event callbacks may reach.
@@ -126,6 +129,14 @@ struct ConfigFile {
     slack: ServiceFile,
     #[serde(default)]
     sendgrid: SendGridFile,
+    #[serde(default)]
+    http: HttpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    loopback_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +258,10 @@ impl Config {
             slack_api_base,
             sendgrid_api_base,
             sendgrid_eu_api_base,
+            http_loopback_only: match env("PATCHBAY_HTTP_LOOPBACK_ONLY") {
+                Some(raw) => matches!(raw.as_str(), "1" | "true" | "yes"),
+                None => file.http.loopback_only.unwrap_or(false),
+            },
             rotation_propagation_timeout: millis(
                 "PATCHBAY_ROTATION_PROPAGATION_TIMEOUT_MS",
                 file.rotation_propagation_timeout_ms,

@@ -415,12 +415,13 @@ pub(crate) struct ValidatedRow<'a> {
     pub checked_at: &'a str,
 }
 
-/// With its own secret the new row starts `pending`, owned by `owner` (the vault write
-/// follows); with an asset it is complete at once.
-pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, owner: &str) -> Result<()> {
-    let (auth_kind, lifecycle, owner) = match row.asset_id {
-        Some(_) => (AuthKind::Asset, Lifecycle::Active, None),
-        None => (AuthKind::Own, Lifecycle::Pending, Some(owner)),
+/// With a secret of its own to write (`pending_owner`: who writes it) the new row starts
+/// `pending`; with an asset, or no secret at all, it is complete at once.
+pub(crate) fn insert(db: &Db, folder_id: i64, row: &ValidatedRow<'_>, pending_owner: Option<&str>) -> Result<()> {
+    let auth_kind = if row.asset_id.is_some() { AuthKind::Asset } else { AuthKind::Own };
+    let (lifecycle, owner) = match pending_owner {
+        Some(owner) => (Lifecycle::Pending, Some(owner)),
+        None => (Lifecycle::Active, None),
     };
     db.execute(
         "INSERT INTO connections (id, folder_id, connector, auth_method, name, fields, details, auth_kind,

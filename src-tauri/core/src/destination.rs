@@ -77,7 +77,8 @@ fn is_localhost(name: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
 }
 
-fn is_loopback_host(url: &Url) -> bool {
+/// Whether the URL names this machine: `localhost` (and `*.localhost`) or a loopback address.
+pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(name)) => is_localhost(name),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

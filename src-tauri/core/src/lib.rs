@@ -255,7 +255,8 @@ impl Patchbay {
                 asset_id: asset_id.as_deref(),
                 checked_at: &now(),
             };
-            connections::insert(tx, folder_id, &row, self.owner.id())
+            let own_secret = asset_id.is_none() && secret.is_some();
+            connections::insert(tx, folder_id, &row, own_secret.then(|| self.owner.id()))
         })?;
         if let (None, Some(secret)) = (&asset_id, &secret) {
             let pending = Unfinished {
@@ -332,7 +333,12 @@ impl Patchbay {
         method: &'static AuthMethod,
         source: Option<SecretSource>,
     ) -> Result<(Option<String>, Option<Secret>)> {
-        let Some(field) = method.secret_field() else { return Ok((None, None)) };
+        let Some(field) = method.secret_field() else {
+            return match source {
+                None => Ok((None, None)),
+                Some(_) => Err(Error::invalid("secret", format!("{} takes no secret", method.label))),
+            };
+        };
         match source {
             None => Err(Error::invalid(&field.name, format!("enter the {}", field.label))),
             Some(SecretSource::Value(secret)) => {

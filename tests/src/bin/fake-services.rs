@@ -1,7 +1,8 @@
 //! `fake-services [TWILIO_API_ADDR TWILIO_ACCOUNTS_ADDR SLACK_ADDR]`: runs the fake Twilio,
-//! Slack and SendGrid until killed and prints their base URLs and seeded credentials as
+//! Slack, SendGrid and a REST service for the HTTP connector until killed and prints their base URLs and seeded credentials as
 //! one JSON line, for manual runs and for tests in other languages.
 
+use patchbay_tests::fake_http::FakeHttp;
 use patchbay_tests::fake_sendgrid::FakeSendGrid;
 use patchbay_tests::fake_slack::FakeSlack;
 use patchbay_tests::fake_twilio::FakeTwilio;
@@ -20,12 +21,14 @@ fn main() {
         }
     };
     let sendgrid = FakeSendGrid::start();
+    let http = FakeHttp::start();
     let announcement = serde_json::json!({
         "api_base": twilio.api_base(),
         "accounts_base": twilio.accounts_base(),
         "seed": twilio.seed(),
         "slack": { "api_base": slack.api_base(), "seed": slack.seed() },
         "sendgrid": { "api_base": sendgrid.api_base(), "eu_api_base": sendgrid.eu_api_base(), "seed": sendgrid.seed() },
+        "http": { "base": http.base(), "seed": http.seed() },
     });
     println!("{announcement}");
     loop {

@@ -45,11 +45,24 @@ export function submittedValues(method: AuthMethod, values: Values): Values {
   );
 }
 
+/** A value as the default name shows it: a phone in E.164, a URL by its host. */
+function shownInName(field: AuthField, value: string): string {
+  if (field.kind === "phone") return normalizePhone(value);
+  if (field.kind === "url") {
+    try {
+      return new URL(value).hostname;
+    } catch {
+      return "";
+    }
+  }
+  return value;
+}
+
 /** The name Patchbay gives a connection nobody named: the connector's and its first value. */
 export function defaultName(connector: { name: string }, method: AuthMethod, values: Values): string {
   const first = method.fields
     .filter((field) => field.kind !== "secret" && field.kind !== "toggle" && field.kind !== "choice")
-    .map((field) => (field.kind === "phone" ? normalizePhone(String(values[field.name])) : String(values[field.name]).trim()))
+    .map((field) => shownInName(field, String(values[field.name]).trim()))
     .find((value) => value);
   return first ? `${connector.name} ${first}` : connector.name;
 }

@@ -6,11 +6,13 @@ import type { Connector } from "../../src/lib/bindings/Connector";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
 import type { RotationRecord } from "../../src/lib/bindings/RotationRecord";
+import httpDefinition from "../../../src-tauri/core/connectors/http.json";
 import sendgridDefinition from "../../../src-tauri/core/connectors/sendgrid.json";
 import slackDefinition from "../../../src-tauri/core/connectors/slack.json";
 import twilioDefinition from "../../../src-tauri/core/connectors/twilio.json";
 
-const catalog = [slackDefinition, twilioDefinition, sendgridDefinition] as Connector[];
+// Through unknown: JSON imports leave out what serde fills in (an empty `options`).
+const catalog = [httpDefinition, slackDefinition, twilioDefinition, sendgridDefinition] as unknown as Connector[];
 export const WRONG_TOKEN = "0".repeat(32);
 export const UNOWNED_PHONE = "+15551230009";
 
@@ -75,7 +77,9 @@ export function createBackend() {
     const [details, base]: [Record<string, string>, string] =
       form.connector === "slack"
         ? [{ workspace: "Acme Robots", bot_user: "patchbay", scopes: "chat:write" }, "Slack Acme Robots"]
-        : form.connector === "sendgrid"
+        : form.connector === "http"
+          ? [{ status: "200 OK" }, `HTTP ${new URL(String(form.values.base_url)).hostname}`]
+          : form.connector === "sendgrid"
           ? [{ sender_status: "verified Single Sender", account_type: "paid" }, `Twilio SendGrid ${form.values.sender_email}`]
           : [
               form.values.test_credentials === true ? {} : { account_name: "Acme Operations", account_type: "Full" },

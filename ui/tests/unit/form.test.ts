@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { defaultName, fieldError, formErrors, highlight, initialValues, normalizePhone, submittedValues, summaryOf, valuesOf } from "../../src/lib/form";
 import type { Connection } from "../../src/lib/bindings/Connection";
-import { twilio } from "./fixtures";
+import { http, twilio } from "./fixtures";
 
 const twilioAuthToken = twilio.auth_methods[0];
 const field = (name: string) => twilioAuthToken.fields.find((f) => f.name === name)!;
@@ -98,6 +98,10 @@ describe("a connection in the form and in the table", () => {
     expect(defaultName(twilio, twilioAuthToken, values)).toBe(`Twilio ${sid}`);
     values.phone_number = "+1 555 123 0001";
     expect(defaultName(twilio, twilioAuthToken, values)).toBe("Twilio +15551230001");
+    const bearer = http.auth_methods.find((m) => m.key === "bearer")!;
+    expect(defaultName(http, bearer, { base_url: "https://api.example.com/v1", test_path: "/status", token: "t" })).toBe(
+      "HTTP api.example.com",
+    );
   });
 
   it("summarises by the connector's columns: details, fields, what an empty one means, toggles as badges", () => {

@@ -2,6 +2,7 @@
 //! definition (`connectors/<key>.json`, read by the catalog) and its module here, listed
 //! once in [`MODULES`]; nothing else in the core or the adapters names a connector.
 
+mod http;
 mod sendgrid;
 mod slack;
 mod twilio;
@@ -17,12 +18,14 @@ use crate::http::HttpClient;
 use crate::secret::Secret;
 use crate::twilio::TwilioClient;
 
+pub use http::HttpError;
 pub use sendgrid::{SendGridApi, SendGridError};
 pub use slack::{SlackApi, SlackError};
 pub(crate) use twilio::TwilioAccount;
 
 /// Every connector, in catalog order.
-pub(crate) static MODULES: &[&dyn ConnectorModule] = &[&twilio::Twilio, &sendgrid::SendGrid, &slack::Slack];
+pub(crate) static MODULES: &[&dyn ConnectorModule] =
+    &[&twilio::Twilio, &sendgrid::SendGrid, &slack::Slack, &http::Http];
 
 /// The module of the connector with this key.
 pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
@@ -35,6 +38,10 @@ pub struct Services {
     pub twilio: TwilioClient,
     pub slack: SlackApi,
     pub sendgrid: SendGridApi,
+    /// For the generic HTTP connector: whatever URL the connection names.
+    pub http: HttpClient,
+    /// The HTTP connector may call this machine only (config `http_loopback_only`).
+    pub http_loopback_only: bool,
 }
 
 impl Services {
@@ -49,6 +56,8 @@ impl Services {
                 api_base: config.sendgrid_api_base.clone(),
                 eu_api_base: config.sendgrid_eu_api_base.clone(),
             },
+            http: HttpClient::new(limits),
+            http_loopback_only: config.http_loopback_only,
         }
     }
 }

@@ -45,6 +45,7 @@ impl World {
         config.slack_api_base = patchbay_tests::harness::NOWHERE.into();
         config.sendgrid_api_base = patchbay_tests::harness::NOWHERE.into();
         config.sendgrid_eu_api_base = patchbay_tests::harness::NOWHERE.into();
+        config.http_loopback_only = true;
         tune(&mut config);
         let core = Patchbay::open_with_vault(
             config.clone(),

@@ -1,0 +1,145 @@
+//! HTTP (generic): any REST service. Connect sends `GET <base URL><test path>` with the
+//! chosen authentication and wants a 2xx. The base URL must be https, except to this
+//! machine (loopback), as for every service Patchbay calls with credentials; redirects
+//! are not followed (they would carry the credentials elsewhere).
+
+use reqwest::{Method, RequestBuilder};
+
+use super::{ConnectorModule, Services, Verify, Verifying};
+use crate::catalog::AuthMethod;
+use crate::destination::{check_base_url, is_loopback_host};
+use crate::error::{Error, Result, ServiceFailure};
+use crate::fields::{self, Details, FieldValues};
+use crate::http::TransportError;
+
+pub(crate) struct Http;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{url} refused the credentials (HTTP {status}{}); check them, and that they are meant for this URL", reason_text(.reason))]
+    Unauthorized { url: String, status: u16, reason: Option<String> },
+    #[error("{url} answered HTTP {status}{} instead of a 2xx; check the test request path", reason_text(.reason))]
+    Status { url: String, status: u16, reason: Option<String> },
+    #[error(
+        "{url} answered with a redirect (HTTP {status}) to {}; Patchbay does not follow redirects, which would carry the credentials along: use the final URL",
+        .location.as_deref().unwrap_or("another address")
+    )]
+    Redirect { url: String, status: u16, location: Option<String> },
+    #[error("{url} could not be reached: {reason}; check the URL, the network connection or proxy")]
+    Unreachable { url: String, reason: String },
+}
+
+fn reason_text(reason: &Option<String>) -> String {
+    reason.as_ref().map(|reason| format!(" {reason}")).unwrap_or_default()
+}
+
+impl ServiceFailure for HttpError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "http_unauthorized",
+            Self::Status { .. } => "http_status",
+            Self::Redirect { .. } => "http_redirect",
+            Self::Unreachable { .. } => "http_unreachable",
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Status { .. } => Some("test_path"),
+            Self::Redirect { .. } | Self::Unreachable { .. } => Some("base_url"),
+            Self::Unauthorized { .. } => None,
+        }
+    }
+
+    fn service_code(&self) -> Option<String> {
+        match self {
+            Self::Unauthorized { status, .. } | Self::Status { status, .. } | Self::Redirect { status, .. } => {
+                Some(status.to_string())
+            }
+            Self::Unreachable { .. } => None,
+        }
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(err: HttpError) -> Self {
+        Error::Service(Box::new(err))
+    }
+}
+
+/// `<base URL><test path>`, without a doubled slash.
+fn test_url(values: &FieldValues) -> String {
+    let base = fields::text(values, "base_url").unwrap_or_default().trim_end_matches('/');
+    format!("{base}{}", fields::text(values, "test_path").unwrap_or("/"))
+}
+
+impl ConnectorModule for Http {
+    fn key(&self) -> &'static str {
+        "http"
+    }
+
+    fn definition(&self) -> &'static str {
+        include_str!("../../connectors/http.json")
+    }
+
+    /// https only, except to this machine: checked before anything is sent.
+    fn check(&self, _method: &AuthMethod, values: &FieldValues) -> Result<()> {
+        let base = fields::text(values, "base_url").unwrap_or_default();
+        check_base_url(base)
+            .map(|_| ())
+            .map_err(|refusal| Error::invalid("base_url", format!("the Base URL '{base}' is refused: {refusal}")))
+    }
+
+    fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a> {
+        Box::pin(async move {
+            let url = test_url(request.values);
+            // Before any request, and before a name is looked up in DNS.
+            let on_this_machine = url::Url::parse(&url).is_ok_and(|parsed| is_loopback_host(&parsed));
+            if services.http_loopback_only && !on_this_machine {
+                return Err(Error::invalid(
+                    "base_url",
+                    "this Patchbay's HTTP connector may only call this machine (http_loopback_only in config.toml)",
+                ));
+            }
+            let secret = match request.method.secret_field() {
+                Some(_) => Some(request.secret()?),
+                None => None,
+            };
+            let authenticate = |builder: RequestBuilder| match (request.method.key.as_str(), secret) {
+                ("basic", Some(password)) => builder
+                    .basic_auth(fields::text(request.values, "username").unwrap_or_default(), Some(password.expose())),
+                ("bearer", Some(token)) => builder.bearer_auth(token.expose()),
+                ("api_key_header", Some(key)) => {
+                    builder.header(fields::text(request.values, "header_name").unwrap_or_default(), key.expose())
+                }
+                _ => builder,
+            };
+            let answer = services.http.send(Method::GET, &url, true, authenticate).await.map_err(|err| match err {
+                TransportError::Unreachable(reason) => {
+                    HttpError::Unreachable { url: url.clone(), reason: reason.into() }
+                }
+                TransportError::TooLarge => HttpError::Unreachable { url: url.clone(), reason: err.to_string() },
+            })?;
+            let status = answer.status;
+            let reason = status.canonical_reason().map(str::to_owned);
+            let code = status.as_u16();
+            if status.is_success() {
+                return Ok(Details::from([("status".to_owned(), format!("{code}{}", reason_text(&reason)))]));
+            }
+            Err(match code {
+                401 | 403 => HttpError::Unauthorized { url, status: code, reason },
+                300..=399 => {
+                    HttpError::Redirect { url, status: code, location: answer.header("location").map(str::to_owned) }
+                }
+                _ => HttpError::Status { url, status: code, reason },
+            }
+            .into())
+        })
+    }
+
+    fn default_name(&self, values: &FieldValues, _details: &Details) -> String {
+        let base = fields::text(values, "base_url").unwrap_or_default();
+        let host = url::Url::parse(base).ok().and_then(|url| url.host_str().map(str::to_owned));
+        format!("HTTP {}", host.unwrap_or_else(|| base.to_owned()))
+    }
+}
