@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::loopback::LoopbackServer;
+use crate::loopback::{Faults, LoopbackServer};
 
 /// An API key and what it may do.
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +67,7 @@ struct State {
     keys: Vec<SendGridKey>,
     senders: Vec<Sender>,
     domain_verified: bool,
-    faults: Vec<(SendGridFault, u32)>,
+    faults: Faults<SendGridFault>,
     log: Vec<SendGridRequest>,
 }
 
@@ -141,7 +141,7 @@ impl FakeSendGrid {
     }
 
     pub fn inject(&self, fault: SendGridFault, times: u32) {
-        self.state().faults.push((fault, times));
+        self.state().faults.push(fault, times);
     }
 
     pub fn requests(&self) -> Vec<SendGridRequest> {
@@ -187,17 +187,7 @@ fn answer(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap) -> Respons
             path: uri.path().to_owned(),
             query: uri.query().unwrap_or("").to_owned(),
         });
-        match state.faults.first_mut() {
-            Some((fault, times)) => {
-                let fault = *fault;
-                *times -= 1;
-                if *times == 0 {
-                    state.faults.remove(0);
-                }
-                Some(fault)
-            }
-            None => None,
-        }
+        state.faults.take()
     };
     match fault {
         Some(SendGridFault::RateLimited) => return error(StatusCode::TOO_MANY_REQUESTS, "too many requests"),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::loopback::LoopbackServer;
+use crate::loopback::{Faults, LoopbackServer};
 
 /// A bot token's state, as Slack would answer `auth.test` for it.
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +61,7 @@ pub struct SlackRequest {
 #[derive(Default)]
 struct State {
     bots: Vec<SlackBot>,
-    faults: Vec<(SlackFault, u32)>,
+    faults: Faults<SlackFault>,
     log: Vec<SlackRequest>,
 }
 
@@ -124,7 +124,7 @@ impl FakeSlack {
 
     /// The next `times` requests meet `fault`.
     pub fn inject(&self, fault: SlackFault, times: u32) {
-        self.state().faults.push((fault, times));
+        self.state().faults.push(fault, times);
     }
 
     pub fn requests(&self) -> Vec<SlackRequest> {
@@ -175,17 +175,7 @@ async fn handle(
     let fault = {
         let mut state = lock(&state);
         state.log.push(SlackRequest { method: method.to_string(), path: uri.path().to_owned(), token_from });
-        match state.faults.first_mut() {
-            Some((fault, times)) => {
-                let fault = *fault;
-                *times -= 1;
-                if *times == 0 {
-                    state.faults.remove(0);
-                }
-                Some(fault)
-            }
-            None => None,
-        }
+        state.faults.take()
     };
     match fault {
         Some(SlackFault::RateLimited(seconds)) => {

@@ -59,3 +59,30 @@ impl Drop for LoopbackServer {
         }
     }
 }
+
+/// Faults a test queued for a fake's next requests: each for so many requests, in order.
+#[derive(Debug)]
+pub struct Faults<F>(Vec<(F, u32)>);
+
+impl<F> Default for Faults<F> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<F: Copy> Faults<F> {
+    pub fn push(&mut self, fault: F, times: u32) {
+        self.0.push((fault, times));
+    }
+
+    /// The fault the next request meets, if any.
+    pub fn take(&mut self) -> Option<F> {
+        let (fault, times) = self.0.first_mut()?;
+        let fault = *fault;
+        *times = times.saturating_sub(1);
+        if *times == 0 {
+            self.0.remove(0);
+        }
+        Some(fault)
+    }
+}

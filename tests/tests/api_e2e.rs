@@ -105,7 +105,7 @@ fn every_status_code_and_message() {
     unknown_element["element"]["key"] = json!("salesforce");
     let (status, body) = server.post(&unknown_element);
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().unwrap().contains("known keys: slack, twiliov2"), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("known keys: http, slack, twiliov2, sendgrid"), "{body}");
 
     let mut extra = instance(&fake, "x", "+15551230001");
     extra["colour"] = json!("red");

@@ -238,39 +238,15 @@ fn any_rest_service_connects_through_the_http_connector() {
     let refused = patchbay.run_with_stdin(&basic, "wrong");
     assert_eq!((refused.code().as_str(), refused.error()["service_code"].as_str()), ("http_unauthorized", Some("401")));
 
-    let open = [
-        "--json",
-        "connection",
-        "add",
-        "http",
-        "--auth-method",
-        "none",
-        "--folder",
-        "Shared",
-        "--field",
-        &base,
-        "--field",
-        "test_path=/status",
-    ];
-    let made = patchbay.run(&open).ok().json();
+    let add_open = |base: &str| {
+        let base = format!("base_url={base}");
+        let args = ["--json", "connection", "add", "http", "--auth-method", "none", "--folder", "Shared"];
+        patchbay.run(&[&args[..], &["--field", &base, "--field", "test_path=/status"]].concat())
+    };
+    let made = add_open(rest.base()).ok().json();
     let shown = patchbay.run(&["connection", "show", made["id"].as_str().unwrap()]).ok().stdout;
     assert!(shown.lines().any(|line| line.starts_with("answered") && line.ends_with("200 OK")), "{shown}");
-
-    let remote = [
-        "--json",
-        "connection",
-        "add",
-        "http",
-        "--auth-method",
-        "none",
-        "--folder",
-        "Shared",
-        "--field",
-        "base_url=http://api.example.com",
-        "--field",
-        "test_path=/status",
-    ];
-    let refused = patchbay.run(&remote);
+    let refused = add_open("http://api.example.com");
     assert_eq!((refused.code().as_str(), refused.error()["field"].as_str()), ("invalid_input", Some("base_url")));
 
     let server = Server::start(&patchbay);

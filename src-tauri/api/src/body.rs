@@ -368,11 +368,7 @@ mod tests {
             .unwrap()
             .into_spec(false, None)
             .unwrap_err();
-        assert!(
-            err.message.starts_with("unknown element key 'salesforce'; known keys: slack, twiliov2"),
-            "{}",
-            err.message
-        );
+        assert_eq!(err.message, "unknown element key 'salesforce'; known keys: http, slack, twiliov2, sendgrid");
         let err = body(json!({"authentication.type": "oauth", "username": "AC1", "password": "x"}))
             .into_spec(false, None)
             .unwrap_err();

@@ -27,7 +27,7 @@ pub enum Error {
     #[error("no credential asset '{name}' is visible from folder '{folder}'; create it first or check the name")]
     AssetNotFound { name: String, folder: String },
     #[error(
-        "the credential asset connection '{connection}' used was deleted; edit the connection to choose another asset or enter its Auth Token"
+        "the credential asset connection '{connection}' used was deleted; edit the connection to choose another asset or enter its secret"
     )]
     AssetDeleted { connection: String },
     #[error(
