@@ -255,23 +255,28 @@ const COLUMNS: &str = "c.id, c.folder_id, c.name, c.connector, c.auth_method, c.
 const ROWS: &str = "connections c LEFT JOIN event_cursors e ON e.connection_id = c.id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Stored> {
+    from_row_at(row, 0)
+}
+
+/// A row whose `COLUMNS` start at column `at`.
+fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
     Ok(Stored {
-        id: row.get(0)?,
-        folder_id: row.get(1)?,
-        name: row.get(2)?,
-        connector: row.get(3)?,
-        auth_method: row.get(4)?,
-        fields: json_column(row, 5)?,
-        details: json_column(row, 6)?,
-        auth_kind: row.get(7)?,
-        auth_asset_id: row.get(8)?,
-        status: row.get(9)?,
-        status_code: row.get(10)?,
-        status_message: row.get(11)?,
-        last_checked_at: row.get(12)?,
-        created_at: row.get(13)?,
-        updated_at: row.get(14)?,
-        events_failing: match (row.get::<_, Option<String>>(15)?, row.get(16)?, row.get(17)?) {
+        id: row.get(at)?,
+        folder_id: row.get(at + 1)?,
+        name: row.get(at + 2)?,
+        connector: row.get(at + 3)?,
+        auth_method: row.get(at + 4)?,
+        fields: json_column(row, at + 5)?,
+        details: json_column(row, at + 6)?,
+        auth_kind: row.get(at + 7)?,
+        auth_asset_id: row.get(at + 8)?,
+        status: row.get(at + 9)?,
+        status_code: row.get(at + 10)?,
+        status_message: row.get(at + 11)?,
+        last_checked_at: row.get(at + 12)?,
+        created_at: row.get(at + 13)?,
+        updated_at: row.get(at + 14)?,
+        events_failing: match (row.get::<_, Option<String>>(at + 15)?, row.get(at + 16)?, row.get(at + 17)?) {
             (Some(code), Some(message), Some(at)) => Some(PollFailure { code, message, at }),
             _ => None,
         },
@@ -297,18 +302,11 @@ pub(crate) fn load(db: &Db, id: &str) -> Result<Stored> {
 
 /// Turns stored rows into views, looking each folder and asset up once.
 pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
-    let mut folder_paths: HashMap<i64, String> = HashMap::new();
+    let folder_paths = folders::paths_of(db, rows.iter().map(|row| row.folder_id))?;
     let mut asset_refs: HashMap<String, AuthRef> = HashMap::new();
     rows.into_iter()
         .map(|row| {
-            let folder = match folder_paths.get(&row.folder_id) {
-                Some(path) => path.clone(),
-                None => {
-                    let path = folders::path_of(db, row.folder_id)?;
-                    folder_paths.insert(row.folder_id, path.clone());
-                    path
-                }
-            };
+            let folder = folder_paths[&row.folder_id].clone();
             let auth = match (row.auth_kind, &row.auth_asset_id) {
                 (AuthKind::Own, _) => AuthRef::Own,
                 (_, None) => AuthRef::MissingAsset,
@@ -551,8 +549,15 @@ pub(crate) fn query(db: &Db, index: &SearchIndex, query: &ConnectionQuery) -> Re
     Ok(ConnectionPage { total, items: views(db, rows)? })
 }
 
-/// The rows with these `seq`s, in the order given.
+/// The rows with these `seq`s, in the order given: one query for the page.
 fn load_by_seq(db: &Db, seqs: &[i64]) -> Result<Vec<Stored>> {
-    let mut statement = db.prepare_cached(&format!("SELECT {COLUMNS} FROM {ROWS} WHERE c.seq = ?1"))?;
-    seqs.iter().map(|seq| statement.query_row([seq], from_row).map_err(Error::from)).collect()
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; seqs.len()].join(", ");
+    let mut statement = db.prepare(&format!("SELECT c.seq, {COLUMNS} FROM {ROWS} WHERE c.seq IN ({placeholders})"))?;
+    let mut found: HashMap<i64, Stored> = statement
+        .query_map(rusqlite::params_from_iter(seqs), |row| Ok((row.get(0)?, from_row_at(row, 1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(seqs.iter().filter_map(|seq| found.remove(seq)).collect())
 }

@@ -11,12 +11,40 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 
 /// A non-secret field's value: a toggle's state, or text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(untagged)]
 #[ts(export)]
 pub enum FieldValue {
     Toggle(bool),
     Text(String),
+}
+
+/// By hand rather than `untagged`, which buffers every value before trying each variant:
+/// a page of search results reads these for a hundred rows.
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FieldValue;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("text or true/false")
+            }
+
+            fn visit_bool<E>(self, value: bool) -> std::result::Result<FieldValue, E> {
+                Ok(FieldValue::Toggle(value))
+            }
+
+            fn visit_str<E>(self, value: &str) -> std::result::Result<FieldValue, E> {
+                Ok(FieldValue::Text(value.to_owned()))
+            }
+
+            fn visit_string<E>(self, value: String) -> std::result::Result<FieldValue, E> {
+                Ok(FieldValue::Text(value))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A connection's non-secret values by field name, as its auth method defines them.

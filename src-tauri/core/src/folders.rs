@@ -130,6 +130,44 @@ pub(crate) fn path_of(conn: &Connection, id: i64) -> Result<String> {
     Ok(segments.join("/"))
 }
 
+/// The paths of many folders at once: one query per level of the tree, not per folder
+/// (a page of search results may come from a hundred folders).
+pub(crate) fn paths_of(conn: &Connection, ids: impl IntoIterator<Item = i64>) -> Result<HashMap<i64, String>> {
+    let mut rows: HashMap<i64, (Option<i64>, String)> = HashMap::new();
+    let mut wanted: Vec<i64> = ids.into_iter().collect();
+    while !wanted.is_empty() {
+        wanted.sort_unstable();
+        wanted.dedup();
+        let placeholders = vec!["?"; wanted.len()].join(", ");
+        let mut statement =
+            conn.prepare(&format!("SELECT id, parent_id, name FROM folders WHERE id IN ({placeholders})"))?;
+        let found = statement.query_map(rusqlite::params_from_iter(&wanted), |row| {
+            Ok((row.get::<_, i64>(0)?, (row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?)))
+        })?;
+        for row in found {
+            let (id, parent_and_name) = row?;
+            rows.insert(id, parent_and_name);
+        }
+        if let Some(missing) = wanted.iter().find(|id| !rows.contains_key(id)) {
+            return Err(Error::NotFound { what: "folder", id: missing.to_string() });
+        }
+        wanted = rows.values().filter_map(|(parent, _)| *parent).filter(|parent| !rows.contains_key(parent)).collect();
+    }
+    let mut paths: HashMap<i64, String> = HashMap::new();
+    for &id in rows.keys() {
+        let mut segments = Vec::new();
+        let mut current = Some(id);
+        while let Some(folder) = current {
+            let (parent, name) = &rows[&folder];
+            segments.push(name.as_str());
+            current = *parent;
+        }
+        segments.reverse();
+        paths.insert(id, segments.join("/"));
+    }
+    Ok(paths)
+}
+
 /// `folder` and its ancestors, nearest first.
 pub(crate) fn ancestry(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
     let mut statement = conn.prepare_cached("SELECT parent_id FROM folders WHERE id = ?1")?;
