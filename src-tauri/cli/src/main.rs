@@ -19,7 +19,7 @@ use patchbay_core::{
 use output::Output;
 
 #[derive(Parser)]
-#[command(name = "patchbay", version, about = "Patchbay: folders and connections to Twilio, secrets in the OS vault")]
+#[command(name = "patchbay", version, about = "Patchbay: folders and connections (Twilio, SendGrid, Slack, HTTP), secrets in the OS vault")]
 struct Cli {
     /// Data folder (default: the platform's app-data folder; or PATCHBAY_DATA_DIR).
     #[arg(long, global = true, value_name = "DIR")]
@@ -38,7 +38,7 @@ enum Command {
     Folder(FolderCommand),
     /// List the connector catalog.
     Connectors {
-        /// Only connectors matching this text (name, key, category, description).
+        /// Only connectors matching this text (name, key, category, keywords, description).
         #[arg(long)]
         search: Option<String>,
     },
@@ -171,7 +171,7 @@ enum ConnectionCommand {
         /// Only this folder's connections.
         #[arg(long)]
         folder: Option<String>,
-        /// Only connections whose name, phone, Account SID or account name contains this.
+        /// Only connections whose name, a field (phone, Account SID, sender …) or what the service said (account, workspace …) contains this.
         #[arg(long)]
         search: Option<String>,
         #[arg(long)]
