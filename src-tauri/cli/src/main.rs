@@ -19,7 +19,11 @@ use patchbay_core::{
 use output::Output;
 
 #[derive(Parser)]
-#[command(name = "patchbay", version, about = "Patchbay: folders and connections (Twilio, SendGrid, Slack, HTTP), secrets in the OS vault")]
+#[command(
+    name = "patchbay",
+    version,
+    about = "Patchbay: folders and connections (Twilio, SendGrid, Slack, HTTP), secrets in the OS vault"
+)]
 struct Cli {
     /// Data folder (default: the platform's app-data folder; or PATCHBAY_DATA_DIR).
     #[arg(long, global = true, value_name = "DIR")]
