@@ -187,7 +187,9 @@ pub fn require(key: &str) -> crate::Result<&'static Connector> {
     })
 }
 
-pub fn field(connector_key: &str, method_key: &str, field_name: &str) -> &'static AuthField {
+/// A field by its connector, method and name, for tests that check a definition's formats.
+#[cfg(test)]
+pub(crate) fn field(connector_key: &str, method_key: &str, field_name: &str) -> &'static AuthField {
     connector(connector_key)
         .and_then(|connector| connector.auth_method(method_key))
         .and_then(|method| method.fields.iter().find(|field| field.name == field_name))

@@ -15,7 +15,7 @@ use crate::http::TransportError;
 pub(crate) struct Http;
 
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     #[error("{url} refused the credentials (HTTP {status}{}); check them, and that they are meant for this URL", reason_text(.reason))]
     Unauthorized { url: String, status: u16, reason: Option<String> },
     #[error("{url} answered HTTP {status}{} instead of a 2xx; check the test request path", reason_text(.reason))]

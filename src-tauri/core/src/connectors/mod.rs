@@ -18,9 +18,8 @@ use crate::http::HttpClient;
 use crate::secret::Secret;
 use crate::twilio::TwilioClient;
 
-pub use http::HttpError;
-pub use sendgrid::{SendGridApi, SendGridError};
-pub use slack::{SlackApi, SlackError};
+use sendgrid::SendGridApi;
+use slack::SlackApi;
 pub(crate) use twilio::TwilioAccount;
 
 /// Every connector, in catalog order.
@@ -34,7 +33,7 @@ pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
 
 /// What connectors reach their services with: one client per service, each with its
 /// configured base URL, timeouts and retries.
-pub struct Services {
+pub(crate) struct Services {
     pub twilio: TwilioClient,
     pub slack: SlackApi,
     pub sendgrid: SendGridApi,
@@ -63,7 +62,7 @@ impl Services {
 }
 
 /// What to verify: the values already checked against the auth method's fields.
-pub struct Verify<'a> {
+pub(crate) struct Verify<'a> {
     pub method: &'static AuthMethod,
     pub values: &'a FieldValues,
     /// The method's secret, when it has a secret field.
@@ -80,7 +79,7 @@ impl<'a> Verify<'a> {
     }
 }
 
-pub type Verifying<'a> = Pin<Box<dyn Future<Output = Result<Details>> + Send + 'a>>;
+pub(crate) type Verifying<'a> = Pin<Box<dyn Future<Output = Result<Details>> + Send + 'a>>;
 
 pub(crate) trait ConnectorModule: Sync {
     /// Its key in the catalog (`key` of its definition).

@@ -23,7 +23,7 @@ const SENDERS_PER_PAGE: usize = 100;
 const MAX_SENDER_PAGES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SendGridError {
+pub(crate) enum SendGridError {
     #[error(
         "SendGrid did not accept this API key (HTTP 401: {message}): it may be mistyped, deleted or revoked{}; copy it again, or make a new key under Settings → API Keys",
         if *.eu { "" } else { ", or belong to an EU regional subuser (choose the EU region then)" }
@@ -108,7 +108,7 @@ impl From<SendGridError> for Error {
 }
 
 /// SendGrid's v3 API on its two hosts.
-pub struct SendGridApi {
+pub(crate) struct SendGridApi {
     pub http: HttpClient,
     pub api_base: String,
     pub eu_api_base: String,

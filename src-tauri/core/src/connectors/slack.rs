@@ -18,7 +18,7 @@ pub(crate) struct Slack;
 const POSTING_SCOPE: &str = "chat:write";
 
 #[derive(Debug, thiserror::Error)]
-pub enum SlackError {
+pub(crate) enum SlackError {
     #[error(
         "Slack did not accept this bot token (invalid_auth); copy the Bot User OAuth Token (xoxb-…) again from your app's OAuth & Permissions page"
     )]
@@ -130,7 +130,7 @@ struct AuthTest {
 }
 
 /// Slack's Web API at its configured base URL.
-pub struct SlackApi {
+pub(crate) struct SlackApi {
     pub http: HttpClient,
     pub api_base: String,
 }
