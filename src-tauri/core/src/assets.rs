@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::catalog::{self, Feature};
 use crate::error::{Error, Result};
 use crate::folders;
 use crate::journal::Lifecycle;
@@ -18,6 +19,9 @@ pub struct Asset {
     pub folder: String,
     /// How many connections refer to it.
     pub used_by: u32,
+    /// Whether Patchbay can rotate it: a connection uses it as a secret whose auth
+    /// method offers rotation (a Twilio Auth Token).
+    pub rotatable: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -59,6 +63,7 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                     created_at: row.get(2)?,
                     updated_at: row.get(3)?,
                     used_by: row.get(5)?,
+                    rotatable: false,
                     folder: String::new(),
                 },
                 row.get::<_, i64>(4)?,
@@ -66,8 +71,18 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut paths = std::collections::HashMap::new();
+    let mut methods =
+        conn.prepare_cached("SELECT DISTINCT connector, auth_method FROM connections WHERE auth_asset_id = ?1")?;
     rows.into_iter()
         .map(|(mut asset, folder)| {
+            let used_with: Vec<(String, String)> = methods
+                .query_map([&asset.id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            asset.rotatable = used_with.iter().any(|(connector, method)| {
+                catalog::connector(connector)
+                    .and_then(|connector| connector.auth_method(method))
+                    .is_some_and(|method| method.offers(Feature::TokenRotation))
+            });
             asset.folder = match paths.get(&folder) {
                 Some(path) => String::clone(path),
                 None => paths.entry(folder).or_insert(folders::path_of(conn, folder)?).clone(),

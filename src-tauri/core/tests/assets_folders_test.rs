@@ -12,7 +12,7 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
     world.core.create_folder("Shared/Finance").unwrap();
     let asset =
         world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
-    assert_eq!((asset.folder.as_str(), asset.used_by), ("Shared", 0));
+    assert_eq!((asset.folder.as_str(), asset.used_by, asset.rotatable), ("Shared", 0, false));
 
     let mut new = world.live("+15551230001");
     new.folder = "Shared/Finance".into();
@@ -22,7 +22,8 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
     assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None, "no copy of the asset's value");
 
     let visible = world.core.list_assets(Some("Shared/Finance")).unwrap();
-    assert_eq!(visible.iter().map(|a| (a.name.as_str(), a.used_by)).collect::<Vec<_>>(), [("Twilio token", 1)]);
+    let listed: Vec<_> = visible.iter().map(|a| (a.name.as_str(), a.used_by, a.rotatable)).collect();
+    assert_eq!(listed, [("Twilio token", 1, true)], "used as a Twilio Auth Token: rotatable");
 }
 
 #[tokio::test]

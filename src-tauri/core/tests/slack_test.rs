@@ -119,6 +119,8 @@ async fn a_credential_asset_holds_the_bot_token_and_rotation_and_events_are_not_
     new.secret = Some(SecretSource::Asset("Slack bot".into()));
     let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.auth, patchbay_core::AuthRef::Asset { name: "Slack bot".into(), folder: "Shared".into() });
+    let assets = world.core.list_assets(Some("Shared")).unwrap();
+    assert_eq!((assets[0].used_by, assets[0].rotatable), (1, false), "a Slack token is not Patchbay's to rotate");
     let subject = patchbay_core::rotation::RotationSubject::Connection { id: connection.id.clone() };
     let err = world.core.plan_rotation(&subject).await.unwrap_err();
     assert_eq!(err.code(), "invalid_input");

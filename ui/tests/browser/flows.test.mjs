@@ -408,6 +408,12 @@ describe("Rotate Auth Token", () => {
     await page.getByLabel("Asset name").fill("Twilio token");
     await page.getByLabel("Value", { exact: true }).fill(TOKEN);
     await page.getByRole("button", { name: "Create asset" }).click();
+    await page.getByRole("cell", { name: "Twilio token", exact: true }).waitFor();
+    assert.equal(
+      await page.getByRole("button", { name: "Rotate Auth Token of asset Twilio token" }).count(),
+      0,
+      "nothing rotatable uses the asset yet",
+    );
     await page.getByRole("tab", { name: "Connections" }).click();
     for (const phone of ["+15551230001", "+15551230002"]) {
       await openTwilioForm();

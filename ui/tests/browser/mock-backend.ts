@@ -169,9 +169,14 @@ export function createBackend() {
       const q = String(query).toLowerCase();
       return catalog.filter((c) => !q || `${c.name} ${c.key} ${c.category} ${c.keywords.join(" ")} ${c.description}`.toLowerCase().includes(q));
     },
-    list_assets: () => assets.map(({ value: _value, ...asset }) => asset),
+    list_assets: () =>
+      assets.map(({ value: _value, ...asset }) => {
+        const users = connections.filter((c) => c.auth.kind === "asset" && c.auth.name === asset.name);
+        // As the core: rotatable when a user's auth method offers rotation (Twilio's Auth Token).
+        return { ...asset, used_by: users.length, rotatable: users.some((c) => c.auth_method === "auth_token") };
+      }),
     create_asset: ({ folder, name, value }) => {
-      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, created_at: "", updated_at: "", value: String(value) };
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, created_at: "", updated_at: "", value: String(value) };
       assets.push(asset);
       const { value: _value, ...shown } = asset;
       return shown;

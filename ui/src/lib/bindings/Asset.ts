@@ -8,4 +8,9 @@ folder: string,
 /**
  * How many connections refer to it.
  */
-used_by: number, created_at: string, updated_at: string, };
+used_by: number, 
+/**
+ * Whether Patchbay can rotate it: a connection uses it as a secret whose auth
+ * method offers rotation (a Twilio Auth Token).
+ */
+rotatable: boolean, created_at: string, updated_at: string, };
