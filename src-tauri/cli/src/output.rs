@@ -1,6 +1,7 @@
 //! How the CLI prints: tables for people, JSON for scripts (`--json`).
 
 use patchbay_core::catalog;
+use patchbay_core::credential_stores::{CredentialStore, StoreCheck};
 use patchbay_core::rotation::{RotationPlan, RotationRecord};
 use patchbay_core::{
     Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents,
@@ -126,6 +127,40 @@ impl Output {
                         c.description.clone(),
                     ]
                 }),
+            )
+        });
+    }
+
+    pub fn credential_store(&self, store: &CredentialStore) {
+        self.emit(store, || {
+            format!("registered credential store '{}' ({}, mount {})", store.name, store.address, store.mount)
+        });
+    }
+
+    pub fn credential_stores(&self, stores: &[CredentialStore]) {
+        self.emit(stores, || {
+            table(
+                &["NAME", "ADDRESS", "MOUNT", "NAMESPACE", "SIGNS IN WITH"],
+                stores.iter().map(|s| {
+                    vec![
+                        s.name.clone(),
+                        s.address.clone(),
+                        s.mount.clone(),
+                        s.namespace.clone().unwrap_or_default(),
+                        s.auth.to_string(),
+                    ]
+                }),
+            )
+        });
+    }
+
+    pub fn store_check(&self, check: &StoreCheck) {
+        self.emit(check, || {
+            format!(
+                "credential store '{}' works (version {}; policies: {})",
+                check.name,
+                check.version.as_deref().unwrap_or("unknown"),
+                check.policies.join(", ")
             )
         });
     }

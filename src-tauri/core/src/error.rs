@@ -7,6 +7,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::credential_stores::CredentialStoreError;
 use crate::folders::FolderContents;
 use crate::store::StoreError;
 use crate::twilio::ConnectError;
@@ -50,6 +51,8 @@ pub enum Error {
     /// What a connector's service answered or failed with, in that connector's words.
     #[error("{0}")]
     Service(Box<dyn ServiceFailure>),
+    #[error(transparent)]
+    CredentialStore(#[from] CredentialStoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
@@ -98,6 +101,7 @@ impl Error {
             Self::Cancelled(_) => "cancelled",
             Self::Connect(err) => err.code(),
             Self::Service(err) => err.code(),
+            Self::CredentialStore(err) => err.code(),
             Self::Vault(err) => err.code(),
             Self::Store(_) => "store_failed",
         }
@@ -110,6 +114,7 @@ impl Error {
             Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => Some("auth_token"),
             Self::Connect(err) => err.field(),
             Self::Service(err) => err.field(),
+            Self::CredentialStore(err) => err.field(),
             _ => None,
         }
     }

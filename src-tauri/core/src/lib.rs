@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod connections;
 pub mod connectors;
+pub mod credential_stores;
 pub mod destination;
 pub mod error;
 pub mod events;

@@ -82,6 +82,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/008_event_polls.sql"),
     include_str!("../migrations/009_auth_methods.sql"),
     include_str!("../migrations/010_connection_fields.sql"),
+    include_str!("../migrations/011_credential_stores.sql"),
 ];
 
 pub struct Store {

@@ -80,6 +80,8 @@ pub enum VaultKey {
     EventSigningKey(String),
     /// A rotation's new token until it replaces the old one everywhere.
     RotationPending(String),
+    /// A credential store's own token, or its AppRole secret ID.
+    CredentialStore(String),
 }
 
 impl VaultKey {
@@ -101,6 +103,7 @@ impl VaultKey {
             Self::Platform(name) => format!("api/{name}"),
             Self::EventSigningKey(id) => format!("event-key/{id}"),
             Self::RotationPending(id) => format!("rotation/{id}"),
+            Self::CredentialStore(id) => format!("store/{id}"),
         }
     }
 
@@ -111,6 +114,7 @@ impl VaultKey {
             Self::Platform(name) => format!("API {name} secret"),
             Self::EventSigningKey(id) => format!("event signing key of {id}"),
             Self::RotationPending(id) => format!("new token of rotation {id}"),
+            Self::CredentialStore(id) => format!("credentials of credential store {id}"),
         }
     }
 }

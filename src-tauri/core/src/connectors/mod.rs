@@ -41,6 +41,8 @@ pub(crate) struct Services {
     pub http: HttpClient,
     /// The HTTP connector may call this machine only (config `http_loopback_only`).
     pub http_loopback_only: bool,
+    /// For credential stores (Vault, OpenBao) at the addresses they are registered with.
+    pub vault_http: HttpClient,
 }
 
 impl Services {
@@ -57,6 +59,7 @@ impl Services {
             },
             http: HttpClient::new(limits),
             http_loopback_only: config.http_loopback_only,
+            vault_http: HttpClient::new(limits),
         }
     }
 }
