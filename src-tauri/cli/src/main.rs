@@ -187,6 +187,23 @@ enum AssetCommand {
         #[arg(long)]
         folder: String,
     },
+    /// Link a credential asset to a key of a secret in a credential store: its value is
+    /// read there each time it is used, so a rotation done in the store reaches every
+    /// connection.
+    Link {
+        name: String,
+        #[arg(long)]
+        folder: String,
+        /// The credential store (patchbay store list).
+        #[arg(long)]
+        store: String,
+        /// The secret's path under the store's KV v2 mount, e.g. twilio/prod.
+        #[arg(long)]
+        path: String,
+        /// The key inside the secret, e.g. auth_token.
+        #[arg(long)]
+        key: String,
+    },
     /// List credential assets (never their values); with --folder, those visible from it.
     List {
         #[arg(long)]
@@ -455,6 +472,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             AssetCommand::Create { name, folder } => {
                 let value = read_secret(&format!("Value of credential asset '{name}'"))?;
                 out.asset(&core.create_asset(&folder, &name, value).await?)
+            }
+            AssetCommand::Link { name, folder, store, path, key } => {
+                out.asset(&core.link_asset(&folder, &name, &store, &path, &key).await?)
             }
             AssetCommand::List { folder } => out.assets(&core.list_assets(folder.as_deref())?),
             AssetCommand::Delete { name, folder, force } => {

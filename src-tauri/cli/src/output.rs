@@ -172,10 +172,14 @@ impl Output {
     pub fn assets(&self, assets: &[Asset]) {
         self.emit(assets, || {
             table(
-                &["NAME", "FOLDER", "USED BY", "CREATED"],
-                assets
-                    .iter()
-                    .map(|a| vec![a.name.clone(), a.folder.clone(), a.used_by.to_string(), a.created_at.clone()]),
+                &["NAME", "FOLDER", "VALUE IN", "USED BY", "CREATED"],
+                assets.iter().map(|a| {
+                    let source = match &a.link {
+                        Some(link) => format!("{}: {} ({})", link.store, link.path, link.key),
+                        None => "OS vault".to_owned(),
+                    };
+                    vec![a.name.clone(), a.folder.clone(), source, a.used_by.to_string(), a.created_at.clone()]
+                }),
             )
         });
     }

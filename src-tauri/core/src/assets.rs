@@ -20,10 +20,22 @@ pub struct Asset {
     /// How many connections refer to it.
     pub used_by: u32,
     /// Whether Patchbay can rotate it: a connection uses it as a secret whose auth
-    /// method offers rotation (a Twilio Auth Token).
+    /// method offers rotation (a Twilio Auth Token), and its value is Patchbay's.
     pub rotatable: bool,
+    /// Where a linked asset's value is read from; None: the OS vault.
+    pub link: Option<AssetLink>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A linked asset's source: a key of a KV v2 secret in a credential store (never its value).
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct AssetLink {
+    pub store: String,
+    /// The secret's path under the store's mount, e.g. `twilio/prod`.
+    pub path: String,
+    pub key: String,
 }
 
 /// Assets visible from `folder`: its own and those of every ancestor, nearest first.
@@ -50,8 +62,9 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Asset>> {
 fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
     let mut statement = conn.prepare_cached(
         "SELECT a.id, a.name, a.created_at, a.updated_at, a.folder_id,
-                    (SELECT count(*) FROM connections c WHERE c.auth_asset_id = a.id)
-             FROM assets a WHERE (?1 IS NULL OR a.folder_id = ?1) AND a.lifecycle = 'active'
+                    (SELECT count(*) FROM connections c WHERE c.auth_asset_id = a.id),
+                    s.name, a.link_path, a.link_key
+             FROM assets a LEFT JOIN credential_stores s ON s.id = a.store_id WHERE (?1 IS NULL OR a.folder_id = ?1) AND a.lifecycle = 'active'
              ORDER BY a.name COLLATE NOCASE",
     )?;
     let rows = statement
@@ -64,6 +77,10 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                     updated_at: row.get(3)?,
                     used_by: row.get(5)?,
                     rotatable: false,
+                    link: match (row.get(6)?, row.get(7)?, row.get(8)?) {
+                        (Some(store), Some(path), Some(key)) => Some(AssetLink { store, path, key }),
+                        _ => None,
+                    },
                     folder: String::new(),
                 },
                 row.get::<_, i64>(4)?,
@@ -78,11 +95,12 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
             let used_with: Vec<(String, String)> = methods
                 .query_map([&asset.id], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            asset.rotatable = used_with.iter().any(|(connector, method)| {
-                catalog::connector(connector)
-                    .and_then(|connector| connector.auth_method(method))
-                    .is_some_and(|method| method.offers(Feature::TokenRotation))
-            });
+            asset.rotatable = asset.link.is_none()
+                && used_with.iter().any(|(connector, method)| {
+                    catalog::connector(connector)
+                        .and_then(|connector| connector.auth_method(method))
+                        .is_some_and(|method| method.offers(Feature::TokenRotation))
+                });
             asset.folder = match paths.get(&folder) {
                 Some(path) => String::clone(path),
                 None => paths.entry(folder).or_insert(folders::path_of(conn, folder)?).clone(),
@@ -132,6 +150,35 @@ pub(crate) fn insert_pending(conn: &Connection, id: &str, folder: i64, name: &st
         params![id, folder, name, name_key(name), Lifecycle::Pending, owner, crate::store::now()],
     )?;
     Ok(())
+}
+
+/// A new credential asset linked to a store's secret: complete at once (nothing to write).
+pub(crate) fn insert_linked(
+    conn: &Connection,
+    id: &str,
+    folder: i64,
+    name: &str,
+    store_id: &str,
+    path: &str,
+    key: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO assets (id, folder_id, name, name_key, lifecycle, created_at, updated_at, store_id, link_path, link_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+        params![id, folder, name, name_key(name), Lifecycle::Active, crate::store::now(), store_id, path, key],
+    )?;
+    Ok(())
+}
+
+/// Where a linked asset's value is: `(store id, path, key)`; None for one in the OS vault.
+pub(crate) fn link_of(conn: &Connection, id: &str) -> Result<Option<(String, String, String)>> {
+    Ok(conn
+        .query_row(
+            "SELECT store_id, link_path, link_key FROM assets WHERE id = ?1 AND store_id IS NOT NULL",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?)
 }
 
 /// Ids of the connections that use the asset.

@@ -84,6 +84,14 @@ pub enum CredentialStoreError {
         "the mount '{mount}' is {found}, not KV version 2; enable a KV v2 mount (bao secrets enable -version=2 -path={mount} kv) or name one"
     )]
     NotKv2 { mount: String, found: String },
+    #[error("the credential store has no secret at '{path}'; check the path, or write the secret there")]
+    SecretMissing { path: String },
+    #[error("the secret at '{path}' has no key '{key}'; its keys are: {keys}")]
+    KeyMissing { path: String, key: String, keys: String },
+    #[error("the credential store's policy for this token does not allow reading '{path}'; grant it read on that path")]
+    Denied { path: String },
+    #[error("the value of '{key}' at '{path}' is not text")]
+    NotText { path: String, key: String },
     #[error("the credential store answered what Patchbay could not read ({what})")]
     Unexpected { what: String },
 }
@@ -97,6 +105,9 @@ impl CredentialStoreError {
             Self::AuthFailed { .. } => "store_auth_failed",
             Self::MountUnavailable { .. } => "store_mount_unavailable",
             Self::NotKv2 { .. } => "store_not_kv2",
+            Self::SecretMissing { .. } => "store_secret_missing",
+            Self::KeyMissing { .. } | Self::NotText { .. } => "store_key_missing",
+            Self::Denied { .. } => "store_denied",
             Self::Unexpected { .. } => "store_unexpected_answer",
         }
     }
@@ -106,6 +117,8 @@ impl CredentialStoreError {
             Self::Unreachable { .. } => Some("address"),
             Self::AuthFailed { .. } => Some("credentials"),
             Self::MountUnavailable { .. } | Self::NotKv2 { .. } => Some("mount"),
+            Self::SecretMissing { .. } | Self::Denied { .. } => Some("path"),
+            Self::KeyMissing { .. } | Self::NotText { .. } => Some("key"),
             _ => None,
         }
     }
@@ -181,15 +194,14 @@ fn first_error(answer: &Answer) -> String {
         .unwrap_or_default()
 }
 
-/// Checks a store: unsealed, signed in (a token's lookup, or an AppRole login, which
-/// returns the token to use), and its mount KV v2. Returns what it found.
-async fn check(
-    http: &HttpClient,
-    address: &str,
-    namespace: Option<&str>,
-    mount: &str,
+/// Signs in: unsealed first, then the token's lookup, or an AppRole login, which gives
+/// the token to use. Returns the session and the token's policies.
+async fn sign_in<'a>(
+    http: &'a HttpClient,
+    address: &'a str,
+    namespace: Option<&'a str>,
     credentials: &StoreCredentials,
-) -> Result<StoreCheck, CredentialStoreError> {
+) -> Result<(Session<'a>, Value, Value), CredentialStoreError> {
     let mut session = Session { http, address, namespace, token: None };
     let seal = session.call(Method::GET, "sys/seal-status", None).await?;
     let seal = session.read(&seal)?;
@@ -227,6 +239,18 @@ async fn check(
             body["auth"]["policies"].clone()
         }
     };
+    Ok((session, seal, policies))
+}
+
+/// Checks a store: signed in, and its mount KV v2. Returns what it found.
+async fn check(
+    http: &HttpClient,
+    address: &str,
+    namespace: Option<&str>,
+    mount: &str,
+    credentials: &StoreCredentials,
+) -> Result<StoreCheck, CredentialStoreError> {
+    let (session, seal, policies) = sign_in(http, address, namespace, credentials).await?;
     let path = format!("sys/internal/ui/mounts/{mount}");
     let answer = session.call(Method::GET, &path, None).await?;
     if answer.status == StatusCode::FORBIDDEN || answer.status == StatusCode::NOT_FOUND {
@@ -243,6 +267,52 @@ async fn check(
         version: seal["version"].as_str().map(str::to_owned),
         policies: policies.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect(),
     })
+}
+
+/// `key` of the KV v2 secret at `path` (under the mount), read now.
+async fn read_key(
+    http: &HttpClient,
+    store: &CredentialStore,
+    credentials: &StoreCredentials,
+    path: &str,
+    key: &str,
+) -> Result<Secret, CredentialStoreError> {
+    let (session, _, _) = sign_in(http, &store.address, store.namespace.as_deref(), credentials).await?;
+    let shown = format!("{}/data/{path}", store.mount);
+    let answer = session.call(Method::GET, &shown, None).await?;
+    match answer.status {
+        StatusCode::NOT_FOUND => return Err(CredentialStoreError::SecretMissing { path: shown }),
+        StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown }),
+        _ => {}
+    }
+    let body = session.read(&answer)?;
+    let data = &body["data"]["data"];
+    match data.get(key) {
+        Some(Value::String(value)) => Ok(Secret::new(value.clone())),
+        Some(_) => Err(CredentialStoreError::NotText { path: shown, key: key.to_owned() }),
+        None => {
+            let keys: Vec<&str> = data.as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
+            Err(CredentialStoreError::KeyMissing { path: shown, key: key.to_owned(), keys: keys.join(", ") })
+        }
+    }
+}
+
+/// A secret's path under a mount: segments of letters, digits, `-`, `_` and `.`.
+fn clean_secret_path(raw: &str) -> Result<String> {
+    let path = raw.trim().trim_matches('/');
+    let valid = !path.is_empty()
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != ".."
+                && segment.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+    if !valid {
+        return Err(Error::invalid(
+            "path",
+            format!("'{path}' is not a secret's path under the mount, e.g. twilio/prod"),
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 /// A KV v2 mount's name: path segments of letters, digits, `-` and `_`.
@@ -318,6 +388,17 @@ mod rows {
         .ok_or_else(|| Error::NotFound { what: "credential store", id: name.trim().to_owned() })
     }
 
+    pub(super) fn by_id(db: &Db, id: &str) -> Result<(CredentialStore, Option<String>)> {
+        db.query_row(&format!("SELECT {COLUMNS} FROM credential_stores WHERE id = ?1"), [id], from_row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound { what: "credential store", id: id.to_owned() })
+    }
+
+    /// How many credential assets are linked to the store.
+    pub(super) fn linked_assets(db: &Db, id: &str) -> Result<u32> {
+        Ok(db.query_row("SELECT count(*) FROM assets WHERE store_id = ?1", [id], |row| row.get(0))?)
+    }
+
     pub(super) fn name_taken(db: &Db, name: &str) -> Result<Option<String>> {
         Ok(db
             .query_row("SELECT name FROM credential_stores WHERE name_key = ?1", [name_key(name)], |row| row.get(0))
@@ -382,14 +463,63 @@ impl Patchbay {
         rows::all(&self.store.conn())
     }
 
+    /// The credentials kept for a store (its secret from the OS vault).
+    async fn credentials_of(&self, store: &CredentialStore, role_id: Option<String>) -> Result<StoreCredentials> {
+        let secret = self.vault.get(&VaultKey::CredentialStore(store.id.clone())).await?;
+        Ok(match (store.auth, role_id) {
+            (StoreAuth::AppRole, Some(role_id)) => StoreCredentials::AppRole { role_id, secret_id: secret },
+            _ => StoreCredentials::Token(secret),
+        })
+    }
+
+    /// Reads `key` of the secret at `path` in the store with this id, now.
+    pub(crate) async fn read_linked(&self, store_id: &str, path: &str, key: &str) -> Result<Secret> {
+        let (store, role_id) = rows::by_id(&self.store.conn(), store_id)?;
+        let credentials = self.credentials_of(&store, role_id).await?;
+        Ok(read_key(&self.services.vault_http, &store, &credentials, path, key).await?)
+    }
+
+    /// A credential asset linked to `key` of the secret at `path` in the store named
+    /// `store`: only read, each time it is used. Checked readable now.
+    pub async fn link_asset(
+        &self,
+        folder: &str,
+        name: &str,
+        store: &str,
+        path: &str,
+        key: &str,
+    ) -> Result<crate::Asset> {
+        let name = clean_name("name", name)?;
+        let path = clean_secret_path(path)?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(Error::invalid("key", "name the key of the secret to read, e.g. auth_token"));
+        }
+        let (store_row, _) = rows::by_name(&self.store.conn(), store)?;
+        self.read_linked(&store_row.id, &path, key).await?;
+        let id = Uuid::new_v4().to_string();
+        self.store.write(|tx| {
+            let folder_id = crate::folders::resolve(tx, folder)?;
+            if let Some(existing) = crate::assets::same_name_in_folder(tx, folder_id, &name)? {
+                return Err(Error::NameTaken {
+                    what: "credential asset",
+                    name: existing,
+                    place: format!("folder '{}'", crate::folders::path_of(tx, folder_id)?),
+                });
+            }
+            crate::assets::insert_linked(tx, &id, folder_id, &name, &store_row.id, &path, key)
+        })?;
+        let conn = self.store.conn();
+        crate::assets::in_folder(&conn, crate::folders::resolve(&conn, folder)?)?
+            .into_iter()
+            .find(|asset| asset.id == id)
+            .ok_or_else(|| Error::NotFound { what: "credential asset", id })
+    }
+
     /// Checks a registered store again, with the credentials kept for it.
     pub async fn test_store(&self, name: &str) -> Result<StoreCheck> {
         let (store, role_id) = rows::by_name(&self.store.conn(), name)?;
-        let secret = self.vault.get(&VaultKey::CredentialStore(store.id.clone())).await?;
-        let credentials = match (store.auth, role_id) {
-            (StoreAuth::AppRole, Some(role_id)) => StoreCredentials::AppRole { role_id, secret_id: secret },
-            _ => StoreCredentials::Token(secret),
-        };
+        let credentials = self.credentials_of(&store, role_id).await?;
         let mut found =
             check(&self.services.vault_http, &store.address, store.namespace.as_deref(), &store.mount, &credentials)
                 .await?;
@@ -397,10 +527,23 @@ impl Patchbay {
         Ok(found)
     }
 
-    /// Forgets a store and its credentials (the secrets in it stay where they are).
+    /// Forgets a store and its credentials (the secrets in it stay where they are);
+    /// refused while credential assets are linked to it.
     pub async fn remove_store(&self, name: &str) -> Result<()> {
         let (store, _) = rows::by_name(&self.store.conn(), name)?;
-        self.store.write(|tx| rows::delete(tx, &store.id))?;
+        self.store.write(|tx| {
+            let linked = rows::linked_assets(tx, &store.id)?;
+            if linked > 0 {
+                return Err(Error::invalid(
+                    "name",
+                    format!(
+                        "credential store '{}' has {linked} linked credential assets; delete them first",
+                        store.name
+                    ),
+                ));
+            }
+            rows::delete(tx, &store.id)
+        })?;
         self.vault.delete(&VaultKey::CredentialStore(store.id)).await?;
         Ok(())
     }

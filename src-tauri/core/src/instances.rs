@@ -313,7 +313,7 @@ impl Patchbay {
             let folder_id = crate::folders::resolve(&conn, folder)?;
             crate::assets::resolve_visible(&conn, folder_id, name.trim())?
         };
-        let value = self.vault.get(&VaultKey::Asset(asset_id)).await?;
+        let value = self.asset_value(&asset_id).await?;
         let text = value.expose().trim();
         if field.kind == FieldKind::Secret || !field.accepts(text) {
             let hint = field.format_hint.as_deref().unwrap_or("in its format");

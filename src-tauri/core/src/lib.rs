@@ -348,7 +348,7 @@ impl Patchbay {
             }
             Some(SecretSource::Asset(asset_name)) => {
                 let asset_id = assets::resolve_visible(&self.store.conn(), folder, asset_name.trim())?;
-                let secret = self.vault.get(&VaultKey::Asset(asset_id.clone())).await?;
+                let secret = self.asset_value(&asset_id).await?;
                 let source = format!("value of credential asset '{}'", asset_name.trim());
                 fields::check_secret(field, &secret, &source)?;
                 Ok((Some(asset_id), Some(secret)))
@@ -400,12 +400,25 @@ impl Patchbay {
         self.finish_rows(std::slice::from_ref(&doomed), Some(self.owner.id())).await
     }
 
-    /// The connection's secret from the vault; None when its auth method has none.
+    /// The connection's secret, from the vault or its asset; None when its auth method has none.
     async fn secret_of(&self, stored: &connections::Stored) -> Result<Option<Secret>> {
         if stored.method()?.secret_field().is_none() {
             return Ok(None);
         }
-        Ok(Some(self.vault.get(&stored.secret_key()?).await?))
+        match stored.secret_key()? {
+            VaultKey::Asset(asset_id) => Ok(Some(self.asset_value(&asset_id).await?)),
+            key => Ok(Some(self.vault.get(&key).await?)),
+        }
+    }
+
+    /// A credential asset's value: from the OS vault, or, for one linked to a credential
+    /// store, read from the store now (a rotation done there is seen at once).
+    async fn asset_value(&self, asset_id: &str) -> Result<Secret> {
+        let link = assets::link_of(&self.store.conn(), asset_id)?;
+        match link {
+            Some((store_id, path, key)) => self.read_linked(&store_id, &path, &key).await,
+            None => Ok(self.vault.get(&VaultKey::Asset(asset_id.to_owned())).await?),
+        }
     }
 
     // ---- Consistency between rows and vault ----------------------------------------

@@ -138,6 +138,14 @@ impl Patchbay {
                     let folder_id = folders::resolve(&conn, folder)?;
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
+                    if let Some((_, path, _)) = assets::link_of(&conn, &asset_id)? {
+                        return Err(Error::invalid(
+                            "asset",
+                            format!(
+                                "credential asset '{name}' is linked to '{path}' in a credential store, which is its admins' to rotate; rotate it there, and connections read the new value the next time they are used"
+                            ),
+                        ));
+                    }
                     let mut accounts: Vec<(String, bool)> = Vec::new();
                     for user in connections::using_asset(&conn, &asset_id)? {
                         if !user.method()?.offers(Feature::TokenRotation) {

@@ -83,6 +83,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/009_auth_methods.sql"),
     include_str!("../migrations/010_connection_fields.sql"),
     include_str!("../migrations/011_credential_stores.sql"),
+    include_str!("../migrations/012_linked_assets.sql"),
 ];
 
 pub struct Store {

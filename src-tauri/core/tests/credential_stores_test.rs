@@ -5,8 +5,8 @@
 mod common;
 
 use common::World;
-use patchbay_core::Secret;
 use patchbay_core::credential_stores::{NewStore, StoreCredentials};
+use patchbay_core::{Secret, SecretSource};
 use patchbay_tests::openbao::OpenBao;
 
 fn store(name: &str, bao: &OpenBao, mount: Option<&str>, credentials: StoreCredentials) -> NewStore {
@@ -111,4 +111,87 @@ async fn a_store_that_fails_later_says_so_when_tested() {
     bao.ok(&["operator", "seal"]);
     assert_eq!(world.core.test_store("Vault").await.unwrap_err().code(), "store_sealed");
     assert_eq!(world.core.test_store("Other").await.unwrap_err().code(), "not_found");
+}
+
+#[tokio::test]
+async fn a_linked_asset_is_read_from_the_store_each_time_so_a_rotation_there_reaches_connections() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let bao = OpenBao::start();
+    bao.policy("twilio-read", r#"path "secret/data/twilio/*" { capabilities = ["read"] }"#);
+    let token = bao.token(&["twilio-read"]);
+    bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", seed.live.auth_token), "owner=ops"]);
+    let credentials = StoreCredentials::Token(Secret::new(token));
+    world.core.add_store(store("Company vault", &bao, None, credentials)).await.unwrap();
+
+    let asset =
+        world.core.link_asset("Shared", "Twilio prod", "Company vault", "twilio/prod", "auth_token").await.unwrap();
+    let link = asset.link.clone().expect("linked");
+    assert_eq!(
+        (link.store.as_str(), link.path.as_str(), link.key.as_str()),
+        ("Company vault", "twilio/prod", "auth_token")
+    );
+    assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None, "no copy in the OS vault");
+
+    let mut new = world.live("+15551230001");
+    new.secret = Some(SecretSource::Asset("Twilio prod".into()));
+    let connection = world.core.add_connection(new).await.unwrap();
+    assert_eq!(connection.status, patchbay_core::ConnectionStatus::Connected);
+
+    // The admins change the secret in the store: the next use reads the new value.
+    bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", "0".repeat(32))]);
+    let err = world.core.test_connection(&connection.id).await.unwrap_err();
+    assert_eq!(err.code(), "twilio_auth_failed");
+    bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", seed.live.auth_token)]);
+    assert_eq!(
+        world.core.test_connection(&connection.id).await.unwrap().status,
+        patchbay_core::ConnectionStatus::Connected
+    );
+
+    // Patchbay does not rotate what the store's admins own.
+    let subject =
+        patchbay_core::rotation::RotationSubject::Asset { folder: "Shared".into(), name: "Twilio prod".into() };
+    let err = world.core.plan_rotation(&subject).await.unwrap_err();
+    assert!(err.to_string().contains("rotate it there"), "{err}");
+    assert!(!world.core.list_assets(Some("Shared")).unwrap()[0].rotatable);
+
+    // Sealed: the connection shows the store's reason, and no value is shown anywhere.
+    bao.ok(&["operator", "seal"]);
+    let err = world.core.test_connection(&connection.id).await.unwrap_err();
+    assert_eq!(err.code(), "store_sealed");
+    let failed = world.core.connection(&connection.id).unwrap();
+    assert!(
+        matches!(failed.status, patchbay_core::ConnectionStatus::Failed { ref code, .. } if code == "store_sealed")
+    );
+    assert_eq!(world.core.remove_store("Company vault").await.unwrap_err().code(), "invalid_input", "still linked");
+}
+
+#[tokio::test]
+async fn links_to_what_the_store_does_not_have_or_allow_are_refused_with_their_own_codes() {
+    let world = World::new();
+    let bao = OpenBao::start();
+    bao.policy("twilio-read", r#"path "secret/data/twilio/*" { capabilities = ["read"] }"#);
+    bao.ok(&["kv", "put", "secret/twilio/prod", "auth_token=abc", "count=1"]);
+    bao.ok(&["kv", "put", "secret/hr/payroll", "password=x"]);
+    let token = bao.token(&["twilio-read"]);
+    world.core.add_store(store("Vault", &bao, None, StoreCredentials::Token(Secret::new(token)))).await.unwrap();
+    let link = |path: &'static str, key: &'static str| world.core.link_asset("Shared", "Linked", "Vault", path, key);
+
+    let err = link("twilio/staging", "auth_token").await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("store_secret_missing", Some("path")));
+    let err = link("twilio/prod", "token").await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("store_key_missing", Some("key")));
+    assert!(
+        err.to_string().contains("auth_token, count") && !err.to_string().contains("abc"),
+        "keys, never values: {err}"
+    );
+    let err = link("hr/payroll", "password").await.unwrap_err();
+    assert_eq!(err.code(), "store_denied");
+    assert!(err.to_string().contains("secret/data/hr/payroll"), "the denied path is named: {err}");
+    assert_eq!(link("../sys", "x").await.unwrap_err().field(), Some("path"));
+    assert_eq!(
+        world.core.link_asset("Shared", "Linked", "Nope", "twilio/prod", "auth_token").await.unwrap_err().code(),
+        "not_found"
+    );
+    assert!(world.core.list_assets(None).unwrap().is_empty());
 }

@@ -176,7 +176,7 @@ export function createBackend() {
         return { ...asset, used_by: users.length, rotatable: users.some((c) => c.auth_method === "auth_token") };
       }),
     create_asset: ({ folder, name, value }) => {
-      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, created_at: "", updated_at: "", value: String(value) };
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, link: null, created_at: "", updated_at: "", value: String(value) };
       assets.push(asset);
       const { value: _value, ...shown } = asset;
       return shown;
