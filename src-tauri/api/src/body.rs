@@ -113,11 +113,9 @@ impl InstanceBody {
         let known: Vec<&str> =
             method.fields.iter().map(|field| field.configuration_key()).chain(COMMON.iter().copied()).collect();
         if let Some(unknown) = config.keys().find(|key| !known.contains(&key.as_str())) {
-            let mut listed = known.clone();
-            listed.dedup();
             return Err(ApiError::bad_request(format!(
                 "unknown configuration entry '{unknown}'; known entries: {}",
-                listed.join(", ")
+                known.join(", ")
             )));
         }
         let missing: Vec<&str> = method

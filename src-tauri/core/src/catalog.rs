@@ -242,7 +242,11 @@ mod tests {
         for connector in CATALOG.iter() {
             assert!(element_keys.insert(&connector.element_key), "{}: element key taken", connector.key);
             assert!(!connector.auth_methods.is_empty(), "{} offers a way to authenticate", connector.key);
-            assert!(crate::connectors::module(&connector.key).is_some(), "{} has its module", connector.key);
+            assert_eq!(
+                crate::connectors::module(&connector.key).key(),
+                connector.key,
+                "the definition's key is its module's"
+            );
             for method in &connector.auth_methods {
                 let secrets = method.fields.iter().filter(|field| field.kind == FieldKind::Secret).count();
                 assert!(secrets <= 1, "{}.{}: one secret field at most", connector.key, method.key);

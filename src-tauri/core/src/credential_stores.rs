@@ -245,12 +245,11 @@ async fn sign_in<'a>(
 /// Checks a store: signed in, and its mount KV v2. Returns what it found.
 async fn check(
     http: &HttpClient,
-    address: &str,
-    namespace: Option<&str>,
-    mount: &str,
+    store: &CredentialStore,
     credentials: &StoreCredentials,
 ) -> Result<StoreCheck, CredentialStoreError> {
-    let (session, seal, policies) = sign_in(http, address, namespace, credentials).await?;
+    let mount = store.mount.as_str();
+    let (session, seal, policies) = sign_in(http, &store.address, store.namespace.as_deref(), credentials).await?;
     let path = format!("sys/internal/ui/mounts/{mount}");
     let answer = session.call(Method::GET, &path, None).await?;
     if answer.status == StatusCode::FORBIDDEN || answer.status == StatusCode::NOT_FOUND {
@@ -263,7 +262,7 @@ async fn check(
         return Err(CredentialStoreError::NotKv2 { mount: mount.to_owned(), found });
     }
     Ok(StoreCheck {
-        name: String::new(),
+        name: store.name.clone(),
         version: seal["version"].as_str().map(str::to_owned),
         policies: policies.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect(),
     })
@@ -424,11 +423,9 @@ impl Patchbay {
         if let Some(existing) = rows::name_taken(&self.store.conn(), &name)? {
             return Err(Error::NameTaken { what: "credential store", name: existing, place: "this Patchbay".into() });
         }
-        check(&self.services.vault_http, &address, namespace.as_deref(), &mount, &new.credentials).await?;
-
-        let (auth, role_id, secret) = match new.credentials {
-            StoreCredentials::Token(token) => (StoreAuth::Token, None, token),
-            StoreCredentials::AppRole { role_id, secret_id } => (StoreAuth::AppRole, Some(role_id), secret_id),
+        let auth = match new.credentials {
+            StoreCredentials::Token(_) => StoreAuth::Token,
+            StoreCredentials::AppRole { .. } => StoreAuth::AppRole,
         };
         let store = CredentialStore {
             id: Uuid::new_v4().to_string(),
@@ -439,6 +436,11 @@ impl Patchbay {
             namespace,
             auth,
             created_at: now(),
+        };
+        check(&self.services.vault_http, &store, &new.credentials).await?;
+        let (role_id, secret) = match new.credentials {
+            StoreCredentials::Token(token) => (None, token),
+            StoreCredentials::AppRole { role_id, secret_id } => (Some(role_id), secret_id),
         };
         let key = VaultKey::CredentialStore(store.id.clone());
         self.vault.put(&key, &secret).await?;
@@ -520,11 +522,7 @@ impl Patchbay {
     pub async fn test_store(&self, name: &str) -> Result<StoreCheck> {
         let (store, role_id) = rows::by_name(&self.store.conn(), name)?;
         let credentials = self.credentials_of(&store, role_id).await?;
-        let mut found =
-            check(&self.services.vault_http, &store.address, store.namespace.as_deref(), &store.mount, &credentials)
-                .await?;
-        found.name = store.name;
-        Ok(found)
+        Ok(check(&self.services.vault_http, &store, &credentials).await?)
     }
 
     /// Forgets a store and its credentials (the secrets in it stay where they are);

@@ -218,7 +218,7 @@ impl Patchbay {
     pub async fn add_connection(&self, new: NewConnection) -> Result<Connection> {
         let connector = catalog::require(&new.connector)?;
         let method = connector.auth_method_or_default(new.auth_method.as_deref())?;
-        let module = connectors::module(&connector.key).expect("every catalog connector has its module");
+        let module = connectors::module(&connector.key);
         let values = fields::check(method, &new.values)?;
         module.check(method, &values)?;
         let (folder_id, chosen_name) = {
@@ -287,7 +287,7 @@ impl Patchbay {
                 format!("the connection uses {}; to use another auth method, add a new connection", method.label),
             ));
         }
-        let module = connectors::module(&stored.connector).expect("every catalog connector has its module");
+        let module = connectors::module(&stored.connector);
         let values = fields::check(method, &changes.values)?;
         module.check(method, &values)?;
         let (asset_id, secret) = match changes.secret {
@@ -389,7 +389,7 @@ impl Patchbay {
     /// Asks the connection's service whether its stored values and secret still work.
     async fn verify_stored(&self, stored: &connections::Stored) -> Result<Details> {
         let method = stored.method()?;
-        let module = connectors::module(&stored.connector).expect("every catalog connector has its module");
+        let module = connectors::module(&stored.connector);
         let secret = self.secret_of(stored).await?;
         module.verify(&self.services, Verify { method, values: &stored.fields, secret: secret.as_ref() }).await
     }

@@ -85,6 +85,13 @@ impl ConnectorModule for Http {
     /// https only, except to this machine: checked before anything is sent.
     fn check(&self, _method: &AuthMethod, values: &FieldValues) -> Result<()> {
         let base = fields::text(values, "base_url").unwrap_or_default();
+        // A base URL is stored and shown as it is: credentials in it would leak. Never echoed.
+        if url::Url::parse(base).is_ok_and(|url| !url.username().is_empty() || url.password().is_some()) {
+            return Err(Error::invalid(
+                "base_url",
+                "the Base URL must not carry a username or password; choose Basic authentication and enter them there",
+            ));
+        }
         check_base_url(base)
             .map(|_| ())
             .map_err(|refusal| Error::invalid("base_url", format!("the Base URL '{base}' is refused: {refusal}")))

@@ -26,9 +26,10 @@ pub(crate) use twilio::TwilioAccount;
 pub(crate) static MODULES: &[&dyn ConnectorModule] =
     &[&twilio::Twilio, &sendgrid::SendGrid, &slack::Slack, &http::Http];
 
-/// The module of the connector with this key.
-pub(crate) fn module(key: &str) -> Option<&'static dyn ConnectorModule> {
-    MODULES.iter().copied().find(|module| module.key() == key)
+/// The module of a catalog connector (the catalog is built from `MODULES`, so every
+/// connector it knows has one; callers look the key up in the catalog first).
+pub(crate) fn module(key: &str) -> &'static dyn ConnectorModule {
+    MODULES.iter().copied().find(|module| module.key() == key).expect("every catalog connector has its module")
 }
 
 /// What connectors reach their services with: one client per service, each with its
