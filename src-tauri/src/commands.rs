@@ -60,8 +60,14 @@ pub async fn list_assets(core: Core<'_>, folder: String) -> Answer<Vec<Asset>> {
 }
 
 #[tauri::command]
-pub async fn create_asset(core: Core<'_>, folder: String, name: String, value: Secret) -> Answer<Asset> {
-    core.create_asset(&folder, &name, value).await.map_err(body)
+pub async fn create_asset(
+    core: Core<'_>,
+    folder: String,
+    name: String,
+    value: Secret,
+    store: Option<String>,
+) -> Answer<Asset> {
+    core.create_asset(&folder, &name, value, store.as_deref()).await.map_err(body)
 }
 
 #[tauri::command]

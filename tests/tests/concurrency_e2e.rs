@@ -60,7 +60,7 @@ fn window(config: Config, phone: String, sid: String, token: String) -> Vec<Outc
                 Err(err) => Outcome::Failed(format!("{} {err}", err.code())),
             });
             done.push(
-                match core.create_asset("Shared", &format!("window asset {round}"), Secret::new("value")).await {
+                match core.create_asset("Shared", &format!("window asset {round}"), Secret::new("value"), None).await {
                     Ok(asset) => Outcome::AssetCreated(asset.id),
                     Err(err) => Outcome::Failed(format!("{} {err}", err.code())),
                 },

@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         search: Option<String>,
     },
-    /// Credential assets: named secrets kept in the OS vault.
+    /// Credential assets: named secrets kept in the OS vault or a credential store.
     #[command(subcommand)]
     Asset(AssetCommand),
     /// Add, list, show, test and delete connections.
@@ -141,6 +141,10 @@ struct RotateArgs {
     /// Cancel unfinished rotations that have not promoted yet.
     #[arg(long, conflicts_with_all = ["asset", "connection"])]
     cancel: bool,
+    /// Also write the new token into a credential store's secret that the asset is
+    /// linked to (with check-and-set); without it, such an asset is refused.
+    #[arg(long, requires = "asset")]
+    write_linked: bool,
 }
 
 #[derive(Subcommand)]
@@ -170,6 +174,16 @@ enum FolderCommand {
         #[arg(long)]
         top_level: bool,
     },
+    /// Where the folder's new credential assets are kept; with --set or --inherit, choose.
+    Store {
+        path: String,
+        /// A credential store's name (patchbay store list), or `os` for the OS vault.
+        #[arg(long, value_name = "STORE", conflicts_with = "inherit")]
+        set: Option<String>,
+        /// Keep them where the parent folder's go.
+        #[arg(long)]
+        inherit: bool,
+    },
     /// Delete a folder; one that holds anything only with --recursive.
     Delete {
         path: String,
@@ -186,6 +200,10 @@ enum AssetCommand {
         name: String,
         #[arg(long)]
         folder: String,
+        /// Keep the value in this credential store (`os`: the OS vault); by default
+        /// where the folder's assets go (patchbay folder store).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Link a credential asset to a key of a secret in a credential store: its value is
     /// read there each time it is used, so a rotation done in the store reaches every
@@ -416,7 +434,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
                 return Ok(());
             }
             let subject = match (args.asset, args.folder, args.connection) {
-                (Some(name), Some(folder), _) => RotationSubject::Asset { folder, name },
+                (Some(name), Some(folder), _) => {
+                    RotationSubject::Asset { folder, name, write_linked: args.write_linked }
+                }
                 (_, _, Some(id)) => RotationSubject::Connection { id },
                 _ => return Err(Error::invalid("arguments", "name --asset NAME --folder PATH, or --connection ID")),
             };
@@ -463,15 +483,19 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
             FolderCommand::List => out.folders(&core.list_folders()?),
             FolderCommand::Rename { path, new_name } => out.folder(&core.rename_folder(&path, &new_name)?),
             FolderCommand::Move { path, to, .. } => out.folder(&core.move_folder(&path, to.as_deref())?),
+            FolderCommand::Store { path, set, inherit } => out.folder_store(&match (set, inherit) {
+                (None, false) => core.folder_store(&path)?,
+                (set, _) => core.set_folder_store(&path, set.as_deref())?,
+            }),
             FolderCommand::Delete { path, recursive } => {
                 out.deleted_folder(&path, &core.delete_folder(&path, recursive).await?)
             }
         },
         Command::Connectors { search } => out.connectors(&core.connectors(search.as_deref().unwrap_or(""))),
         Command::Asset(command) => match command {
-            AssetCommand::Create { name, folder } => {
+            AssetCommand::Create { name, folder, store } => {
                 let value = read_secret(&format!("Value of credential asset '{name}'"))?;
-                out.asset(&core.create_asset(&folder, &name, value).await?)
+                out.asset(&core.create_asset(&folder, &name, value, store.as_deref()).await?)
             }
             AssetCommand::Link { name, folder, store, path, key } => {
                 out.asset(&core.link_asset(&folder, &name, &store, &path, &key).await?)

@@ -1,7 +1,7 @@
 //! How the CLI prints: tables for people, JSON for scripts (`--json`).
 
 use patchbay_core::catalog;
-use patchbay_core::credential_stores::{CredentialStore, StoreCheck};
+use patchbay_core::credential_stores::{CredentialStore, FolderStore, OS_STORE, StoreCheck};
 use patchbay_core::rotation::{RotationPlan, RotationRecord};
 use patchbay_core::{
     Asset, AuthRef, Connection, ConnectionPage, ConnectionStatus, Connector, Error, Folder, FolderContents,
@@ -165,6 +165,21 @@ impl Output {
         });
     }
 
+    pub fn folder_store(&self, choice: &FolderStore) {
+        self.emit(choice, || {
+            let store = match choice.store.as_str() {
+                OS_STORE => "the OS vault".to_owned(),
+                name => format!("credential store '{name}'"),
+            };
+            let chosen = match &choice.chosen_in {
+                Some(folder) if *folder == choice.folder => "chosen here".to_owned(),
+                Some(folder) => format!("as folder '{folder}'"),
+                None => "nobody chose another".to_owned(),
+            };
+            format!("new credential assets of '{}' go to {store} ({chosen})", choice.folder)
+        });
+    }
+
     pub fn asset(&self, asset: &Asset) {
         self.emit(asset, || format!("created credential asset '{}' in '{}'", asset.name, asset.folder));
     }
@@ -174,9 +189,10 @@ impl Output {
             table(
                 &["NAME", "FOLDER", "VALUE IN", "USED BY", "CREATED"],
                 assets.iter().map(|a| {
-                    let source = match &a.link {
-                        Some(link) => format!("{}: {} ({})", link.store, link.path, link.key),
-                        None => "OS vault".to_owned(),
+                    let source = match (&a.store, &a.link) {
+                        (Some(store), Some(link)) => format!("{store}: {} ({}), linked", link.path, link.key),
+                        (Some(store), None) => format!("{store} (managed)"),
+                        (None, _) => "OS vault".to_owned(),
                     };
                     vec![a.name.clone(), a.folder.clone(), source, a.used_by.to_string(), a.created_at.clone()]
                 }),

@@ -22,17 +22,18 @@ pub struct Asset {
     /// Whether Patchbay can rotate it: a connection uses it as a secret whose auth
     /// method offers rotation (a Twilio Auth Token), and its value is Patchbay's.
     pub rotatable: bool,
-    /// Where a linked asset's value is read from; None: the OS vault.
+    /// The credential store that keeps the value; None: the OS vault.
+    pub store: Option<String>,
+    /// For an asset linked to a secret in that store: where it is read (never the value).
     pub link: Option<AssetLink>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-/// A linked asset's source: a key of a KV v2 secret in a credential store (never its value).
+/// A linked asset's source: a key of a KV v2 secret in a credential store.
 #[derive(Debug, Clone, Serialize, TS)]
 #[ts(export)]
 pub struct AssetLink {
-    pub store: String,
     /// The secret's path under the store's mount, e.g. `twilio/prod`.
     pub path: String,
     pub key: String,
@@ -77,8 +78,9 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                     updated_at: row.get(3)?,
                     used_by: row.get(5)?,
                     rotatable: false,
-                    link: match (row.get(6)?, row.get(7)?, row.get(8)?) {
-                        (Some(store), Some(path), Some(key)) => Some(AssetLink { store, path, key }),
+                    store: row.get(6)?,
+                    link: match (row.get(7)?, row.get(8)?) {
+                        (Some(path), Some(key)) => Some(AssetLink { path, key }),
                         _ => None,
                     },
                     folder: String::new(),
@@ -142,12 +144,19 @@ pub(crate) fn same_name_in_folder(conn: &Connection, folder: i64, name: &str) ->
         .optional()?)
 }
 
-/// A new asset, `pending` until its value is in the vault.
-pub(crate) fn insert_pending(conn: &Connection, id: &str, folder: i64, name: &str, owner: &str) -> Result<()> {
+/// A new asset, `pending` until its value is in the OS vault or in the store `store_id`.
+pub(crate) fn insert_pending(
+    conn: &Connection,
+    id: &str,
+    folder: i64,
+    name: &str,
+    owner: &str,
+    store_id: Option<&str>,
+) -> Result<()> {
     conn.execute(
-        "INSERT INTO assets (id, folder_id, name, name_key, lifecycle, owner, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![id, folder, name, name_key(name), Lifecycle::Pending, owner, crate::store::now()],
+        "INSERT INTO assets (id, folder_id, name, name_key, lifecycle, owner, created_at, updated_at, store_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+        params![id, folder, name, name_key(name), Lifecycle::Pending, owner, crate::store::now(), store_id],
     )?;
     Ok(())
 }
@@ -170,15 +179,34 @@ pub(crate) fn insert_linked(
     Ok(())
 }
 
-/// Where a linked asset's value is: `(store id, path, key)`; None for one in the OS vault.
-pub(crate) fn link_of(conn: &Connection, id: &str) -> Result<Option<(String, String, String)>> {
-    Ok(conn
-        .query_row(
-            "SELECT store_id, link_path, link_key FROM assets WHERE id = ?1 AND store_id IS NOT NULL",
-            [id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?)
+/// Where an asset's value is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AssetHome {
+    /// The OS vault, as `asset/<id>`.
+    Os,
+    /// `key` of the KV v2 secret at `path` under a credential store's mount: Patchbay's
+    /// own (`patchbay/<asset id>`, key `value`) when `managed`; else the admin's, linked.
+    Store { store_id: String, path: String, key: String, managed: bool },
+}
+
+/// The key of a managed asset's secret, at `patchbay/<asset id>`.
+const MANAGED_KEY: &str = "value";
+
+/// Where the asset's value is kept; the OS vault for an asset that is gone (its entry
+/// there, if any, is what is left to remove).
+pub(crate) fn home_of(conn: &Connection, id: &str) -> Result<AssetHome> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .query_row("SELECT store_id, link_path, link_key FROM assets WHERE id = ?1", [id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((Some(store_id), Some(path), Some(key))) => AssetHome::Store { store_id, path, key, managed: false },
+        Some((Some(store_id), _, _)) => {
+            AssetHome::Store { store_id, path: format!("patchbay/{id}"), key: MANAGED_KEY.into(), managed: true }
+        }
+        _ => AssetHome::Os,
+    })
 }
 
 /// Ids of the connections that use the asset.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use ts_rs::TS;
 use uuid::Uuid;
+use zeroize::Zeroize;
 
 use crate::Patchbay;
 use crate::destination::check_base_url;
@@ -22,6 +23,9 @@ use crate::secret::Secret;
 use crate::store::{now, text_column_enum};
 use crate::text::name_key;
 use crate::vault::VaultKey;
+
+/// The name that stands for the built-in store, the OS vault; no registered store has it.
+pub const OS_STORE: &str = "os";
 
 text_column_enum! {
     /// How Patchbay signs in to a store.
@@ -88,8 +92,14 @@ pub enum CredentialStoreError {
     SecretMissing { path: String },
     #[error("the secret at '{path}' has no key '{key}'; its keys are: {keys}")]
     KeyMissing { path: String, key: String, keys: String },
-    #[error("the credential store's policy for this token does not allow reading '{path}'; grant it read on that path")]
-    Denied { path: String },
+    #[error(
+        "the credential store's policy for this token does not allow {wanted} on '{path}'; grant it that capability on the path"
+    )]
+    Denied { path: String, wanted: &'static str },
+    #[error(
+        "'{path}' was changed in the credential store since Patchbay read version {expected}; Patchbay does not overwrite a version someone else wrote. Check the secret there, then try again"
+    )]
+    VersionConflict { path: String, expected: u64 },
     #[error("the value of '{key}' at '{path}' is not text")]
     NotText { path: String, key: String },
     #[error("the credential store answered what Patchbay could not read ({what})")]
@@ -108,6 +118,7 @@ impl CredentialStoreError {
             Self::SecretMissing { .. } => "store_secret_missing",
             Self::KeyMissing { .. } | Self::NotText { .. } => "store_key_missing",
             Self::Denied { .. } => "store_denied",
+            Self::VersionConflict { .. } => "store_version_conflict",
             Self::Unexpected { .. } => "store_unexpected_answer",
         }
     }
@@ -117,11 +128,22 @@ impl CredentialStoreError {
             Self::Unreachable { .. } => Some("address"),
             Self::AuthFailed { .. } => Some("credentials"),
             Self::MountUnavailable { .. } | Self::NotKv2 { .. } => Some("mount"),
-            Self::SecretMissing { .. } | Self::Denied { .. } => Some("path"),
+            Self::SecretMissing { .. } | Self::Denied { .. } | Self::VersionConflict { .. } => Some("path"),
             Self::KeyMissing { .. } | Self::NotText { .. } => Some("key"),
             _ => None,
         }
     }
+}
+
+/// Where a folder's new credential assets are kept.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct FolderStore {
+    pub folder: String,
+    /// The store new assets go to: a registered store's name, or `os` (the OS vault).
+    pub store: String,
+    /// The folder that chose it (this one or an ancestor); None: nobody did, so the OS vault.
+    pub chosen_in: Option<String>,
 }
 
 /// What a check of a store found.
@@ -135,23 +157,22 @@ pub struct StoreCheck {
     pub policies: Vec<String>,
 }
 
-/// Vault's HTTP API at one address, as one signed-in session.
+/// Vault's HTTP API at one store's address, as one signed-in session.
 struct Session<'a> {
     http: &'a HttpClient,
-    address: &'a str,
-    namespace: Option<&'a str>,
+    store: &'a CredentialStore,
     token: Option<Secret>,
 }
 
 impl Session<'_> {
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CredentialStoreError> {
-        let url = format!("{}/v1/{path}", self.address.trim_end_matches('/'));
+        let url = format!("{}/v1/{path}", self.store.address);
         self.http
             .send(method, &url, body.is_none(), |mut request| {
                 if let Some(token) = &self.token {
                     request = request.header("X-Vault-Token", token.expose());
                 }
-                if let Some(namespace) = self.namespace {
+                if let Some(namespace) = &self.store.namespace {
                     request = request.header("X-Vault-Namespace", namespace);
                 }
                 match body {
@@ -164,7 +185,7 @@ impl Session<'_> {
             .await
             .map_err(|err| match err {
                 TransportError::Unreachable(reason) => {
-                    CredentialStoreError::Unreachable { address: self.address.to_owned(), reason: reason.to_owned() }
+                    CredentialStoreError::Unreachable { address: self.store.address.clone(), reason: reason.to_owned() }
                 }
                 TransportError::TooLarge => CredentialStoreError::Unexpected { what: err.to_string() },
             })
@@ -172,16 +193,121 @@ impl Session<'_> {
 
     /// The answer's JSON when it is a 200; a sealed or uninitialised store as such.
     fn read(&self, answer: &Answer) -> Result<Value, CredentialStoreError> {
+        let address = || self.store.address.clone();
         match answer.status {
             StatusCode::OK => answer.json().map_err(|what| CredentialStoreError::Unexpected { what }),
-            StatusCode::SERVICE_UNAVAILABLE => Err(CredentialStoreError::Sealed { address: self.address.to_owned() }),
-            StatusCode::NOT_IMPLEMENTED => {
-                Err(CredentialStoreError::NotInitialized { address: self.address.to_owned() })
-            }
+            StatusCode::SERVICE_UNAVAILABLE => Err(CredentialStoreError::Sealed { address: address() }),
+            StatusCode::NOT_IMPLEMENTED => Err(CredentialStoreError::NotInitialized { address: address() }),
             status => Err(CredentialStoreError::Unexpected {
                 what: format!("HTTP {} {}", status.as_u16(), first_error(answer)),
             }),
         }
+    }
+
+    /// `<mount>/data/<path>`, as people see it in messages and policies.
+    fn data_path(&self, path: &str) -> String {
+        format!("{}/data/{path}", self.store.mount)
+    }
+
+    /// The KV v2 secret at `path` under the mount, its newest version.
+    async fn read_secret(&self, path: &str) -> Result<KvSecret, CredentialStoreError> {
+        let shown = self.data_path(path);
+        let answer = self.call(Method::GET, &shown, None).await?;
+        match answer.status {
+            StatusCode::NOT_FOUND => return Err(CredentialStoreError::SecretMissing { path: shown }),
+            StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown, wanted: "read" }),
+            _ => {}
+        }
+        let mut body = self.read(&answer)?;
+        let version = body["data"]["metadata"]["version"].as_u64();
+        match (body["data"]["data"].take(), version) {
+            (Value::Object(data), Some(version)) => Ok(KvSecret { path: shown, data, version }),
+            // A deleted (not destroyed) newest version reads as null data.
+            (Value::Null, _) => Err(CredentialStoreError::SecretMissing { path: shown }),
+            _ => Err(CredentialStoreError::Unexpected { what: format!("a KV v2 read of {shown} without data") }),
+        }
+    }
+
+    /// Writes a new version of the secret at `path` with check-and-set: `cas` 0 creates
+    /// it only if absent, N only if N is still its newest version. Returns the new version.
+    async fn write_secret(
+        &self,
+        path: &str,
+        data: &serde_json::Map<String, Value>,
+        cas: u64,
+    ) -> Result<u64, CredentialStoreError> {
+        let shown = self.data_path(path);
+        let mut body = serde_json::json!({ "options": { "cas": cas }, "data": data });
+        let answer = self.call(Method::POST, &shown, Some(&body)).await;
+        zeroize_text(&mut body);
+        let answer = answer?;
+        match answer.status {
+            StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown, wanted: "write" }),
+            // Vault answers a check-and-set mismatch with 400 and these words.
+            StatusCode::BAD_REQUEST if first_error(&answer).contains("check-and-set") => {
+                return Err(CredentialStoreError::VersionConflict { path: shown, expected: cas });
+            }
+            _ => {}
+        }
+        let written = self.read(&answer)?;
+        written["data"]["version"].as_u64().ok_or_else(|| CredentialStoreError::Unexpected {
+            what: format!("a KV v2 write of {shown} without its version"),
+        })
+    }
+
+    /// Removes every version of the secret at `path` (its metadata): Patchbay's own only.
+    async fn destroy_secret(&self, path: &str) -> Result<(), CredentialStoreError> {
+        let shown = format!("{}/metadata/{path}", self.store.mount);
+        let answer = self.call(Method::DELETE, &shown, None).await?;
+        match answer.status {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::FORBIDDEN => Err(CredentialStoreError::Denied { path: shown, wanted: "delete" }),
+            _ => self.read(&answer).map(drop),
+        }
+    }
+}
+
+/// A KV v2 secret as read: every key (a linked secret may hold more than the one
+/// Patchbay uses, and a write must keep them) and the version, for check-and-set.
+/// Its text values are zeroed on drop.
+pub(crate) struct KvSecret {
+    path: String,
+    data: serde_json::Map<String, Value>,
+    pub version: u64,
+}
+
+impl KvSecret {
+    /// Where it was read, as `<mount>/data/<path>`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn value(&self, key: &str) -> Result<Secret, CredentialStoreError> {
+        match self.data.get(key) {
+            Some(Value::String(value)) => Ok(Secret::new(value.as_str())),
+            Some(_) => Err(CredentialStoreError::NotText { path: self.path.clone(), key: key.to_owned() }),
+            None => Err(CredentialStoreError::KeyMissing {
+                path: self.path.clone(),
+                key: key.to_owned(),
+                keys: self.data.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+}
+
+impl Drop for KvSecret {
+    fn drop(&mut self) {
+        self.data.values_mut().for_each(zeroize_text);
+    }
+}
+
+/// Zeroes every text in a JSON value that held secrets (a login, a secret's data).
+fn zeroize_text(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(zeroize_text),
+        Value::Object(entries) => entries.values_mut().for_each(zeroize_text),
+        _ => {}
     }
 }
 
@@ -195,21 +321,21 @@ fn first_error(answer: &Answer) -> String {
 }
 
 /// Signs in: unsealed first, then the token's lookup, or an AppRole login, which gives
-/// the token to use. Returns the session and the token's policies.
+/// the token to use. Returns the session, the seal status and the token's policies.
 async fn sign_in<'a>(
     http: &'a HttpClient,
-    address: &'a str,
-    namespace: Option<&'a str>,
+    store: &'a CredentialStore,
     credentials: &StoreCredentials,
 ) -> Result<(Session<'a>, Value, Value), CredentialStoreError> {
-    let mut session = Session { http, address, namespace, token: None };
+    let mut session = Session { http, store, token: None };
+    let address = || store.address.clone();
     let seal = session.call(Method::GET, "sys/seal-status", None).await?;
     let seal = session.read(&seal)?;
     if seal["initialized"] == false {
-        return Err(CredentialStoreError::NotInitialized { address: address.to_owned() });
+        return Err(CredentialStoreError::NotInitialized { address: address() });
     }
     if seal["sealed"] == true {
-        return Err(CredentialStoreError::Sealed { address: address.to_owned() });
+        return Err(CredentialStoreError::Sealed { address: address() });
     }
     let refused = |what: &'static str, answer: &Answer| CredentialStoreError::AuthFailed {
         what,
@@ -226,15 +352,19 @@ async fn sign_in<'a>(
             session.read(&answer)?["data"]["policies"].clone()
         }
         StoreCredentials::AppRole { role_id, secret_id } => {
-            let login = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() });
-            let answer = session.call(Method::POST, "auth/approle/login", Some(&login)).await?;
+            let mut login = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() });
+            let answer = session.call(Method::POST, "auth/approle/login", Some(&login)).await;
+            zeroize_text(&mut login);
+            let answer = answer?;
             if matches!(answer.status.as_u16(), 400 | 401 | 403) {
                 return Err(refused("AppRole role ID or secret ID", &answer));
             }
-            let body = session.read(&answer)?;
-            let token = body["auth"]["client_token"].as_str().ok_or_else(|| CredentialStoreError::Unexpected {
-                what: "an AppRole login without a client token".into(),
-            })?;
+            let mut body = session.read(&answer)?;
+            let Value::String(token) = body["auth"]["client_token"].take() else {
+                return Err(CredentialStoreError::Unexpected {
+                    what: "an AppRole login without a client token".into(),
+                });
+            };
             session.token = Some(Secret::new(token));
             body["auth"]["policies"].clone()
         }
@@ -249,7 +379,7 @@ async fn check(
     credentials: &StoreCredentials,
 ) -> Result<StoreCheck, CredentialStoreError> {
     let mount = store.mount.as_str();
-    let (session, seal, policies) = sign_in(http, &store.address, store.namespace.as_deref(), credentials).await?;
+    let (session, seal, policies) = sign_in(http, store, credentials).await?;
     let path = format!("sys/internal/ui/mounts/{mount}");
     let answer = session.call(Method::GET, &path, None).await?;
     if answer.status == StatusCode::FORBIDDEN || answer.status == StatusCode::NOT_FOUND {
@@ -266,34 +396,6 @@ async fn check(
         version: seal["version"].as_str().map(str::to_owned),
         policies: policies.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect(),
     })
-}
-
-/// `key` of the KV v2 secret at `path` (under the mount), read now.
-async fn read_key(
-    http: &HttpClient,
-    store: &CredentialStore,
-    credentials: &StoreCredentials,
-    path: &str,
-    key: &str,
-) -> Result<Secret, CredentialStoreError> {
-    let (session, _, _) = sign_in(http, &store.address, store.namespace.as_deref(), credentials).await?;
-    let shown = format!("{}/data/{path}", store.mount);
-    let answer = session.call(Method::GET, &shown, None).await?;
-    match answer.status {
-        StatusCode::NOT_FOUND => return Err(CredentialStoreError::SecretMissing { path: shown }),
-        StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown }),
-        _ => {}
-    }
-    let body = session.read(&answer)?;
-    let data = &body["data"]["data"];
-    match data.get(key) {
-        Some(Value::String(value)) => Ok(Secret::new(value.clone())),
-        Some(_) => Err(CredentialStoreError::NotText { path: shown, key: key.to_owned() }),
-        None => {
-            let keys: Vec<&str> = data.as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
-            Err(CredentialStoreError::KeyMissing { path: shown, key: key.to_owned(), keys: keys.join(", ") })
-        }
-    }
 }
 
 /// A secret's path under a mount: segments of letters, digits, `-`, `_` and `.`.
@@ -393,9 +495,15 @@ mod rows {
             .ok_or_else(|| Error::NotFound { what: "credential store", id: id.to_owned() })
     }
 
-    /// How many credential assets are linked to the store.
-    pub(super) fn linked_assets(db: &Db, id: &str) -> Result<u32> {
+    /// How many credential assets the store keeps or is linked to.
+    pub(super) fn assets_in(db: &Db, id: &str) -> Result<u32> {
         Ok(db.query_row("SELECT count(*) FROM assets WHERE store_id = ?1", [id], |row| row.get(0))?)
+    }
+
+    /// The folders that name the store as their default.
+    pub(super) fn default_of(db: &Db, id: &str) -> Result<Vec<i64>> {
+        let mut statement = db.prepare("SELECT id FROM folders WHERE default_store = ?1")?;
+        Ok(statement.query_map([id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
     pub(super) fn name_taken(db: &Db, name: &str) -> Result<Option<String>> {
@@ -415,6 +523,9 @@ impl Patchbay {
     /// a row never names credentials that are not there.
     pub async fn add_store(&self, new: NewStore) -> Result<CredentialStore> {
         let name = clean_name("name", &new.name)?;
+        if name_key(&name) == name_key(OS_STORE) {
+            return Err(Error::invalid("name", format!("'{OS_STORE}' stands for the OS vault; choose another name")));
+        }
         let address = new.address.trim().trim_end_matches('/').to_owned();
         check_base_url(&address)
             .map_err(|refusal| Error::invalid("address", format!("the address '{address}' is refused: {refusal}")))?;
@@ -474,11 +585,70 @@ impl Patchbay {
         })
     }
 
-    /// Reads `key` of the secret at `path` in the store with this id, now.
-    pub(crate) async fn read_linked(&self, store_id: &str, path: &str, key: &str) -> Result<Secret> {
+    /// Signs in to the store with this id, with the credentials kept for it, and hands
+    /// the session to `work`.
+    async fn with_session<T>(
+        &self,
+        store_id: &str,
+        work: impl AsyncFnOnce(&Session<'_>) -> Result<T, CredentialStoreError>,
+    ) -> Result<T> {
         let (store, role_id) = rows::by_id(&self.store.conn(), store_id)?;
         let credentials = self.credentials_of(&store, role_id).await?;
-        Ok(read_key(&self.services.vault_http, &store, &credentials, path, key).await?)
+        let (session, _, _) = sign_in(&self.services.vault_http, &store, &credentials).await?;
+        Ok(work(&session).await?)
+    }
+
+    /// The KV v2 secret at `path` in the store with this id, read now.
+    pub(crate) async fn read_store_secret(&self, store_id: &str, path: &str) -> Result<KvSecret> {
+        self.with_session(store_id, async |session| session.read_secret(path).await).await
+    }
+
+    /// `key` of the secret at `path` in the store with this id, read now, with the
+    /// secret's version.
+    pub(crate) async fn read_store_key(&self, store_id: &str, path: &str, key: &str) -> Result<(Secret, u64)> {
+        let secret = self.read_store_secret(store_id, path).await?;
+        Ok((secret.value(key)?, secret.version))
+    }
+
+    /// Sets `key` of the secret at `path` in the store with this id, with check-and-set:
+    /// `cas` 0 makes a new secret (refused if one is there); N writes only over version
+    /// N, keeping the secret's other keys. Returns the new version.
+    pub(crate) async fn write_store_key(
+        &self,
+        store_id: &str,
+        path: &str,
+        key: &str,
+        value: &Secret,
+        cas: u64,
+    ) -> Result<u64> {
+        self.with_session(store_id, async |session| {
+            let mut data = serde_json::Map::new();
+            if cas > 0 {
+                let current = session.read_secret(path).await?;
+                if current.version != cas {
+                    return Err(CredentialStoreError::VersionConflict { path: current.path.clone(), expected: cas });
+                }
+                data = current.data.clone();
+            }
+            data.insert(key.to_owned(), Value::String(value.expose().to_owned()));
+            let written = session.write_secret(path, &data, cas).await;
+            data.values_mut().for_each(zeroize_text);
+            written
+        })
+        .await
+    }
+
+    /// Removes every version of the secret at `path` in the store with this id.
+    pub(crate) async fn destroy_store_secret(&self, store_id: &str, path: &str) -> Result<()> {
+        self.with_session(store_id, async |session| session.destroy_secret(path).await).await
+    }
+
+    /// The store named `name`, by its id; `os` (the OS vault) is None.
+    pub(crate) fn store_id_by_name(&self, name: &str) -> Result<Option<String>> {
+        if name_key(name) == name_key(OS_STORE) {
+            return Ok(None);
+        }
+        Ok(Some(rows::by_name(&self.store.conn(), name)?.0.id))
     }
 
     /// A credential asset linked to `key` of the secret at `path` in the store named
@@ -498,7 +668,7 @@ impl Patchbay {
             return Err(Error::invalid("key", "name the key of the secret to read, e.g. auth_token"));
         }
         let (store_row, _) = rows::by_name(&self.store.conn(), store)?;
-        self.read_linked(&store_row.id, &path, key).await?;
+        self.read_store_key(&store_row.id, &path, key).await?;
         let id = Uuid::new_v4().to_string();
         self.store.write(|tx| {
             let folder_id = crate::folders::resolve(tx, folder)?;
@@ -518,6 +688,36 @@ impl Patchbay {
             .ok_or_else(|| Error::NotFound { what: "credential asset", id })
     }
 
+    /// Where the folder's new credential assets are kept.
+    pub fn folder_store(&self, folder: &str) -> Result<FolderStore> {
+        let conn = self.store.conn();
+        let folder_id = crate::folders::resolve(&conn, folder)?;
+        let chosen = crate::folders::chosen_store(&conn, folder_id)?;
+        let store = match chosen.as_ref().map(|(_, store)| store.as_str()) {
+            None | Some(crate::folders::OS_DEFAULT) => OS_STORE.to_owned(),
+            Some(id) => rows::by_id(&conn, id)?.0.name,
+        };
+        Ok(FolderStore {
+            folder: crate::folders::path_of(&conn, folder_id)?,
+            store,
+            chosen_in: chosen.map(|(id, _)| crate::folders::path_of(&conn, id)).transpose()?,
+        })
+    }
+
+    /// Names the store of the folder's new credential assets: a registered store, `os`
+    /// (the OS vault), or None to go as its parent folder. Assets already made stay put.
+    pub fn set_folder_store(&self, folder: &str, store: Option<&str>) -> Result<FolderStore> {
+        let chosen = match store {
+            None => None,
+            Some(name) => Some(self.store_id_by_name(name)?.unwrap_or_else(|| crate::folders::OS_DEFAULT.to_owned())),
+        };
+        self.store.write(|tx| {
+            let folder_id = crate::folders::resolve(tx, folder)?;
+            crate::folders::set_default_store(tx, folder_id, chosen.as_deref())
+        })?;
+        self.folder_store(folder)
+    }
+
     /// Checks a registered store again, with the credentials kept for it.
     pub async fn test_store(&self, name: &str) -> Result<StoreCheck> {
         let (store, role_id) = rows::by_name(&self.store.conn(), name)?;
@@ -530,13 +730,27 @@ impl Patchbay {
     pub async fn remove_store(&self, name: &str) -> Result<()> {
         let (store, _) = rows::by_name(&self.store.conn(), name)?;
         self.store.write(|tx| {
-            let linked = rows::linked_assets(tx, &store.id)?;
-            if linked > 0 {
+            let assets = rows::assets_in(tx, &store.id)?;
+            if assets > 0 {
                 return Err(Error::invalid(
                     "name",
                     format!(
-                        "credential store '{}' has {linked} linked credential assets; delete them first",
+                        "credential store '{}' keeps or is linked to {assets} credential assets; delete them first",
                         store.name
+                    ),
+                ));
+            }
+            let folders = rows::default_of(tx, &store.id)?
+                .into_iter()
+                .map(|folder| crate::folders::path_of(tx, folder))
+                .collect::<Result<Vec<_>>>()?;
+            if !folders.is_empty() {
+                return Err(Error::invalid(
+                    "name",
+                    format!(
+                        "credential store '{}' is where new credential assets of {} go; choose another store for them first",
+                        store.name,
+                        folders.join(", ")
                     ),
                 ));
             }

@@ -180,6 +180,33 @@ pub(crate) fn ancestry(conn: &Connection, folder: i64) -> Result<Vec<i64>> {
     Ok(chain)
 }
 
+/// The value of `folders.default_store` that names the OS vault.
+pub(crate) const OS_DEFAULT: &str = "os";
+
+/// Which folder chose the store of `folder`'s new credential assets, and what it chose
+/// (a store's id, or [`OS_DEFAULT`]): the nearest folder that names one, itself first.
+pub(crate) fn chosen_store(conn: &Connection, folder: i64) -> Result<Option<(i64, String)>> {
+    let mut statement = conn.prepare_cached("SELECT default_store FROM folders WHERE id = ?1")?;
+    for id in ancestry(conn, folder)? {
+        if let Some(store) = statement.query_row([id], |row| row.get::<_, Option<String>>(0))? {
+            return Ok(Some((id, store)));
+        }
+    }
+    Ok(None)
+}
+
+/// The id of the store `folder`'s new credential assets go to; None: the OS vault.
+pub(crate) fn default_store(conn: &Connection, folder: i64) -> Result<Option<String>> {
+    Ok(chosen_store(conn, folder)?.map(|(_, store)| store).filter(|store| store != OS_DEFAULT))
+}
+
+/// Names the store of the folder's new credential assets: a store's id, [`OS_DEFAULT`],
+/// or None (as its parent folder).
+pub(crate) fn set_default_store(conn: &Connection, folder: i64, store: Option<&str>) -> Result<()> {
+    conn.execute("UPDATE folders SET default_store = ?2 WHERE id = ?1", params![folder, store])?;
+    Ok(())
+}
+
 pub(crate) fn create(conn: &Connection, path: &str) -> Result<Folder> {
     let segments = parse_path(path)?;
     let (name, parent_segments) = segments.split_last().expect("parse_path never returns an empty path");

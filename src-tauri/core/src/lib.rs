@@ -44,6 +44,7 @@ pub use folders::{Folder, FolderContents};
 pub use secret::Secret;
 pub use vault::Vault;
 
+use assets::AssetHome;
 use catalog::AuthMethod;
 use connections::ValidatedRow;
 use connectors::{Services, Verify};
@@ -142,7 +143,9 @@ impl Patchbay {
 
     // ---- Credential assets ---------------------------------------------------------
 
-    pub async fn create_asset(&self, folder: &str, name: &str, value: Secret) -> Result<Asset> {
+    /// A new credential asset, its value kept in `store` (a registered credential
+    /// store's name, or `os` for the OS vault), by default the folder's store.
+    pub async fn create_asset(&self, folder: &str, name: &str, value: Secret, store: Option<&str>) -> Result<Asset> {
         let name = folders::clean_name("name", name)?;
         if value.is_empty() {
             return Err(Error::invalid("value", "the credential asset's value must not be empty"));
@@ -153,6 +156,7 @@ impl Patchbay {
                 format!("the credential asset's value must be at most {} KiB", MAX_ASSET_BYTES / 1024),
             ));
         }
+        let chosen_store = store.map(|store| self.store_id_by_name(store)).transpose()?;
         let id = Uuid::new_v4().to_string();
         let folder_id = self.store.write(|tx| {
             let folder_id = folders::resolve(tx, folder)?;
@@ -163,7 +167,11 @@ impl Patchbay {
                     place: format!("folder '{}'", folders::path_of(tx, folder_id)?),
                 });
             }
-            assets::insert_pending(tx, &id, folder_id, &name, self.owner.id())?;
+            let store_id = match &chosen_store {
+                Some(chosen) => chosen.clone(),
+                None => folders::default_store(tx, folder_id)?,
+            };
+            assets::insert_pending(tx, &id, folder_id, &name, self.owner.id(), store_id.as_deref())?;
             Ok(folder_id)
         })?;
         let pending =
@@ -405,19 +413,51 @@ impl Patchbay {
         if stored.method()?.secret_field().is_none() {
             return Ok(None);
         }
-        match stored.secret_key()? {
-            VaultKey::Asset(asset_id) => Ok(Some(self.asset_value(&asset_id).await?)),
-            key => Ok(Some(self.vault.get(&key).await?)),
+        Ok(Some(self.read_secret(&stored.secret_key()?).await?.0))
+    }
+
+    /// A credential asset's value: from the OS vault, or read from its credential store
+    /// now (a rotation done there is seen at once).
+    async fn asset_value(&self, asset_id: &str) -> Result<Secret> {
+        Ok(self.read_secret(&VaultKey::Asset(asset_id.to_owned())).await?.0)
+    }
+
+    /// A secret where it is kept: the OS vault, or an asset's credential store, with the
+    /// version read there (for check-and-set).
+    pub(crate) async fn read_secret(&self, key: &VaultKey) -> Result<(Secret, Option<u64>)> {
+        match self.home_of(key)? {
+            AssetHome::Store { store_id, path, key, .. } => {
+                let (value, version) = self.read_store_key(&store_id, &path, &key).await?;
+                Ok((value, Some(version)))
+            }
+            AssetHome::Os => Ok((self.vault.get(key).await?, None)),
         }
     }
 
-    /// A credential asset's value: from the OS vault, or, for one linked to a credential
-    /// store, read from the store now (a rotation done there is seen at once).
-    async fn asset_value(&self, asset_id: &str) -> Result<Secret> {
-        let link = assets::link_of(&self.store.conn(), asset_id)?;
-        match link {
-            Some((store_id, path, key)) => self.read_linked(&store_id, &path, &key).await,
-            None => Ok(self.vault.get(&VaultKey::Asset(asset_id.to_owned())).await?),
+    /// Writes a secret where it is kept; in a credential store with check-and-set
+    /// (`cas` 0: a new secret there).
+    pub(crate) async fn put_secret(&self, key: &VaultKey, value: &Secret, cas: u64) -> Result<()> {
+        match self.home_of(key)? {
+            AssetHome::Store { store_id, path, key, .. } => {
+                self.write_store_key(&store_id, &path, &key, value, cas).await.map(drop)
+            }
+            AssetHome::Os => Ok(self.vault.put(key, value).await?),
+        }
+    }
+
+    /// Removes a secret where it is kept. A linked asset's secret is the admin's and stays.
+    async fn delete_secret(&self, key: &VaultKey) -> Result<()> {
+        match self.home_of(key)? {
+            AssetHome::Store { store_id, path, managed: true, .. } => self.destroy_store_secret(&store_id, &path).await,
+            AssetHome::Store { managed: false, .. } => Ok(()),
+            AssetHome::Os => Ok(self.vault.delete(key).await?),
+        }
+    }
+
+    fn home_of(&self, key: &VaultKey) -> Result<AssetHome> {
+        match key {
+            VaultKey::Asset(id) => assets::home_of(&self.store.conn(), id),
+            _ => Ok(AssetHome::Os),
         }
     }
 
@@ -433,13 +473,13 @@ impl Patchbay {
         // then, and the vault undoes a write it finishes after that.
         let mut row = RowGuard { store: &self.store, pending, owner, armed: true };
         for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
-            match self.vault.put(key, value).await {
+            match self.put_secret(key, value, 0).await {
                 Ok(()) => {}
                 Err(err) => {
                     row.armed = false;
                     let partial = Unfinished { secrets: pending.secrets[..written].to_vec(), ..pending.clone() };
                     self.finish_rows(&[partial], Some(owner)).await?;
-                    return Err(err.into());
+                    return Err(err);
                 }
             }
         }
@@ -457,7 +497,7 @@ impl Patchbay {
     async fn finish_rows(&self, items: &[Unfinished], owner: Option<&str>) -> Result<()> {
         for item in items {
             for key in &item.secrets {
-                self.vault.delete(key).await?;
+                self.delete_secret(key).await?;
             }
             self.store.write(|tx| journal::forget(tx, item, owner))?;
         }

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
+use crate::assets::AssetHome;
 use crate::catalog::Feature;
 use crate::connections::{self, Connection};
 use crate::connectors::TwilioAccount;
+use crate::credential_stores::CredentialStoreError;
 use crate::error::{Error, Result};
 use crate::folders;
 use crate::secret::Secret;
@@ -21,13 +23,25 @@ use crate::twilio::{Credentials, TwilioError};
 use crate::vault::VaultKey;
 use crate::{Patchbay, assets};
 
+/// The KV v2 version of each rotation target kept in a credential store, by vault user.
+type StoreVersions = std::collections::BTreeMap<String, u64>;
+
 /// What to rotate: the token in a credential asset, or a connection's own token.
 #[derive(Debug, Clone, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export)]
 pub enum RotationSubject {
-    Asset { folder: String, name: String },
-    Connection { id: String },
+    /// `write_linked`: also when the asset is linked to a secret in a credential store,
+    /// which is then written (with check-and-set); without it such an asset is refused.
+    Asset {
+        folder: String,
+        name: String,
+        #[serde(default)]
+        write_linked: bool,
+    },
+    Connection {
+        id: String,
+    },
 }
 
 /// What a rotation will touch, shown before anything changes.
@@ -112,11 +126,14 @@ impl Patchbay {
     /// The plan of rotating `subject`'s token: the account, the connections that depend
     /// on the token and every copy of it Patchbay holds. Changes nothing.
     pub async fn plan_rotation(&self, subject: &RotationSubject) -> Result<RotationPlan> {
-        let (plan, _) = self.rotation_targets(subject).await?;
+        let (plan, _, _) = self.rotation_targets(subject).await?;
         Ok(plan)
     }
 
-    async fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>)> {
+    /// The plan, the vault users holding the token, and the KV v2 version of each one
+    /// kept in a credential store (what the new token is written over, with check-and-set).
+    async fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>, StoreVersions)> {
+        let write_linked = matches!(subject, RotationSubject::Asset { write_linked: true, .. });
         let (account_sid, key, label) = {
             let conn = self.store.conn();
             match subject {
@@ -134,18 +151,10 @@ impl Patchbay {
                     }
                     (account.sid.to_owned(), stored.secret_key()?, format!("connection '{}'", stored.name))
                 }
-                RotationSubject::Asset { folder, name } => {
+                RotationSubject::Asset { folder, name, .. } => {
                     let folder_id = folders::resolve(&conn, folder)?;
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
-                    if let Some((_, path, _)) = assets::link_of(&conn, &asset_id)? {
-                        return Err(Error::invalid(
-                            "asset",
-                            format!(
-                                "credential asset '{name}' is linked to '{path}' in a credential store, which is its admins' to rotate; rotate it there, and connections read the new value the next time they are used"
-                            ),
-                        ));
-                    }
                     let mut accounts: Vec<(String, bool)> = Vec::new();
                     for user in connections::using_asset(&conn, &asset_id)? {
                         if !user.method()?.offers(Feature::TokenRotation) {
@@ -181,18 +190,25 @@ impl Patchbay {
                 }
             }
         };
-        let token = self.vault.get(&key).await?;
+        self.refuse_linked_unless(&key, write_linked)?;
+        let (token, _) = self.read_secret(&key).await?;
 
         // Every live connection of the account whose token (own or through an asset) is
         // this one: all of them get the new token.
         let candidates = TwilioAccount::live_auth_token_connections(&self.store.conn(), &account_sid)?;
         let mut targets = Vec::new();
+        let mut versions = StoreVersions::new();
         let mut holders = Vec::new();
         for stored in candidates {
             let Ok(key) = stored.secret_key() else { continue };
-            if self.vault.get(&key).await.ok().is_some_and(|value| crate::instances::secrets_equal(&value, &token)) {
+            let Ok((value, version)) = self.read_secret(&key).await else { continue };
+            if crate::instances::secrets_equal(&value, &token) {
+                self.refuse_linked_unless(&key, write_linked)?;
                 if !targets.contains(&key.user()) {
                     targets.push(key.user());
+                    if let Some(version) = version {
+                        versions.insert(key.user(), version);
+                    }
                 }
                 holders.push(stored);
             }
@@ -214,7 +230,55 @@ impl Patchbay {
             dependents,
             warning: "Anything outside Patchbay that still holds the old Auth Token (scripts, Functions, other tools) gets 401/403 from Twilio once the new token is promoted. Twilio keeps one secondary Auth Token and cannot tell whether one exists: if someone made one (a rotation by hand in progress), this rotation revokes it first, and says so.".into(),
         };
-        Ok((plan, targets))
+        Ok((plan, targets, versions))
+    }
+
+    /// A linked asset's secret is its admins' to rotate: refused unless they asked.
+    fn refuse_linked_unless(&self, key: &VaultKey, write_linked: bool) -> Result<()> {
+        let VaultKey::Asset(id) = key else { return Ok(()) };
+        let conn = self.store.conn();
+        if let AssetHome::Store { path, managed: false, .. } = assets::home_of(&conn, id)?
+            && !write_linked
+        {
+            let name = assets::describe(&conn, id)?.map(|(name, _)| name).unwrap_or_default();
+            return Err(Error::invalid(
+                "asset",
+                format!(
+                    "credential asset '{name}' is linked to '{path}' in a credential store, which is its admins' to rotate; rotate it there (connections read the new value the next time they are used), or pass --write-linked to have Patchbay write the new token there"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses (before anything is promoted) when a target kept in a credential store
+    /// has a newer version than the one the rotation read: someone else wrote it.
+    async fn ensure_store_versions(&self, versions: &StoreVersions) -> Result<()> {
+        for (user, &expected) in versions {
+            let Some(key) = VaultKey::from_user(user) else { continue };
+            if let AssetHome::Store { store_id, path, .. } = self.home_of(&key)? {
+                let current = self.read_store_secret(&store_id, &path).await?;
+                if current.version != expected {
+                    return Err(
+                        CredentialStoreError::VersionConflict { path: current.path().to_owned(), expected }.into()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the new token over the version the rotation read; a conflict with a
+    /// version that already holds the new token is this rotation's own earlier write.
+    async fn store_new_token(&self, target: &VaultKey, new: &Secret, version: Option<u64>) -> Result<()> {
+        match self.put_secret(target, new, version.unwrap_or(0)).await {
+            Err(Error::CredentialStore(CredentialStoreError::VersionConflict { .. }))
+                if self.read_secret(target).await.is_ok_and(|(held, _)| held == *new) =>
+            {
+                Ok(())
+            }
+            written => written,
+        }
     }
 
     /// Rotates the token: records the rotation, then runs its steps.
@@ -226,10 +290,10 @@ impl Patchbay {
     /// Records a rotation of `subject`'s token without running any step yet, so that a
     /// caller that may be interrupted (Ctrl-C) knows its id. Returns that id.
     pub async fn start_rotation(&self, subject: &RotationSubject) -> Result<String> {
-        let (plan, targets) = self.rotation_targets(subject).await?;
+        let (plan, targets, versions) = self.rotation_targets(subject).await?;
         let dependents: Vec<&str> = plan.dependents.iter().map(|d| d.id.as_str()).collect();
         let id = Uuid::new_v4().to_string();
-        rows::insert(&self.store.conn(), &id, &plan, &targets, &dependents)?;
+        rows::insert(&self.store.conn(), &id, &plan, &targets, &dependents, &versions)?;
         Ok(id)
     }
 
@@ -300,7 +364,7 @@ impl Patchbay {
             .first()
             .and_then(|user| VaultKey::from_user(user))
             .ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
-        Ok(self.vault.get(&key).await?)
+        Ok(self.read_secret(&key).await?.0)
     }
 
     /// Whether Twilio accepts these credentials now (401 means no).
@@ -377,6 +441,8 @@ impl Patchbay {
                     let credentials = Credentials::auth_token(&account_sid, &old);
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
+                        let versions = rows::store_versions(&self.store.conn(), id)?;
+                        self.ensure_store_versions(&versions).await?;
                         self.services.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
                     rows::set_step(&self.store.conn(), id, RotationStep::Promoted)?;
@@ -399,8 +465,10 @@ impl Patchbay {
                 }
                 RotationStep::Propagated => {
                     let new = self.vault.get(&pending).await?;
-                    for target in targets.iter().filter_map(|user| VaultKey::from_user(user)) {
-                        self.vault.put(&target, &new).await?;
+                    let versions = rows::store_versions(&self.store.conn(), id)?;
+                    for user in &targets {
+                        let Some(target) = VaultKey::from_user(user) else { continue };
+                        self.store_new_token(&target, &new, versions.get(user).copied()).await?;
                     }
                     self.vault.delete(&pending).await?;
                     rows::set_step(&self.store.conn(), id, RotationStep::Stored)?;
@@ -454,7 +522,7 @@ fn test_credentials_refused() -> Error {
 mod rows {
     use rusqlite::{Connection, OptionalExtension, params};
 
-    use super::{Dependent, RotationPlan, RotationRecord, RotationStep};
+    use super::{Dependent, RotationPlan, RotationRecord, RotationStep, StoreVersions};
     use crate::error::{Error, Result};
     use crate::store::now;
 
@@ -465,10 +533,11 @@ mod rows {
         plan: &RotationPlan,
         targets: &[String],
         dependents: &[&str],
+        versions: &StoreVersions,
     ) -> Result<()> {
         db.execute(
-            "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO rotations (id, account_sid, subject, targets, dependents, step, started_at, store_versions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 id,
                 plan.account_sid,
@@ -476,7 +545,8 @@ mod rows {
                 serde_json::to_string(targets).unwrap(),
                 serde_json::to_string(dependents).unwrap(),
                 RotationStep::Started,
-                now()
+                now(),
+                serde_json::to_string(versions).unwrap()
             ],
         )
         .map_err(|err| match err {
@@ -533,6 +603,12 @@ mod rows {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         Ok((account_sid, serde_json::from_str(&targets).unwrap_or_default()))
+    }
+
+    /// The KV v2 version of each target kept in a credential store, as the rotation read it.
+    pub(super) fn store_versions(db: &Connection, id: &str) -> Result<StoreVersions> {
+        let json: String = db.query_row("SELECT store_versions FROM rotations WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
     /// The connections to re-validate once the new token is stored.

@@ -84,6 +84,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/010_connection_fields.sql"),
     include_str!("../migrations/011_credential_stores.sql"),
     include_str!("../migrations/012_linked_assets.sql"),
+    include_str!("../migrations/013_managed_assets.sql"),
 ];
 
 pub struct Store {

@@ -10,8 +10,11 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
     let world = World::new();
     let seed = world.fake.seed();
     world.core.create_folder("Shared/Finance").unwrap();
-    let asset =
-        world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
+    let asset = world
+        .core
+        .create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone()), None)
+        .await
+        .unwrap();
     assert_eq!((asset.folder.as_str(), asset.used_by, asset.rotatable), ("Shared", 0, false));
 
     let mut new = world.live("+15551230001");
@@ -34,7 +37,7 @@ async fn asset_problems_are_reported_on_the_auth_token_field() {
     let err = world.core.add_connection(new).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("asset_not_found", Some("auth_token")));
 
-    world.core.create_asset("Shared", "not a token", Secret::new("hunter2")).await.unwrap();
+    world.core.create_asset("Shared", "not a token", Secret::new("hunter2"), None).await.unwrap();
     let mut new = world.live("+15551230001");
     new.secret = Some(SecretSource::Asset("not a token".into()));
     let err = world.core.add_connection(new).await.unwrap_err();
@@ -47,7 +50,8 @@ async fn asset_problems_are_reported_on_the_auth_token_field() {
 async fn assets_in_use_are_kept_unless_forced() {
     let world = World::new();
     let seed = world.fake.seed();
-    let asset = world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
+    let asset =
+        world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone()), None).await.unwrap();
     let mut new = world.live("+15551230001");
     new.secret = Some(SecretSource::Asset("token".into()));
     let connection = world.core.add_connection(new).await.unwrap();
@@ -67,10 +71,19 @@ async fn assets_in_use_are_kept_unless_forced() {
 #[tokio::test]
 async fn asset_names_are_unique_per_folder_and_values_are_required() {
     let world = World::new();
-    world.core.create_asset("Shared", "token", Secret::new("a")).await.unwrap();
-    assert_eq!(world.core.create_asset("Shared", "TOKEN", Secret::new("b")).await.unwrap_err().code(), "name_taken");
-    assert_eq!(world.core.create_asset("Shared", "empty", Secret::new("")).await.unwrap_err().code(), "invalid_input");
-    assert_eq!(world.core.create_asset("Nowhere", "x", Secret::new("a")).await.unwrap_err().code(), "folder_not_found");
+    world.core.create_asset("Shared", "token", Secret::new("a"), None).await.unwrap();
+    assert_eq!(
+        world.core.create_asset("Shared", "TOKEN", Secret::new("b"), None).await.unwrap_err().code(),
+        "name_taken"
+    );
+    assert_eq!(
+        world.core.create_asset("Shared", "empty", Secret::new(""), None).await.unwrap_err().code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        world.core.create_asset("Nowhere", "x", Secret::new("a"), None).await.unwrap_err().code(),
+        "folder_not_found"
+    );
 }
 
 #[tokio::test]
@@ -79,8 +92,11 @@ async fn a_folder_with_contents_is_deleted_only_recursively_and_takes_its_secret
     let seed = world.fake.seed();
     world.core.create_folder("Shared/Finance").unwrap();
     world.core.create_folder("Shared/Finance/EMEA").unwrap();
-    let asset =
-        world.core.create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
+    let asset = world
+        .core
+        .create_asset("Shared/Finance", "token", Secret::new(seed.live.auth_token.clone()), None)
+        .await
+        .unwrap();
     let mut new = world.live("+15551230001");
     new.folder = "Shared/Finance/EMEA".into();
     let connection = world.core.add_connection(new).await.unwrap();
@@ -102,7 +118,7 @@ async fn start_up_finishes_what_a_crash_interrupted() {
     let world = World::new();
     let kept = world.core.add_connection(world.live("+15551230001")).await.unwrap();
     let half_deleted = world.core.add_connection(world.live("+15551230002")).await.unwrap();
-    let half_added = world.core.create_asset("Shared", "token", Secret::new("x")).await.unwrap();
+    let half_added = world.core.create_asset("Shared", "token", Secret::new("x"), None).await.unwrap();
 
     // What a crash leaves: one delete journaled but not carried out, one add whose
     // secret was written but whose row never became active.
@@ -125,7 +141,7 @@ async fn start_up_finishes_what_a_crash_interrupted() {
 #[tokio::test]
 async fn repair_leaves_the_work_of_a_live_process_alone() {
     let world = World::new();
-    let busy = world.core.create_asset("Shared", "token", Secret::new("x")).await.unwrap();
+    let busy = world.core.create_asset("Shared", "token", Secret::new("x"), None).await.unwrap();
     // world.core is alive and, as far as the store can tell, in the middle of writing it.
     let owners = std::fs::read_dir(world.config.data_dir.join("owners")).unwrap();
     let live_owner: Vec<String> = owners
@@ -155,8 +171,8 @@ async fn repair_leaves_the_work_of_a_live_process_alone() {
 async fn asset_values_are_capped() {
     let world = World::new();
     let largest = "x".repeat(patchbay_core::MAX_ASSET_BYTES);
-    world.core.create_asset("Shared", "largest", Secret::new(largest.clone())).await.unwrap();
-    let err = world.core.create_asset("Shared", "too large", Secret::new(largest + "x")).await.unwrap_err();
+    world.core.create_asset("Shared", "largest", Secret::new(largest.clone()), None).await.unwrap();
+    let err = world.core.create_asset("Shared", "too large", Secret::new(largest + "x"), None).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("invalid_input", Some("value")));
     assert!(err.to_string().contains("64 KiB"), "{err}");
 }

@@ -339,7 +339,7 @@ async fn edit_validates_again_and_saves_only_what_twilio_accepted() {
     assert_eq!(world.vault_value(&own_key), Some(seed.live.auth_token.clone()));
 
     // Switching to a credential asset drops the connection's own secret.
-    world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone())).await.unwrap();
+    world.core.create_asset("Shared", "token", Secret::new(seed.live.auth_token.clone()), None).await.unwrap();
     let via_asset = Some(SecretSource::Asset("token".into()));
     let edited =
         world.core.update_connection(&connection.id, changes("Alerts", "+15551230002", via_asset)).await.unwrap();

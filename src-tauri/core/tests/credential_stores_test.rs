@@ -6,6 +6,7 @@ mod common;
 
 use common::World;
 use patchbay_core::credential_stores::{NewStore, StoreCredentials};
+use patchbay_core::rotation::{RotationStep, RotationSubject};
 use patchbay_core::{Secret, SecretSource};
 use patchbay_tests::openbao::OpenBao;
 
@@ -19,9 +20,13 @@ fn store(name: &str, bao: &OpenBao, mount: Option<&str>, credentials: StoreCrede
     }
 }
 
-/// What Patchbay needs under the mount for the assets it manages; a token with any
-/// capability under a mount may read the mount's type (sys/internal/ui/mounts).
-const READ_SECRET_MOUNT: &str = r#"path "secret/data/patchbay/*" { capabilities = ["create", "read", "update"] }"#;
+/// What Patchbay needs under the mount for the assets it manages (README's policy); a
+/// token with any capability under a mount may read the mount's type
+/// (sys/internal/ui/mounts).
+const READ_SECRET_MOUNT: &str = r#"
+path "secret/data/patchbay/*" { capabilities = ["create", "read", "update"] }
+path "secret/metadata/patchbay/*" { capabilities = ["delete"] }
+"#;
 
 #[tokio::test]
 async fn a_token_and_an_approle_sign_in_and_their_credentials_stay_in_the_os_vault() {
@@ -128,8 +133,8 @@ async fn a_linked_asset_is_read_from_the_store_each_time_so_a_rotation_there_rea
         world.core.link_asset("Shared", "Twilio prod", "Company vault", "twilio/prod", "auth_token").await.unwrap();
     let link = asset.link.clone().expect("linked");
     assert_eq!(
-        (link.store.as_str(), link.path.as_str(), link.key.as_str()),
-        ("Company vault", "twilio/prod", "auth_token")
+        (asset.store.as_deref(), link.path.as_str(), link.key.as_str()),
+        (Some("Company vault"), "twilio/prod", "auth_token")
     );
     assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None, "no copy in the OS vault");
 
@@ -149,8 +154,7 @@ async fn a_linked_asset_is_read_from_the_store_each_time_so_a_rotation_there_rea
     );
 
     // Patchbay does not rotate what the store's admins own.
-    let subject =
-        patchbay_core::rotation::RotationSubject::Asset { folder: "Shared".into(), name: "Twilio prod".into() };
+    let subject = RotationSubject::Asset { folder: "Shared".into(), name: "Twilio prod".into(), write_linked: false };
     let err = world.core.plan_rotation(&subject).await.unwrap_err();
     assert!(err.to_string().contains("rotate it there"), "{err}");
     assert!(!world.core.list_assets(Some("Shared")).unwrap()[0].rotatable);
@@ -194,4 +198,94 @@ async fn links_to_what_the_store_does_not_have_or_allow_are_refused_with_their_o
         "not_found"
     );
     assert!(world.core.list_assets(None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_managed_asset_lives_in_the_store_and_its_rotation_writes_a_new_version_with_check_and_set() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let bao = OpenBao::start();
+    bao.policy("patchbay", READ_SECRET_MOUNT);
+    let credentials = StoreCredentials::Token(Secret::new(bao.token(&["patchbay"])));
+    world.core.add_store(store("Company vault", &bao, None, credentials)).await.unwrap();
+
+    // The folder's default store: a new asset goes there unless told otherwise.
+    world.core.create_folder("Shared/Team").unwrap();
+    let chosen = world.core.set_folder_store("Shared", Some("company vault")).unwrap();
+    assert_eq!((chosen.store.as_str(), chosen.chosen_in.as_deref()), ("Company vault", Some("Shared")));
+    let inherited = world.core.folder_store("Shared/Team").unwrap();
+    assert_eq!((inherited.store.as_str(), inherited.chosen_in.as_deref()), ("Company vault", Some("Shared")));
+    let token = Secret::new(seed.live.auth_token.clone());
+    let asset = world.core.create_asset("Shared/Team", "Twilio prod", token, None).await.unwrap();
+    assert_eq!((asset.store.as_deref(), asset.link.is_none()), (Some("Company vault"), true));
+    let path = format!("secret/patchbay/{}", asset.id);
+    assert_eq!(bao.ok(&["kv", "get", "-field=value", &path]), seed.live.auth_token);
+    assert_eq!(world.vault_value(&format!("asset/{}", asset.id)), None, "no copy in the OS vault");
+    let local = world.core.create_asset("Shared/Team", "Local", Secret::new("x"), Some("os")).await.unwrap();
+    assert_eq!(local.store, None);
+    assert_eq!(world.vault_value(&format!("asset/{}", local.id)).as_deref(), Some("x"));
+    assert_eq!(world.core.remove_store("Company vault").await.unwrap_err().code(), "invalid_input", "in use");
+
+    let mut new = world.live("+15551230001");
+    new.folder = "Shared/Team".into();
+    new.secret = Some(SecretSource::Asset("Twilio prod".into()));
+    let connection = world.core.add_connection(new).await.unwrap();
+    assert_eq!(connection.status, patchbay_core::ConnectionStatus::Connected);
+    let listed = world.core.list_assets(Some("Shared/Team")).unwrap();
+    assert!(listed.iter().any(|a| a.name == "Twilio prod" && a.rotatable), "managed: Patchbay's to rotate");
+
+    // Someone writes the secret while a rotation runs: nothing is promoted at Twilio,
+    // the other version stays, and the rotation can be cancelled.
+    let subject =
+        RotationSubject::Asset { folder: "Shared/Team".into(), name: "Twilio prod".into(), write_linked: false };
+    let rotation = world.core.start_rotation(&subject).await.unwrap();
+    bao.ok(&["kv", "put", &path, &format!("value={}", seed.live.auth_token)]);
+    let err = world.core.run_rotation(&rotation).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("store_version_conflict", Some("path")));
+    assert!(err.to_string().contains("version 1"), "{err}");
+    assert_eq!(world.fake.primary_token(&seed.live.sid).as_deref(), Some(seed.live.auth_token.as_str()));
+    assert_eq!(world.core.cancel_rotation(&rotation).await.unwrap().step, RotationStep::Cancelled);
+
+    let done = world.core.rotate(&subject).await.unwrap();
+    assert_eq!(done.step, RotationStep::Done, "{:?}", done.outcome);
+    let primary = world.fake.primary_token(&seed.live.sid).unwrap();
+    assert_ne!(primary, seed.live.auth_token);
+    assert_eq!(bao.ok(&["kv", "get", "-field=value", &path]), primary);
+    assert_eq!(
+        bao.ok(&["read", "-field=current_version", &format!("secret/metadata/patchbay/{}", asset.id)]),
+        "3",
+        "Patchbay's, theirs, the new one"
+    );
+    assert_eq!(
+        world.core.test_connection(&connection.id).await.unwrap().status,
+        patchbay_core::ConnectionStatus::Connected
+    );
+
+    // Deleting the asset removes every version Patchbay wrote.
+    world.core.delete_asset("Shared/Team", "Twilio prod", true).await.unwrap();
+    assert!(bao.run(&["kv", "get", &path]).is_err(), "gone from the store");
+    let db = std::fs::read(world.config.database_path()).unwrap();
+    assert!(!db.windows(primary.len()).any(|w| w == primary.as_bytes()), "no token in the database");
+}
+
+#[tokio::test]
+async fn a_linked_asset_is_rotated_only_when_asked_and_its_other_keys_stay() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let bao = OpenBao::start();
+    bao.policy("twilio", r#"path "secret/data/twilio/*" { capabilities = ["read", "update"] }"#);
+    bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", seed.live.auth_token), "owner=ops"]);
+    let credentials = StoreCredentials::Token(Secret::new(bao.token(&["twilio"])));
+    world.core.add_store(store("Vault", &bao, None, credentials)).await.unwrap();
+    world.core.link_asset("Shared", "Twilio prod", "Vault", "twilio/prod", "auth_token").await.unwrap();
+    let mut new = world.live("+15551230001");
+    new.secret = Some(SecretSource::Asset("Twilio prod".into()));
+    world.core.add_connection(new).await.unwrap();
+
+    let subject = RotationSubject::Asset { folder: "Shared".into(), name: "Twilio prod".into(), write_linked: true };
+    let done = world.core.rotate(&subject).await.unwrap();
+    assert_eq!(done.step, RotationStep::Done, "{:?}", done.outcome);
+    let primary = world.fake.primary_token(&seed.live.sid).unwrap();
+    assert_eq!(bao.ok(&["kv", "get", "-field=auth_token", "secret/twilio/prod"]), primary);
+    assert_eq!(bao.ok(&["kv", "get", "-field=owner", "secret/twilio/prod"]), "ops", "the admins' other keys stay");
 }

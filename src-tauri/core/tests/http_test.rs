@@ -41,7 +41,7 @@ async fn every_way_to_authenticate_connects_and_sends_what_it_should() {
     assert_eq!(basic.details["status"], "204 No Content");
     assert_eq!(world.vault_value(&format!("connection/{}", basic.id)), Some(seed.password.clone()));
 
-    world.core.create_asset("Shared", "API token", Secret::new(seed.token.clone())).await.unwrap();
+    world.core.create_asset("Shared", "API token", Secret::new(seed.token.clone()), None).await.unwrap();
     let mut bearer = http(&format!("{}/", fake.base()), "/bearer/status", "bearer", &[], None);
     bearer.secret = Some(SecretSource::Asset("API token".into()));
     let bearer = world.core.add_connection(bearer).await.unwrap();

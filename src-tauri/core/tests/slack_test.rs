@@ -114,7 +114,7 @@ async fn a_failing_slack_is_retried_then_reported() {
 async fn a_credential_asset_holds_the_bot_token_and_rotation_and_events_are_not_offered() {
     let (world, fake) = slack_world();
     let token = fake.seed().bot.token;
-    world.core.create_asset("Shared", "Slack bot", Secret::new(token)).await.unwrap();
+    world.core.create_asset("Shared", "Slack bot", Secret::new(token), None).await.unwrap();
     let mut new = slack("");
     new.secret = Some(SecretSource::Asset("Slack bot".into()));
     let connection = world.core.add_connection(new).await.unwrap();

@@ -110,7 +110,11 @@ async fn wrong_keys_keys_of_another_account_and_numbers_elsewhere_are_told_apart
 async fn a_key_in_a_credential_asset_reaches_test_connection_and_edit_keeps_the_method() {
     let world = World::new();
     let seed = world.fake.seed();
-    world.core.create_asset("Shared", "Twilio key", Secret::new(seed.api_keys.standard.secret.clone())).await.unwrap();
+    world
+        .core
+        .create_asset("Shared", "Twilio key", Secret::new(seed.api_keys.standard.secret.clone()), None)
+        .await
+        .unwrap();
     let mut new = api_key(&world, &seed.live.sid, &seed.api_keys.standard, None);
     new.secret = Some(SecretSource::Asset("Twilio key".into()));
     let connection = world.core.add_connection(new).await.unwrap();

@@ -20,7 +20,7 @@ async fn bounded<T>(call: impl Future<Output = T>) -> T {
 async fn create_once_unlocked(world: &World, name: &str, value: &str) -> Asset {
     bounded(async {
         loop {
-            match world.core.create_asset("Shared", name, Secret::new(value)).await {
+            match world.core.create_asset("Shared", name, Secret::new(value), None).await {
                 Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(20)).await,
                 other => return other,
             }
@@ -36,12 +36,12 @@ async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
     let world = World::with_vault_store(store, |config| config.vault_timeout = Duration::from_millis(300));
     prompt.lock();
 
-    let err: Error = bounded(world.core.create_asset("Shared", "token", Secret::new("first"))).await.unwrap_err();
+    let err: Error = bounded(world.core.create_asset("Shared", "token", Secret::new("first"), None)).await.unwrap_err();
     assert_eq!(err.code(), "vault_locked");
     assert!(err.to_string().contains("unlock your keyring"), "{err}");
     // While that call still waits, the store answers and the vault answers at once.
     assert!(world.core.list_assets(None).unwrap().is_empty(), "a half-saved asset is never listed");
-    let again = bounded(world.core.create_asset("Shared", "other", Secret::new("second"))).await.unwrap_err();
+    let again = bounded(world.core.create_asset("Shared", "other", Secret::new("second"), None)).await.unwrap_err();
     assert_eq!(again.code(), "vault_locked");
 
     prompt.unlock();
@@ -63,7 +63,7 @@ async fn a_locked_vault_answers_vault_locked_and_loses_nothing() {
     let stored = entries.expect("the test vault can be searched").iter().filter(|e| e.get_password().is_ok()).count();
     assert_eq!(stored, 1, "no secret without its row");
     // And the name the first attempt wanted is free.
-    bounded(world.core.create_asset("Shared", "token", Secret::new("again"))).await.unwrap();
+    bounded(world.core.create_asset("Shared", "token", Secret::new("again"), None)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,9 +72,11 @@ async fn a_save_cancelled_while_the_vault_waits_leaves_nothing() {
     let world = World::with_vault_store(store, |config| config.vault_timeout = Duration::from_secs(10));
     prompt.lock();
     // The window's Cancel drops the call while the vault write waits on the prompt.
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(300), world.core.create_asset("Shared", "token", Secret::new("x")))
-            .await;
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(300),
+        world.core.create_asset("Shared", "token", Secret::new("x"), None),
+    )
+    .await;
     assert!(cancelled.is_err(), "still waiting when cancelled");
     let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
     let rows: i64 = db.query_row("SELECT count(*) FROM assets", [], |r| r.get(0)).unwrap();

@@ -16,6 +16,10 @@ used_by: number,
  */
 rotatable: boolean, 
 /**
- * Where a linked asset's value is read from; None: the OS vault.
+ * The credential store that keeps the value; None: the OS vault.
+ */
+store: string | null, 
+/**
+ * For an asset linked to a secret in that store: where it is read (never the value).
  */
 link: AssetLink | null, created_at: string, updated_at: string, };

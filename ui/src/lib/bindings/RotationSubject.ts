@@ -3,4 +3,4 @@
 /**
  * What to rotate: the token in a credential asset, or a connection's own token.
  */
-export type RotationSubject = { "kind": "asset", folder: string, name: string, } | { "kind": "connection", id: string, };
+export type RotationSubject = { "kind": "asset", folder: string, name: string, write_linked: boolean, } | { "kind": "connection", id: string, };
