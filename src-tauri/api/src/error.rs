@@ -46,9 +46,11 @@ impl From<patchbay_core::Error> for ApiError {
         let code = err.code();
         let status = match code {
             "not_found" => StatusCode::NOT_FOUND,
-            "name_taken" => StatusCode::CONFLICT,
-            "twilio_unreachable" | "twilio_server_error" | "twilio_rate_limited" => StatusCode::BAD_GATEWAY,
-            "vault_unavailable" | "vault_locked" | "vault_secret_missing" | "store_failed" => {
+            "name_taken" | "store_version_conflict" => StatusCode::CONFLICT,
+            "twilio_unreachable" | "twilio_server_error" | "twilio_rate_limited" | "store_unreachable" => {
+                StatusCode::BAD_GATEWAY
+            }
+            "vault_unavailable" | "vault_locked" | "vault_secret_missing" | "store_failed" | "store_sealed" => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             _ => StatusCode::BAD_REQUEST,

@@ -1,4 +1,5 @@
-//! `/instances`: each handler checks who is calling, makes one core call, answers JSON.
+//! `/instances`, `/credential-stores` and `/assets`: each handler checks who is calling,
+//! makes one core call, answers JSON.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use patchbay_core::credential_stores::{NewStore, StoreCredentials};
 use patchbay_core::instances::ApiCredentials;
 use patchbay_core::instances::{Instance, InstanceFilter, connector_of_element};
-use patchbay_core::{FieldValue, Patchbay};
+use patchbay_core::{FieldValue, Patchbay, Secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -51,6 +53,10 @@ pub async fn router(core: Arc<Patchbay>, guard: Guard) -> Result<Router, patchba
         .route("/instances", get(list).post(create))
         .route("/instances/{id}", get(fetch).put(replace).patch(update).delete(remove))
         .route("/instances/{id}/events", get(events))
+        .route("/credential-stores", get(list_stores).post(add_store))
+        .route("/credential-stores/{name}", axum::routing::delete(remove_store))
+        .route("/credential-stores/{name}/test", axum::routing::post(test_store))
+        .route("/assets", get(list_assets).post(create_asset))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/openapi.yaml")
         })
@@ -156,6 +162,11 @@ async fn list(
 ) -> Result<axum::response::Response, ApiError> {
     api.organization(&headers).await?;
     let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
+    // Checked first: a request that asks for an unknown element is still a bad request.
+    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::bad_request(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}")));
+    }
     let connector = match query.element.as_deref() {
         None => None,
         Some(element) => match connector_of_element(element) {
@@ -171,10 +182,6 @@ async fn list(
             .map(|tags| tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
             .unwrap_or_default(),
     };
-    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::bad_request(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}")));
-    }
     let from = match query.next_page.as_deref() {
         None | Some("") => 0,
         Some(token) => page_position(token)
@@ -266,4 +273,116 @@ async fn remove(
     api.instance(&headers, &id).await?;
     api.core.delete_connection(&id).await?;
     Ok((StatusCode::OK, axum::Json(json!({ "id": id, "deleted": true }))))
+}
+
+// ---- Credential stores and assets: the organization's, like the CLI's `store` and `asset`.
+
+/// A JSON body of type `T`, or a 400 that says what is wrong with it.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))
+}
+
+fn json_answer(value: impl serde::Serialize) -> Answer {
+    Ok((StatusCode::OK, axum::Json(serde_json::to_value(value).expect("plain data serialises"))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StoreBody {
+    name: String,
+    address: String,
+    mount: Option<String>,
+    namespace: Option<String>,
+    /// Sign in with a token…
+    token: Option<Secret>,
+    /// …or with AppRole.
+    approle: Option<AppRoleBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AppRoleBody {
+    role_id: String,
+    secret_id: Secret,
+}
+
+async fn list_stores(State(api): State<Api>, headers: HeaderMap) -> Answer {
+    api.organization(&headers).await?;
+    json_answer(api.core.list_stores()?)
+}
+
+async fn add_store(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
+    api.organization(&headers).await?;
+    let body: StoreBody = json_body(&body)?;
+    let credentials = match (body.token, body.approle) {
+        (Some(token), None) => StoreCredentials::Token(token),
+        (None, Some(approle)) => StoreCredentials::AppRole { role_id: approle.role_id, secret_id: approle.secret_id },
+        _ => return Err(ApiError::bad_request("send either token or approle (roleId, secretId)")),
+    };
+    let new =
+        NewStore { name: body.name, address: body.address, mount: body.mount, namespace: body.namespace, credentials };
+    json_answer(api.core.add_store(new).await?)
+}
+
+async fn test_store(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
+    api.organization(&headers).await?;
+    json_answer(api.core.test_store(&name).await?)
+}
+
+async fn remove_store(State(api): State<Api>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
+    api.organization(&headers).await?;
+    api.core.remove_store(&name).await?;
+    json_answer(json!({ "name": name, "deleted": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetsQuery {
+    folder: Option<String>,
+}
+
+async fn list_assets(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    query: Result<Query<AssetsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    api.organization(&headers).await?;
+    let Query(query) = query.map_err(|err| ApiError::bad_request(format!("invalid query: {}", err.body_text())))?;
+    json_answer(api.core.list_assets(query.folder.as_deref())?)
+}
+
+/// A new credential asset: a `value` kept in `store` (default: the folder's), or a
+/// `link` to a key of a secret already in `store`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetBody {
+    folder: String,
+    name: String,
+    store: Option<String>,
+    value: Option<Secret>,
+    link: Option<LinkBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    path: String,
+    key: String,
+}
+
+async fn create_asset(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
+    api.organization(&headers).await?;
+    let body: AssetBody = json_body(&body)?;
+    let asset = match (body.value, body.link, body.store) {
+        (Some(value), None, store) => api.core.create_asset(&body.folder, &body.name, value, store.as_deref()).await?,
+        (None, Some(link), Some(store)) => {
+            api.core.link_asset(&body.folder, &body.name, &store, &link.path, &link.key).await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send a value (and optionally a store), or a store and a link (path, key)",
+            ));
+        }
+    };
+    json_answer(asset)
 }

@@ -32,8 +32,9 @@ pub struct Config {
     /// Twilio SendGrid's v3 API: the global host, and the EU host of EU regional subusers.
     pub sendgrid_api_base: String,
     pub sendgrid_eu_api_base: String,
-    /// The HTTP connector may call this machine only (`PATCHBAY_HTTP_LOOPBACK_ONLY`): for
-    /// locked-down machines, and for tests that must never send traffic elsewhere.
+    /// Addresses people type (the HTTP connector's Base URL, a credential store's address)
+    /// may name this machine only (`PATCHBAY_HTTP_LOOPBACK_ONLY`): for locked-down
+    /// machines, and for tests that must never send traffic elsewhere.
     pub http_loopback_only: bool,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use zeroize::Zeroize;
 
 use crate::Patchbay;
-use crate::destination::check_base_url;
+use crate::destination::{check_base_url, is_loopback_host};
 use crate::error::{Error, Result};
 use crate::folders::clean_name;
 use crate::http::{Answer, HttpClient, TransportError};
@@ -527,8 +527,14 @@ impl Patchbay {
             return Err(Error::invalid("name", format!("'{OS_STORE}' stands for the OS vault; choose another name")));
         }
         let address = new.address.trim().trim_end_matches('/').to_owned();
-        check_base_url(&address)
+        let parsed = check_base_url(&address)
             .map_err(|refusal| Error::invalid("address", format!("the address '{address}' is refused: {refusal}")))?;
+        if self.services.http_loopback_only && !is_loopback_host(&parsed) {
+            return Err(Error::invalid(
+                "address",
+                "this Patchbay may only call this machine (http_loopback_only in config.toml)",
+            ));
+        }
         let mount = clean_mount(new.mount.as_deref())?;
         let namespace = new.namespace.map(|ns| ns.trim().trim_matches('/').to_owned()).filter(|ns| !ns.is_empty());
         if let Some(existing) = rows::name_taken(&self.store.conn(), &name)? {

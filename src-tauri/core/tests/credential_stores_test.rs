@@ -97,6 +97,11 @@ async fn each_way_a_store_is_wrong_has_its_own_code_and_nothing_is_kept() {
     let mut remote = store("g", &bao, None, root());
     remote.address = "http://vault.example.com:8200".into();
     assert_eq!(world.core.add_store(remote).await.unwrap_err().field(), Some("address"), "plain http only on loopback");
+    // Tests run with http_loopback_only: refused before any connection is made.
+    let mut public = store("g", &bao, None, root());
+    public.address = "https://vault.example.com:8200".into();
+    let err = world.core.add_store(public).await.unwrap_err();
+    assert!(err.to_string().contains("only call this machine"), "{err}");
 
     bao.ok(&["operator", "seal"]);
     let err = world.core.add_store(store("h", &bao, None, root())).await.unwrap_err();
