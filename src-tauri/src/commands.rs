@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use patchbay_core::credential_stores::{CredentialStore, FolderStore, NewStore, StoreCheck, StoreForm};
 use patchbay_core::rotation::{RotationPlan, RotationRecord, RotationSubject};
 use patchbay_core::{
     Asset, Connection, ConnectionForm, ConnectionPage, ConnectionQuery, Connector, ErrorBody, Folder, FolderContents,
@@ -68,6 +69,49 @@ pub async fn create_asset(
     store: Option<String>,
 ) -> Answer<Asset> {
     core.create_asset(&folder, &name, value, store.as_deref()).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn link_asset(
+    core: Core<'_>,
+    folder: String,
+    name: String,
+    store: String,
+    path: String,
+    key: String,
+) -> Answer<Asset> {
+    core.link_asset(&folder, &name, &store, &path, &key).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn folder_store(core: Core<'_>, folder: String) -> Answer<FolderStore> {
+    core.folder_store(&folder).map_err(body)
+}
+
+#[tauri::command]
+pub async fn set_folder_store(core: Core<'_>, folder: String, store: Option<String>) -> Answer<FolderStore> {
+    core.set_folder_store(&folder, store.as_deref()).map_err(body)
+}
+
+#[tauri::command]
+pub async fn list_stores(core: Core<'_>) -> Answer<Vec<CredentialStore>> {
+    core.list_stores().map_err(body)
+}
+
+#[tauri::command]
+pub async fn add_store(core: Core<'_>, store: StoreForm) -> Answer<CredentialStore> {
+    let new = NewStore::try_from(store).map_err(body)?;
+    core.add_store(new).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn test_store(core: Core<'_>, name: String) -> Answer<StoreCheck> {
+    core.test_store(&name).await.map_err(body)
+}
+
+#[tauri::command]
+pub async fn remove_store(core: Core<'_>, name: String) -> Answer<()> {
+    core.remove_store(&name).await.map_err(body)
 }
 
 #[tauri::command]

@@ -3,11 +3,13 @@
 // of tests/run.sh. Creates a folder, adds a Twilio connection through the catalog, and
 // checks that the CLI sees what the window saved, that nothing in the table is cut at the
 // default size, and runs axe-core in the window. Leaves screenshots of the Twilio form
-// and the Connections tab in tests/desktop/artifacts/.
+// and the Connections tab in tests/desktop/artifacts/. Registers a credential store (a
+// real OpenBao) and links a credential asset to a secret in it.
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -199,4 +201,73 @@ it("follows the desktop's dark theme, with no accessibility violation there eith
   assert.equal(await window.execute(() => getComputedStyle(document.documentElement).backgroundColor), "rgb(21, 24, 29)");
   await assertAccessible("the empty Connections tab, dark theme");
   writeFileSync(join(artifacts, "connections-tab-dark.png"), await window.screenshot());
+});
+
+/** A real OpenBao (`bao server -dev`, BAO_BIN from tests/run.sh) on a free loopback port. */
+async function startOpenBao() {
+  const port = await new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const rootToken = `root-${process.pid}`;
+  const address = `http://127.0.0.1:${port}`;
+  const child = spawn(process.env.BAO_BIN ?? "bao", ["server", "-dev", `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`], {
+    stdio: "ignore",
+  });
+  const bao = (...args) =>
+    execFileSync(process.env.BAO_BIN ?? "bao", args, { env: { ...process.env, BAO_ADDR: address, BAO_TOKEN: rootToken } }).toString().trim();
+  await waitFor("OpenBao to answer", () => {
+    try {
+      return bao("status").includes("Sealed");
+    } catch {
+      return false;
+    }
+  });
+  return { child, address, bao };
+}
+
+it("registers a credential store and links a credential asset to a secret in it", async () => {
+  const openbao = await startOpenBao();
+  const policy = join(mkdtempSync(join(tmpdir(), "patchbay-policy-")), "policy.hcl");
+  writeFileSync(policy, 'path "secret/data/twilio/*" { capabilities = ["read"] }\n');
+  openbao.bao("policy", "write", "patchbay-twilio", policy);
+  const token = openbao.bao("token", "create", "-field=token", "-policy=patchbay-twilio");
+  openbao.bao("kv", "put", "secret/twilio/prod", `auth_token=${seed.live.auth_token}`, "owner=ops");
+  try {
+    await window.click(".sidebar-head button.link:last-of-type");
+    await waitFor("the Credential stores dialog", () => window.find("#store-name"));
+    await window.type("#store-name", "Company vault");
+    await window.type("#store-address", openbao.address);
+    await window.type("#store-token", token);
+    await waitFor("Add store to be enabled", () => window.enabled('.store-form button[type="submit"]'));
+    await window.click('.store-form button[type="submit"]');
+    await waitFor("the store registered", async () => (await window.text(".store-status")).includes("Registered")).catch(shown);
+    assert.match(await window.text("table.stores"), /Company vault[^]*secret[^]*Token/);
+    await assertAccessible("Settings → Credential stores");
+    writeFileSync(join(artifacts, "credential-stores.png"), await window.screenshot());
+    await window.click("dialog[open] .dialog-actions button");
+
+    await window.click("#tab-assets");
+    await waitFor("the link option", () => window.find("#asset-source-link"));
+    await window.click("#asset-source-link");
+    await window.type("#asset-name", "Twilio prod");
+    await window.type("#asset-link-path", "twilio/prod");
+    await window.type("#asset-link-key", "auth_token");
+    await window.click('.asset-form button[type="submit"]');
+    await waitFor("the linked asset", async () => (await window.text("table.assets")).includes("linked")).catch(shown);
+    assert.match(await window.text("table.assets"), /Twilio prod[^]*Company vault: twilio\/prod \(auth_token\), linked/);
+    await assertAccessible("the Credential assets tab with a linked asset");
+
+    const assets = JSON.parse(execFileSync(bin("patchbay"), ["--json", "asset", "list"], { env }).toString());
+    const linked = assets.find((asset) => asset.name === "Twilio prod");
+    assert.deepEqual([linked.store, linked.link], ["Company vault", { path: "twilio/prod", key: "auth_token" }]);
+    const holding = readdirSync(env.PATCHBAY_DATA_DIR, { recursive: true })
+      .map((name) => join(env.PATCHBAY_DATA_DIR, name))
+      .filter((path) => statSync(path).isFile() && readFileSync(path).includes(seed.live.auth_token));
+    assert.deepEqual(holding, [], "no copy of the linked secret in the data folder");
+  } finally {
+    openbao.child.kill();
+  }
 });

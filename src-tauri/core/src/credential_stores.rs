@@ -8,7 +8,7 @@
 
 use reqwest::{Method, StatusCode};
 use rusqlite::{Connection as Db, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 use uuid::Uuid;
@@ -66,6 +66,36 @@ pub struct NewStore {
     pub mount: Option<String>,
     pub namespace: Option<String>,
     pub credentials: StoreCredentials,
+}
+
+/// A store to register, as the window's form sends it: a token, or an AppRole role ID
+/// and secret ID.
+#[derive(Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct StoreForm {
+    pub name: String,
+    pub address: String,
+    pub mount: Option<String>,
+    pub namespace: Option<String>,
+    #[ts(type = "string | null")]
+    pub token: Option<Secret>,
+    pub role_id: Option<String>,
+    #[ts(type = "string | null")]
+    pub secret_id: Option<Secret>,
+}
+
+impl TryFrom<StoreForm> for NewStore {
+    type Error = Error;
+
+    fn try_from(form: StoreForm) -> Result<Self> {
+        let credentials = match (form.token, form.role_id, form.secret_id) {
+            (Some(token), None, None) => StoreCredentials::Token(token),
+            (None, Some(role_id), Some(secret_id)) => StoreCredentials::AppRole { role_id, secret_id },
+            _ => return Err(Error::invalid("credentials", "give a token, or an AppRole role ID and secret ID")),
+        };
+        Ok(Self { name: form.name, address: form.address, mount: form.mount, namespace: form.namespace, credentials })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,15 +5,20 @@ import type { Connection } from "./bindings/Connection";
 import type { ConnectionForm } from "./bindings/ConnectionForm";
 import type { ConnectionPage } from "./bindings/ConnectionPage";
 import type { Connector } from "./bindings/Connector";
+import type { CredentialStore } from "./bindings/CredentialStore";
 import type { ErrorBody } from "./bindings/ErrorBody";
 import type { Folder } from "./bindings/Folder";
 import type { FolderContents } from "./bindings/FolderContents";
+import type { FolderStore } from "./bindings/FolderStore";
 import type { RotationPlan } from "./bindings/RotationPlan";
 import type { RotationRecord } from "./bindings/RotationRecord";
 import type { RotationSubject } from "./bindings/RotationSubject";
+import type { StoreCheck } from "./bindings/StoreCheck";
+import type { StoreForm } from "./bindings/StoreForm";
 
 export type { Asset, Connection, ConnectionForm, ConnectionPage, Connector, ErrorBody, Folder, FolderContents };
 export type { RotationPlan, RotationRecord, RotationSubject };
+export type { CredentialStore, FolderStore, StoreCheck, StoreForm };
 
 /** Every failed call rejects with an ErrorBody; anything else becomes one. */
 async function invokeOnce<T>(command: string, args: Record<string, unknown>): Promise<T> {
@@ -68,7 +73,18 @@ export const api = {
   deleteFolder: (path: string, recursive: boolean) => call<FolderContents>("delete_folder", { path, recursive }),
   searchConnectors: (query: string) => call<Connector[]>("search_connectors", { query }),
   listAssets: (folder: string) => call<Asset[]>("list_assets", { folder }),
-  createAsset: (folder: string, name: string, value: string) => call<Asset>("create_asset", { folder, name, value }),
+  /** `store`: a credential store's name, "os" for the OS vault, null for the folder's store. */
+  createAsset: (folder: string, name: string, value: string, store: string | null) =>
+    call<Asset>("create_asset", { folder, name, value, store }),
+  linkAsset: (folder: string, name: string, store: string, path: string, key: string) =>
+    call<Asset>("link_asset", { folder, name, store, path, key }),
+  folderStore: (folder: string) => call<FolderStore>("folder_store", { folder }),
+  /** `store`: a credential store's name, "os", or null to go as the parent folder. */
+  setFolderStore: (folder: string, store: string | null) => call<FolderStore>("set_folder_store", { folder, store }),
+  listStores: () => call<CredentialStore[]>("list_stores"),
+  addStore: (store: StoreForm) => call<CredentialStore>("add_store", { store }),
+  testStore: (name: string) => call<StoreCheck>("test_store", { name }),
+  removeStore: (name: string) => call<null>("remove_store", { name }),
   deleteAsset: (folder: string, name: string, force: boolean) => call<null>("delete_asset", { folder, name, force }),
   listConnections: (folder: string | null, search: string | null, offset: number, limit: number) =>
     call<ConnectionPage>("list_connections", { folder, search, offset, limit }),

@@ -176,11 +176,14 @@ export function createBackend() {
         return { ...asset, used_by: users.length, rotatable: users.some((c) => c.auth_method === "auth_token") };
       }),
     create_asset: ({ folder, name, value }) => {
-      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, link: null, created_at: "", updated_at: "", value: String(value) };
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: null, link: null, created_at: "", updated_at: "", value: String(value) };
       assets.push(asset);
       const { value: _value, ...shown } = asset;
       return shown;
     },
+    // No credential store is registered in the browser flows: assets stay in the OS vault.
+    list_stores: () => [],
+    folder_store: ({ folder }) => ({ folder: String(folder), store: "os", chosen_in: null }),
     delete_asset: ({ name }) => {
       assets.splice(assets.findIndex((a) => a.name === name), 1);
       return null;
