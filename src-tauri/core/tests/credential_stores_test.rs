@@ -173,6 +173,75 @@ async fn a_linked_asset_is_read_from_the_store_each_time_so_a_rotation_there_rea
         matches!(failed.status, patchbay_core::ConnectionStatus::Failed { ref code, .. } if code == "store_sealed")
     );
     assert_eq!(world.core.remove_store("Company vault").await.unwrap_err().code(), "invalid_input", "still linked");
+
+    // The store comes back: so does the connection, with nothing to do in Patchbay.
+    bao.unseal();
+    assert_eq!(
+        world.core.test_connection(&connection.id).await.unwrap().status,
+        patchbay_core::ConnectionStatus::Connected
+    );
+
+    // A value that is no Twilio Auth Token is refused as such, without showing it.
+    bao.ok(&["kv", "put", "secret/twilio/prod", "auth_token=not-a-token-value"]);
+    let mut new = world.live("+15551230002");
+    new.secret = Some(SecretSource::Asset("Twilio prod".into()));
+    let err = world.core.add_connection(new).await.unwrap_err();
+    assert_eq!(err.field(), Some("auth_token"), "{err}");
+    assert!(err.to_string().contains("credential asset 'Twilio prod'"), "{err}");
+    assert!(!err.to_string().contains("not-a-token-value"), "the value is never shown: {err}");
+}
+
+#[tokio::test]
+async fn a_store_in_a_namespace_is_signed_in_and_read_there() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    let bao = OpenBao::start();
+    bao.ok(&["namespace", "create", "team-a"]);
+    bao.ok(&["secrets", "enable", "-ns=team-a", "-path=secret", "-version=2", "kv"]);
+    bao.ok(&["kv", "put", "-ns=team-a", "secret/twilio/prod", &format!("auth_token={}", seed.live.auth_token)]);
+    let mut in_namespace = store("Team A", &bao, None, StoreCredentials::Token(Secret::new(bao.root_token.clone())));
+    in_namespace.namespace = Some("team-a/".into());
+    let added = world.core.add_store(in_namespace).await.unwrap();
+    assert_eq!(added.namespace.as_deref(), Some("team-a"));
+    world.core.link_asset("Shared", "Twilio prod", "Team A", "twilio/prod", "auth_token").await.unwrap();
+    let mut new = world.live("+15551230001");
+    new.secret = Some(SecretSource::Asset("Twilio prod".into()));
+    assert_eq!(world.core.add_connection(new).await.unwrap().status, patchbay_core::ConnectionStatus::Connected);
+
+    // The same path outside the namespace does not exist.
+    let root = StoreCredentials::Token(Secret::new(bao.root_token.clone()));
+    world.core.add_store(store("Root", &bao, None, root)).await.unwrap();
+    let err = world.core.link_asset("Shared", "Other", "Root", "twilio/prod", "auth_token").await.unwrap_err();
+    assert_eq!(err.code(), "store_secret_missing");
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_times_out_like_any_service() {
+    let world = World::with(|config| {
+        config.twilio.request_timeout = std::time::Duration::from_millis(300);
+        config.twilio.max_retries = 0;
+    });
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            open.push(connection);
+        }
+    });
+    let new = NewStore {
+        name: "Slow".into(),
+        address,
+        mount: None,
+        namespace: None,
+        credentials: StoreCredentials::Token(Secret::new("a-token")),
+    };
+    let err = world.core.add_store(new).await.unwrap_err();
+    assert_eq!((err.code(), err.field()), ("store_unreachable", Some("address")));
+    assert!(err.to_string().contains("no answer in time"), "{err}");
+    assert!(world.core.list_stores().unwrap().is_empty());
+    held.abort();
 }
 
 #[tokio::test]
