@@ -8,6 +8,7 @@ use ts_rs::TS;
 
 use crate::assets;
 use crate::catalog::{self, AuthMethod};
+use crate::connectors::TwilioAccount;
 use crate::error::{Error, Result};
 use crate::fields::{Details, FieldValue, FieldValues};
 use crate::folders;
@@ -36,6 +37,9 @@ pub struct Connection {
     /// What the service said about the account at the last successful check.
     pub details: Details,
     pub auth: AuthRef,
+    /// Whether its token can be rotated from the connection: its own (an asset's is
+    /// rotated from the asset), of an auth method that offers rotation, and live.
+    pub rotatable: bool,
     pub status: ConnectionStatus,
     pub last_checked_at: Option<String>,
     pub created_at: String,
@@ -322,6 +326,9 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                     }
                 },
             };
+            let rotatable = row.auth_kind == AuthKind::Own
+                && row.method().is_ok_and(|method| method.offers(catalog::Feature::TokenRotation))
+                && !TwilioAccount::of(&row.fields).test_credentials;
             let status = match row.status {
                 CheckState::Connected => ConnectionStatus::Connected,
                 CheckState::Failed => ConnectionStatus::Failed {
@@ -331,6 +338,7 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 CheckState::NotChecked => ConnectionStatus::NotChecked,
             };
             Ok(Connection {
+                rotatable,
                 id: row.id,
                 folder,
                 connector: row.connector,

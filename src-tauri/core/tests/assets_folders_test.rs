@@ -22,6 +22,7 @@ async fn a_connection_can_use_an_asset_visible_from_its_folder() {
     new.secret = Some(SecretSource::Asset("twilio TOKEN".into()));
     let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.auth, AuthRef::Asset { name: "Twilio token".into(), folder: "Shared".into() });
+    assert!(!connection.rotatable, "an asset's token is rotated from the asset");
     assert_eq!(world.vault_value(&format!("connection/{}", connection.id)), None, "no copy of the asset's value");
 
     let visible = world.core.list_assets(Some("Shared/Finance")).unwrap();

@@ -47,6 +47,7 @@ async fn trial_accounts_connect_too() {
     let new = twilio("Shared", "+15551239001", &seed.trial.sid, &seed.trial.auth_token, false);
     let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.account_type(), Some("Trial"));
+    assert!(connection.rotatable, "its own live Auth Token");
 }
 
 #[tokio::test]
@@ -57,6 +58,7 @@ async fn test_credentials_connect_with_twilios_magic_from_number() {
     let connection = world.core.add_connection(new).await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::Connected);
     assert!(connection.test_credentials());
+    assert!(!connection.rotatable, "Twilio refuses auth-token requests made with Test Credentials");
     let posts: Vec<_> = world.fake.requests().into_iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].credential, CredentialKind::Test);

@@ -120,6 +120,8 @@ export function createBackend() {
       fields: { ...form.values, ...(phone ? { phone_number: phone } : {}) },
       details,
       auth: form.secretAsset ? { kind: "asset", name: form.secretAsset, folder: "Shared" } : { kind: "own" },
+      // As the core: its own Twilio Auth Token, not Test Credentials.
+      rotatable: !form.secretAsset && form.authMethod === "auth_token" && form.values.test_credentials !== true,
       status: { state: "connected" },
       last_checked_at: now,
       created_at: now,

@@ -76,6 +76,7 @@ describe("a connection in the form and in the table", () => {
     fields: { account_sid: sid, test_credentials: true },
     details: { account_name: "Acme" },
     auth: { kind: "own" },
+    rotatable: false,
     status: { state: "connected" },
     last_checked_at: null,
     created_at: "",

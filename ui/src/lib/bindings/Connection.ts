@@ -20,7 +20,12 @@ fields: { [key in string]: FieldValue },
 /**
  * What the service said about the account at the last successful check.
  */
-details: { [key in string]: string }, auth: AuthRef, status: ConnectionStatus, last_checked_at: string | null, created_at: string, updated_at: string, 
+details: { [key in string]: string }, auth: AuthRef, 
+/**
+ * Whether its token can be rotated from the connection: its own (an asset's is
+ * rotated from the asset), of an auth method that offers rotation, and live.
+ */
+rotatable: boolean, status: ConnectionStatus, last_checked_at: string | null, created_at: string, updated_at: string, 
 /**
  * Set while polling for its events fails (API instances with events on).
  */
