@@ -2,7 +2,7 @@
 //! processes, against a real OpenBao and the real Secret Service.
 
 use patchbay_tests::fake_twilio::FakeTwilio;
-use patchbay_tests::harness::{Patchbay, Token, files_containing, require_secret_service, run_command};
+use patchbay_tests::harness::{Patchbay, Run, Token, files_containing, require_secret_service, run_command};
 use patchbay_tests::openbao::OpenBao;
 use patchbay_tests::serve::{Server, send};
 use reqwest::StatusCode;
@@ -130,6 +130,14 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     let (_, assets) = call(reqwest::Method::GET, "/assets?folder=Shared", None);
     assert_eq!(assets.as_array().unwrap().len(), 2);
 
+    // Every CLI run's output (with its debug log) is kept, to be searched for secrets.
+    let printed = std::cell::RefCell::new(String::new());
+    let keep = |run: Run| {
+        printed.borrow_mut().push_str(&format!("{}{}", run.stdout, run.stderr));
+        run
+    };
+    let cli = |args: &[&str]| keep(patchbay.run(args));
+
     // Connections through both.
     let instance = |name: &str, asset: &str| {
         json!({ "element": { "key": "twiliov2" }, "name": name, "folder": "Shared",
@@ -144,14 +152,14 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     // A rotation done in OpenBao reaches the connection through the linked asset.
     let linked_id = by_linked["id"].as_str().unwrap();
     bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", "0".repeat(32))]);
-    assert_eq!(patchbay.run(&["--json", "connection", "test", linked_id]).code(), "twilio_auth_failed");
+    assert_eq!(cli(&["--json", "connection", "test", linked_id]).code(), "twilio_auth_failed");
     bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", live.auth_token)]);
-    assert_eq!(patchbay.run(&["--json", "connection", "test", linked_id]).ok().json()["status"]["state"], "connected");
+    assert_eq!(cli(&["--json", "connection", "test", linked_id]).ok().json()["status"]["state"], "connected");
 
     // The linked secret holds the same token: a rotation would change it under the
     // admins, so it is refused unless asked with --write-linked.
     let rotate = ["--json", "credential", "rotate", "--asset", "Managed token", "--folder", "Shared", "--yes"];
-    let refused = patchbay.run(&rotate);
+    let refused = cli(&rotate);
     assert_eq!(refused.code(), "invalid_input");
     assert!(refused.error()["message"].as_str().unwrap().contains("--write-linked"), "{}", refused.stderr);
     bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", "0".repeat(32))]);
@@ -159,12 +167,12 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     // Someone writes the managed secret while a rotation runs: nothing is promoted.
     let mut stopped = patchbay.command(&rotate);
     stopped.env("PATCHBAY_ROTATION_STOP_AFTER", "2");
-    let _ = run_command(stopped, "");
+    keep(run_command(stopped, ""));
     bao.ok(&["kv", "put", &managed_path, &format!("value={}", live.auth_token)]);
-    let conflict = patchbay.run(&["--json", "credential", "rotate", "--resume"]);
+    let conflict = cli(&["--json", "credential", "rotate", "--resume"]);
     assert_eq!(conflict.code(), "store_version_conflict", "{}", conflict.stderr);
     assert_eq!(fake.primary_token(&live.sid).as_deref(), Some(live.auth_token.as_str()), "nothing promoted");
-    let cancelled = patchbay.run(&["--json", "credential", "rotate", "--cancel"]).ok().json();
+    let cancelled = cli(&["--json", "credential", "rotate", "--cancel"]).ok().json();
     assert_eq!(cancelled[0]["step"], "cancelled");
 
     // Sealed: the API says so, with its code.
@@ -176,7 +184,7 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     drop(server);
     for secret in [&live.auth_token, &secret_id, &token] {
         assert!(!answers.contains(secret.as_str()), "an API answer holds a secret");
-        assert!(!conflict.stderr.contains(secret.as_str()) && !conflict.stdout.contains(secret.as_str()));
+        assert!(!printed.borrow().contains(secret.as_str()), "the CLI printed or logged a secret");
         assert_eq!(files_containing(patchbay.data_dir.path(), secret.as_bytes()), Vec::<std::path::PathBuf>::new());
     }
 }
