@@ -452,6 +452,43 @@ describe("Rotate Auth Token", () => {
   });
 });
 
+describe("Credential stores", () => {
+  it("registers a store by keyboard, links an asset to its secret, and sends the folder's new assets there", async () => {
+    await page.getByRole("button", { name: "Credential stores" }).click();
+    const dialog = page.getByRole("dialog", { name: "Credential stores" });
+    await dialog.waitFor();
+    await page.getByLabel("Name", { exact: true }).fill("Company <b>vault</b>");
+    await page.getByLabel("Address").fill("http://vault.example.com:8200");
+    await page.getByLabel("Sign-in token").fill("hvs.secret-token");
+    await page.getByRole("button", { name: "Add store" }).click();
+    await dialog.getByRole("alert").filter({ hasText: "plain http only on this machine" }).waitFor();
+    await page.getByLabel("Address").fill("https://vault.example.com:8200");
+    await page.getByLabel("Sign-in token").press("Enter");
+    await dialog.getByRole("status").filter({ hasText: "Registered credential store" }).waitFor();
+    const row = dialog.getByRole("row", { name: /vault\.example\.com/ });
+    assert.equal(await row.getByRole("cell").first().textContent(), "Company <b>vault</b>", "a name is shown as text");
+    assert.equal(await page.getByLabel("Sign-in token").inputValue(), "", "the token is not kept in the form");
+    await dialog.getByRole("button", { name: "Test credential store Company <b>vault</b>" }).click();
+    await dialog.getByRole("status").filter({ hasText: "works (version 2.7.2" }).waitFor();
+    await assertAccessible("the Credential stores dialog");
+    await page.keyboard.press("Escape");
+
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await page.getByLabel("Asset name").fill("Twilio prod");
+    await page.getByLabel("Link to a secret in a credential store").check();
+    await page.getByLabel("Secret path").fill("twilio/prod");
+    await page.getByLabel("Key", { exact: true }).fill("auth_token");
+    await page.getByRole("button", { name: "Link asset" }).click();
+    await page.getByRole("cell", { name: "Company <b>vault</b>: twilio/prod (auth_token), linked" }).waitFor();
+
+    await page.getByLabel("New assets of Shared go to").selectOption("Company <b>vault</b>");
+    await page.getByText("Now: Company <b>vault</b>.").waitFor();
+    await page.getByLabel("Enter the value").check();
+    assert.match(await page.getByLabel("Keep the value in").locator("option").first().textContent(), /This folder's store \(Company <b>vault<\/b>\)/);
+    await assertAccessible("the Credential assets tab with a credential store");
+  });
+});
+
 describe("Folders", () => {
   it("creates a sub-folder, moves through the tree with arrow keys, and names what a delete would remove", async () => {
     await page.getByRole("button", { name: "New folder" }).click();

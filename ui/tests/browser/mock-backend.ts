@@ -3,9 +3,12 @@ import type { Asset } from "../../src/lib/bindings/Asset";
 import type { Connection } from "../../src/lib/bindings/Connection";
 import type { ConnectionForm } from "../../src/lib/bindings/ConnectionForm";
 import type { Connector } from "../../src/lib/bindings/Connector";
+import type { CredentialStore } from "../../src/lib/bindings/CredentialStore";
 import type { ErrorBody } from "../../src/lib/bindings/ErrorBody";
 import type { Folder } from "../../src/lib/bindings/Folder";
+import type { FolderStore } from "../../src/lib/bindings/FolderStore";
 import type { RotationRecord } from "../../src/lib/bindings/RotationRecord";
+import type { StoreForm } from "../../src/lib/bindings/StoreForm";
 import httpDefinition from "../../../src-tauri/core/connectors/http.json";
 import sendgridDefinition from "../../../src-tauri/core/connectors/sendgrid.json";
 import slackDefinition from "../../../src-tauri/core/connectors/slack.json";
@@ -27,6 +30,9 @@ export function createBackend() {
   const connections: Connection[] = [];
   const pending = new Map<string, () => void>();
   const rotations: RotationRecord[] = [];
+  const stores: CredentialStore[] = [];
+  /** Folder path → the store its new assets go to ("os" or a store's name). */
+  const folderStores: Record<string, string> = {};
   const state = {
     connectDelayMs: 0,
     calls: [] as { command: string; args: Record<string, unknown> }[],
@@ -183,9 +189,48 @@ export function createBackend() {
       const { value: _value, ...shown } = asset;
       return shown;
     },
-    // No credential store is registered in the browser flows: assets stay in the OS vault.
-    list_stores: () => [],
-    folder_store: ({ folder }) => ({ folder: String(folder), store: "os", chosen_in: null }),
+    list_stores: () => stores,
+    add_store: ({ store }) => {
+      const form = store as StoreForm;
+      if (!/^https:\/\/|^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(form.address))
+        fail("invalid_input", `the address '${form.address}' is refused: plain http only on this machine`, "address");
+      const added: CredentialStore = {
+        id: crypto.randomUUID(),
+        name: form.name.trim(),
+        kind: "vault",
+        address: form.address.trim(),
+        mount: form.mount ?? "secret",
+        namespace: form.namespace,
+        auth: form.roleId ? "approle" : "token",
+        created_at: "",
+      };
+      stores.push(added);
+      return added;
+    },
+    test_store: ({ name }) => ({ name: String(name), version: "2.7.2", policies: ["default", "patchbay"] }),
+    remove_store: ({ name }) => {
+      stores.splice(stores.findIndex((s) => s.name === name), 1);
+      return null;
+    },
+    link_asset: ({ folder, name, store, path, key }) => {
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: String(store), link: { path: String(path), key: String(key) }, created_at: "", updated_at: "", value: "" };
+      assets.push(asset);
+      const { value: _value, ...shown } = asset;
+      return shown;
+    },
+    // As the core: the nearest folder that chose a store, itself first; else the OS vault.
+    folder_store: ({ folder }): FolderStore => {
+      const path = String(folder);
+      const chooser = Object.keys(folderStores)
+        .filter((chosen) => path === chosen || path.startsWith(`${chosen}/`))
+        .sort((a, b) => b.length - a.length)[0];
+      return { folder: path, store: chooser ? folderStores[chooser] : "os", chosen_in: chooser ?? null };
+    },
+    set_folder_store: ({ folder, store }) => {
+      if (store === null) delete folderStores[String(folder)];
+      else folderStores[String(folder)] = String(store);
+      return handlers.folder_store({ folder });
+    },
     delete_asset: ({ name }) => {
       assets.splice(assets.findIndex((a) => a.name === name), 1);
       return null;
