@@ -168,7 +168,7 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     let mut stopped = patchbay.command(&rotate);
     stopped.env("PATCHBAY_ROTATION_STOP_AFTER", "2");
     keep(run_command(stopped, ""));
-    bao.ok(&["kv", "put", &managed_path, &format!("value={}", live.auth_token)]);
+    bao.ok(&["kv", "put", &managed_path, &format!("value={}", "0".repeat(32))]);
     let conflict = cli(&["--json", "credential", "rotate", "--resume"]);
     assert_eq!(conflict.code(), "store_version_conflict", "{}", conflict.stderr);
     assert_eq!(fake.primary_token(&live.sid).as_deref(), Some(live.auth_token.as_str()), "nothing promoted");

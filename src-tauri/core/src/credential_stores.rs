@@ -239,10 +239,14 @@ impl Session<'_> {
         format!("{}/data/{path}", self.store.mount)
     }
 
-    /// The KV v2 secret at `path` under the mount, its newest version.
-    async fn read_secret(&self, path: &str) -> Result<KvSecret, CredentialStoreError> {
+    /// The KV v2 secret at `path` under the mount: its newest version, or `version`.
+    async fn read_secret(&self, path: &str, version: Option<u64>) -> Result<KvSecret, CredentialStoreError> {
         let shown = self.data_path(path);
-        let answer = self.call(Method::GET, &shown, None).await?;
+        let asked = match version {
+            Some(version) => format!("{shown}?version={version}"),
+            None => shown.clone(),
+        };
+        let answer = self.call(Method::GET, &asked, None).await?;
         match answer.status {
             StatusCode::NOT_FOUND => return Err(CredentialStoreError::SecretMissing { path: shown }),
             StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown, wanted: "read" }),
@@ -634,15 +638,22 @@ impl Patchbay {
         Ok(work(&session).await?)
     }
 
-    /// The KV v2 secret at `path` in the store with this id, read now.
-    pub(crate) async fn read_store_secret(&self, store_id: &str, path: &str) -> Result<KvSecret> {
-        self.with_session(store_id, async |session| session.read_secret(path).await).await
+    /// The KV v2 secret at `path` in the store with this id, read now: its newest
+    /// version, or `version` (KV v2 keeps the older ones).
+    pub(crate) async fn read_store_secret(&self, store_id: &str, path: &str, version: Option<u64>) -> Result<KvSecret> {
+        self.with_session(store_id, async |session| session.read_secret(path, version).await).await
     }
 
-    /// `key` of the secret at `path` in the store with this id, read now, with the
-    /// secret's version.
-    pub(crate) async fn read_store_key(&self, store_id: &str, path: &str, key: &str) -> Result<(Secret, u64)> {
-        let secret = self.read_store_secret(store_id, path).await?;
+    /// `key` of the secret at `path` in the store with this id, read now (newest, or
+    /// `version`), with the version read.
+    pub(crate) async fn read_store_key(
+        &self,
+        store_id: &str,
+        path: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Result<(Secret, u64)> {
+        let secret = self.read_store_secret(store_id, path, version).await?;
         Ok((secret.value(key)?, secret.version))
     }
 
@@ -660,7 +671,7 @@ impl Patchbay {
         self.with_session(store_id, async |session| {
             let mut data = serde_json::Map::new();
             if cas > 0 {
-                let current = session.read_secret(path).await?;
+                let current = session.read_secret(path, None).await?;
                 if current.version != cas {
                     return Err(CredentialStoreError::VersionConflict { path: current.path.clone(), expected: cas });
                 }
@@ -704,7 +715,7 @@ impl Patchbay {
             return Err(Error::invalid("key", "name the key of the secret to read, e.g. auth_token"));
         }
         let (store_row, _) = rows::by_name(&self.store.conn(), store)?;
-        self.read_store_key(&store_row.id, &path, key).await?;
+        self.read_store_key(&store_row.id, &path, key, None).await?;
         let id = Uuid::new_v4().to_string();
         self.store.write(|tx| {
             let folder_id = crate::folders::resolve(tx, folder)?;

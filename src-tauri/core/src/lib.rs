@@ -425,9 +425,15 @@ impl Patchbay {
     /// A secret where it is kept: the OS vault, or an asset's credential store, with the
     /// version read there (for check-and-set).
     pub(crate) async fn read_secret(&self, key: &VaultKey) -> Result<(Secret, Option<u64>)> {
+        self.read_secret_at(key, None).await
+    }
+
+    /// As [`Patchbay::read_secret`]; in a credential store, `version` rather than the
+    /// newest (the OS vault keeps one value and ignores it).
+    pub(crate) async fn read_secret_at(&self, key: &VaultKey, version: Option<u64>) -> Result<(Secret, Option<u64>)> {
         match self.home_of(key)? {
             AssetHome::Store { store_id, path, key, .. } => {
-                let (value, version) = self.read_store_key(&store_id, &path, &key).await?;
+                let (value, version) = self.read_store_key(&store_id, &path, &key, version).await?;
                 Ok((value, Some(version)))
             }
             AssetHome::Os => Ok((self.vault.get(key).await?, None)),

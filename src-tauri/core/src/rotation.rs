@@ -257,7 +257,7 @@ impl Patchbay {
         for (user, &expected) in versions {
             let Some(key) = VaultKey::from_user(user) else { continue };
             if let AssetHome::Store { store_id, path, .. } = self.home_of(&key)? {
-                let current = self.read_store_secret(&store_id, &path).await?;
+                let current = self.read_store_secret(&store_id, &path, None).await?;
                 if current.version != expected {
                     return Err(
                         CredentialStoreError::VersionConflict { path: current.path().to_owned(), expected }.into()
@@ -324,7 +324,7 @@ impl Patchbay {
     pub async fn cancel_rotation(&self, id: &str) -> Result<RotationRecord> {
         let step = self.rotation(id)?.step;
         let (account_sid, targets) = self.rotation_account(id)?;
-        let old = self.old_token(&targets).await?;
+        let old = self.old_token(id, &targets).await?;
         let credentials = Credentials::auth_token(&account_sid, &old);
         let promoted = !matches!(step, RotationStep::Started | RotationStep::SecondaryStored | RotationStep::Validated)
             || !self.token_works(credentials).await?;
@@ -358,13 +358,15 @@ impl Patchbay {
         rows::account_and_targets(&self.store.conn(), id)
     }
 
-    /// The token the targets hold until step 6 replaces it.
-    async fn old_token(&self, targets: &[String]) -> Result<Secret> {
-        let key = targets
-            .first()
-            .and_then(|user| VaultKey::from_user(user))
+    /// The token the targets held when the rotation started: until step 6 replaces it,
+    /// and in a credential store at the version the rotation read, whatever someone
+    /// wrote there since.
+    async fn old_token(&self, id: &str, targets: &[String]) -> Result<Secret> {
+        let user = targets.first().ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
+        let key = VaultKey::from_user(user)
             .ok_or_else(|| Error::invalid("rotation", "the rotation has no token to rotate"))?;
-        Ok(self.read_secret(&key).await?.0)
+        let version = rows::store_versions(&self.store.conn(), id)?.get(user).copied();
+        Ok(self.read_secret_at(&key, version).await?.0)
     }
 
     /// Whether Twilio accepts these credentials now (401 means no).
@@ -405,7 +407,7 @@ impl Patchbay {
             let step = self.rotation(id)?.step;
             match step {
                 RotationStep::Started => {
-                    let old = self.old_token(&targets).await?;
+                    let old = self.old_token(id, &targets).await?;
                     let credentials = Credentials::auth_token(&account_sid, &old);
                     // Twilio keeps one secondary: whatever is there goes first. Before this
                     // rotation made any, one that existed was someone else's.
@@ -437,12 +439,14 @@ impl Patchbay {
                     self.stop_after(3);
                 }
                 RotationStep::Validated => {
-                    let old = self.old_token(&targets).await?;
+                    // Before anything is promoted: someone else's newer version of a
+                    // store's secret stops the rotation here, with nothing changed.
+                    let versions = rows::store_versions(&self.store.conn(), id)?;
+                    self.ensure_store_versions(&versions).await?;
+                    let old = self.old_token(id, &targets).await?;
                     let credentials = Credentials::auth_token(&account_sid, &old);
                     // After a crash the promotion may have happened: the old token then fails.
                     if self.token_works(credentials).await? {
-                        let versions = rows::store_versions(&self.store.conn(), id)?;
-                        self.ensure_store_versions(&versions).await?;
                         self.services.twilio.promote_secondary_auth_token(credentials).await.map_err(twilio)?;
                     }
                     rows::set_step(&self.store.conn(), id, RotationStep::Promoted)?;

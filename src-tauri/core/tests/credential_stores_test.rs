@@ -313,12 +313,15 @@ async fn a_managed_asset_lives_in_the_store_and_its_rotation_writes_a_new_versio
     let subject =
         RotationSubject::Asset { folder: "Shared/Team".into(), name: "Twilio prod".into(), write_linked: false };
     let rotation = world.core.start_rotation(&subject).await.unwrap();
-    bao.ok(&["kv", "put", &path, &format!("value={}", seed.live.auth_token)]);
+    bao.ok(&["kv", "put", &path, &format!("value={}", "0".repeat(32))]);
     let err = world.core.run_rotation(&rotation).await.unwrap_err();
     assert_eq!((err.code(), err.field()), ("store_version_conflict", Some("path")));
     assert!(err.to_string().contains("version 1"), "{err}");
     assert_eq!(world.fake.primary_token(&seed.live.sid).as_deref(), Some(seed.live.auth_token.as_str()));
+    // Cancel still signs in with the token the rotation started from (KV v2 keeps it).
     assert_eq!(world.core.cancel_rotation(&rotation).await.unwrap().step, RotationStep::Cancelled);
+    assert_eq!(bao.ok(&["kv", "get", "-field=value", &path]), "0".repeat(32), "their version stays");
+    bao.ok(&["kv", "put", &path, &format!("value={}", seed.live.auth_token)]);
 
     let done = world.core.rotate(&subject).await.unwrap();
     assert_eq!(done.step, RotationStep::Done, "{:?}", done.outcome);
@@ -327,8 +330,8 @@ async fn a_managed_asset_lives_in_the_store_and_its_rotation_writes_a_new_versio
     assert_eq!(bao.ok(&["kv", "get", "-field=value", &path]), primary);
     assert_eq!(
         bao.ok(&["read", "-field=current_version", &format!("secret/metadata/patchbay/{}", asset.id)]),
-        "3",
-        "Patchbay's, theirs, the new one"
+        "4",
+        "Patchbay's, theirs, the admins' fix, the rotation's"
     );
     assert_eq!(
         world.core.test_connection(&connection.id).await.unwrap().status,
