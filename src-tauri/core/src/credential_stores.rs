@@ -3,7 +3,7 @@
 //! works, the mount is KV v2; each failure has its own code. The store's own credentials
 //! are kept in the OS vault, never in the database.
 //!
-//! Plain HTTP over `http.rs` rather than a Vault crate: five endpoints, and so the same
+//! Plain HTTP over `http.rs` rather than a Vault crate: seven endpoints, and so the same
 //! timeouts, retries, size cap and refusal of redirects as every other service.
 
 use reqwest::{Method, StatusCode};
@@ -192,9 +192,45 @@ struct Session<'a> {
     http: &'a HttpClient,
     store: &'a CredentialStore,
     token: Option<Secret>,
+    /// The token is the one kept for the store, used without asking about it first
+    /// (not a fresh AppRole login's): a 403 may mean it stopped working altogether.
+    kept_token: bool,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    fn new(http: &'a HttpClient, store: &'a CredentialStore) -> Self {
+        Self { http, store, token: None, kept_token: false }
+    }
+
+    /// An AppRole login: the session then uses the token it gives. Returns its policies.
+    async fn log_in(&mut self, role_id: &str, secret_id: &Secret) -> Result<Value, CredentialStoreError> {
+        let mut login = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() });
+        let answer = self.call(Method::POST, "auth/approle/login", Some(&login)).await;
+        zeroize_text(&mut login);
+        let answer = answer?;
+        if matches!(answer.status.as_u16(), 400 | 401 | 403) {
+            return Err(auth_failed("AppRole role ID or secret ID", &answer));
+        }
+        let mut body = self.read(&answer)?;
+        let Value::String(token) = body["auth"]["client_token"].take() else {
+            return Err(CredentialStoreError::Unexpected { what: "an AppRole login without a client token".into() });
+        };
+        self.token = Some(Secret::new(token));
+        Ok(body["auth"]["policies"].take())
+    }
+
+    /// What a 403 to `wanted` on `path` means: the policy denies it, or the kept token
+    /// no longer works at all (expired, revoked), which only the token's lookup tells.
+    async fn refusal(&self, path: String, wanted: &'static str) -> CredentialStoreError {
+        if self.kept_token
+            && let Ok(answer) = self.call(Method::GET, "auth/token/lookup-self", None).await
+            && matches!(answer.status.as_u16(), 400 | 401 | 403)
+        {
+            return auth_failed("token", &answer);
+        }
+        CredentialStoreError::Denied { path, wanted }
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CredentialStoreError> {
         let url = format!("{}/v1/{path}", self.store.address);
         self.http
@@ -249,7 +285,7 @@ impl Session<'_> {
         let answer = self.call(Method::GET, &asked, None).await?;
         match answer.status {
             StatusCode::NOT_FOUND => return Err(CredentialStoreError::SecretMissing { path: shown }),
-            StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown, wanted: "read" }),
+            StatusCode::FORBIDDEN => return Err(self.refusal(shown, "read").await),
             _ => {}
         }
         let mut body = self.read(&answer)?;
@@ -276,7 +312,7 @@ impl Session<'_> {
         zeroize_text(&mut body);
         let answer = answer?;
         match answer.status {
-            StatusCode::FORBIDDEN => return Err(CredentialStoreError::Denied { path: shown, wanted: "write" }),
+            StatusCode::FORBIDDEN => return Err(self.refusal(shown, "write").await),
             // Vault answers a check-and-set mismatch with 400 and these words.
             StatusCode::BAD_REQUEST if first_error(&answer).contains("check-and-set") => {
                 return Err(CredentialStoreError::VersionConflict { path: shown, expected: cas });
@@ -295,7 +331,7 @@ impl Session<'_> {
         let answer = self.call(Method::DELETE, &shown, None).await?;
         match answer.status {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
-            StatusCode::FORBIDDEN => Err(CredentialStoreError::Denied { path: shown, wanted: "delete" }),
+            StatusCode::FORBIDDEN => Err(self.refusal(shown, "delete").await),
             _ => self.read(&answer).map(drop),
         }
     }
@@ -354,14 +390,19 @@ fn first_error(answer: &Answer) -> String {
         .unwrap_or_default()
 }
 
-/// Signs in: unsealed first, then the token's lookup, or an AppRole login, which gives
-/// the token to use. Returns the session, the seal status and the token's policies.
+/// The store refused these credentials; its own words, never the credentials.
+fn auth_failed(what: &'static str, answer: &Answer) -> CredentialStoreError {
+    CredentialStoreError::AuthFailed { what, status: answer.status.as_u16(), message: first_error(answer) }
+}
+
+/// Signs in to check a store: unsealed first, then the token's lookup, or an AppRole
+/// login. Returns the session, the seal status and the token's policies.
 async fn sign_in<'a>(
     http: &'a HttpClient,
     store: &'a CredentialStore,
     credentials: &StoreCredentials,
 ) -> Result<(Session<'a>, Value, Value), CredentialStoreError> {
-    let mut session = Session { http, store, token: None };
+    let mut session = Session::new(http, store);
     let address = || store.address.clone();
     let seal = session.call(Method::GET, "sys/seal-status", None).await?;
     let seal = session.read(&seal)?;
@@ -371,39 +412,40 @@ async fn sign_in<'a>(
     if seal["sealed"] == true {
         return Err(CredentialStoreError::Sealed { address: address() });
     }
-    let refused = |what: &'static str, answer: &Answer| CredentialStoreError::AuthFailed {
-        what,
-        status: answer.status.as_u16(),
-        message: first_error(answer),
-    };
     let policies = match credentials {
         StoreCredentials::Token(token) => {
             session.token = Some(token.clone());
             let answer = session.call(Method::GET, "auth/token/lookup-self", None).await?;
             if matches!(answer.status.as_u16(), 400 | 401 | 403) {
-                return Err(refused("token", &answer));
+                return Err(auth_failed("token", &answer));
             }
-            session.read(&answer)?["data"]["policies"].clone()
+            session.read(&answer)?["data"]["policies"].take()
         }
-        StoreCredentials::AppRole { role_id, secret_id } => {
-            let mut login = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() });
-            let answer = session.call(Method::POST, "auth/approle/login", Some(&login)).await;
-            zeroize_text(&mut login);
-            let answer = answer?;
-            if matches!(answer.status.as_u16(), 400 | 401 | 403) {
-                return Err(refused("AppRole role ID or secret ID", &answer));
-            }
-            let mut body = session.read(&answer)?;
-            let Value::String(token) = body["auth"]["client_token"].take() else {
-                return Err(CredentialStoreError::Unexpected {
-                    what: "an AppRole login without a client token".into(),
-                });
-            };
-            session.token = Some(Secret::new(token));
-            body["auth"]["policies"].clone()
-        }
+        StoreCredentials::AppRole { role_id, secret_id } => session.log_in(role_id, secret_id).await?,
     };
     Ok((session, seal, policies))
+}
+
+/// A session to read and write secrets, with nothing asked first: the kept token as it
+/// is, or one AppRole login. A sealed store, or a token that stopped working, shows in
+/// the answer to the call itself (503; a 403 then asked about), so a secret read is one
+/// request rather than three.
+async fn open<'a>(
+    http: &'a HttpClient,
+    store: &'a CredentialStore,
+    credentials: &StoreCredentials,
+) -> Result<Session<'a>, CredentialStoreError> {
+    let mut session = Session::new(http, store);
+    match credentials {
+        StoreCredentials::Token(token) => {
+            session.token = Some(token.clone());
+            session.kept_token = true;
+        }
+        StoreCredentials::AppRole { role_id, secret_id } => {
+            session.log_in(role_id, secret_id).await?;
+        }
+    }
+    Ok(session)
 }
 
 /// Checks a store: signed in, and its mount KV v2. Returns what it found.
@@ -634,7 +676,7 @@ impl Patchbay {
     ) -> Result<T> {
         let (store, role_id) = rows::by_id(&self.store.conn(), store_id)?;
         let credentials = self.credentials_of(&store, role_id).await?;
-        let (session, _, _) = sign_in(&self.services.vault_http, &store, &credentials).await?;
+        let session = open(&self.services.vault_http, &store, &credentials).await?;
         Ok(work(&session).await?)
     }
 

@@ -116,8 +116,12 @@ async fn a_store_that_fails_later_says_so_when_tested() {
     let token = bao.token(&["root"]);
     let credentials = StoreCredentials::Token(Secret::new(token.clone()));
     world.core.add_store(store("Vault", &bao, None, credentials)).await.unwrap();
+    bao.ok(&["kv", "put", "secret/twilio/prod", "auth_token=abc"]);
     bao.ok(&["token", "revoke", &token]);
     assert_eq!(world.core.test_store("Vault").await.unwrap_err().code(), "store_auth_failed");
+    // A secret read (no lookup first) tells a dead token from a policy that denies.
+    let read = world.core.link_asset("Shared", "Linked", "Vault", "twilio/prod", "auth_token").await;
+    assert_eq!(read.unwrap_err().code(), "store_auth_failed");
     bao.ok(&["operator", "seal"]);
     assert_eq!(world.core.test_store("Vault").await.unwrap_err().code(), "store_sealed");
     assert_eq!(world.core.test_store("Other").await.unwrap_err().code(), "not_found");
