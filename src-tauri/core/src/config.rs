@@ -247,9 +247,8 @@ impl Config {
             ("SendGrid", "api_base", &sendgrid_api_base),
             ("SendGrid", "eu_api_base", &sendgrid_eu_api_base),
         ] {
-            check_base_url(base).map_err(|refusal| {
-                Error::invalid("config", format!("the {service} {name} '{base}' is refused: {refusal}"))
-            })?;
+            check_base_url(base)
+                .map_err(|refusal| Error::invalid("config", refusal.explain(&format!("{service} {name}"), base)))?;
         }
         Ok(Self {
             data_dir,

@@ -604,7 +604,7 @@ impl Patchbay {
         }
         let address = new.address.trim().trim_end_matches('/').to_owned();
         let parsed = check_base_url(&address)
-            .map_err(|refusal| Error::invalid("address", format!("the address '{address}' is refused: {refusal}")))?;
+            .map_err(|refusal| Error::invalid("address", refusal.explain("address", &address)))?;
         if self.services.http_loopback_only && !is_loopback_host(&parsed) {
             return Err(Error::invalid(
                 "address",

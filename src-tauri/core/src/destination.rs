@@ -22,6 +22,18 @@ pub enum Refusal {
     Loopback,
     #[error("it points at a {0} address, which Patchbay never calls")]
     Internal(&'static str),
+    #[error("it carries a username or password, which would be stored and shown with it")]
+    Credentials,
+}
+
+impl Refusal {
+    /// "the {what} '{raw}' is refused: …", without the URL when it carries credentials.
+    pub fn explain(&self, what: &str, raw: &str) -> String {
+        match self {
+            Self::Credentials => format!("the {what} is refused: {self}"),
+            _ => format!("the {what} '{raw}' is refused: {self}"),
+        }
+    }
 }
 
 /// What callbacks may reach.
@@ -63,9 +75,12 @@ impl CallbackPolicy {
 }
 
 /// A base URL Patchbay sends credentials to: https, or http to this machine (tests, a
-/// local proxy).
+/// local proxy), and none in it (a base URL is stored and shown as it is).
 pub fn check_base_url(raw: &str) -> Result<Url, Refusal> {
     let url = Url::parse(raw).map_err(|_| Refusal::NotAUrl)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Refusal::Credentials);
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback_host(&url) => Ok(url),
@@ -190,5 +205,16 @@ mod tests {
         assert!(check_base_url("http://127.0.0.1:4010").is_ok());
         assert_eq!(check_base_url("http://api.twilio.com"), Err(Refusal::PlainHttp));
         assert_eq!(check_base_url("http://10.0.0.5:8080"), Err(Refusal::PlainHttp));
+    }
+
+    #[test]
+    fn base_urls_carry_no_credentials_and_a_refusal_never_repeats_them() {
+        for raw in ["https://robot:s3cret@api.example.com", "https://s3cret@vault.example.com:8200"] {
+            let refusal = check_base_url(raw).unwrap_err();
+            assert_eq!(refusal, Refusal::Credentials, "{raw}");
+            assert!(!refusal.explain("address", raw).contains("s3cret"), "{raw}");
+        }
+        let plain = check_base_url("http://api.example.com").unwrap_err();
+        assert!(plain.explain("Base URL", "http://api.example.com").contains("'http://api.example.com'"));
     }
 }

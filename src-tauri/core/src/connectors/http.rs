@@ -7,7 +7,7 @@ use reqwest::{Method, RequestBuilder};
 
 use super::{ConnectorModule, Services, Verify, Verifying};
 use crate::catalog::AuthMethod;
-use crate::destination::{check_base_url, is_loopback_host};
+use crate::destination::{Refusal, check_base_url, is_loopback_host};
 use crate::error::{Error, Result, ServiceFailure};
 use crate::fields::{self, Details, FieldValues};
 use crate::http::TransportError;
@@ -85,16 +85,13 @@ impl ConnectorModule for Http {
     /// https only, except to this machine: checked before anything is sent.
     fn check(&self, _method: &AuthMethod, values: &FieldValues) -> Result<()> {
         let base = fields::text(values, "base_url").unwrap_or_default();
-        // A base URL is stored and shown as it is: credentials in it would leak. Never echoed.
-        if url::Url::parse(base).is_ok_and(|url| !url.username().is_empty() || url.password().is_some()) {
-            return Err(Error::invalid(
-                "base_url",
-                "the Base URL must not carry a username or password; choose Basic authentication and enter them there",
-            ));
-        }
-        check_base_url(base)
-            .map(|_| ())
-            .map_err(|refusal| Error::invalid("base_url", format!("the Base URL '{base}' is refused: {refusal}")))
+        check_base_url(base).map(|_| ()).map_err(|refusal| {
+            let hint = match refusal {
+                Refusal::Credentials => "; choose Basic authentication and enter them there",
+                _ => "",
+            };
+            Error::invalid("base_url", format!("{}{hint}", refusal.explain("Base URL", base)))
+        })
     }
 
     fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a> {
