@@ -132,9 +132,30 @@ pub(crate) fn find_in_folder(conn: &Connection, folder: i64, name: &str) -> Resu
     .map_err(Error::from)
 }
 
+/// The asset `id` of the folder, as listed.
+pub(crate) fn one(conn: &Connection, folder: i64, id: String) -> Result<Asset> {
+    in_folder(conn, folder)?
+        .into_iter()
+        .find(|asset| asset.id == id)
+        .ok_or(Error::NotFound { what: "credential asset", id })
+}
+
+/// Refuses `name` when an asset of the folder reads the same (being written or deleted
+/// included: its name is not free until it is gone).
+pub(crate) fn ensure_name_free(conn: &Connection, folder: i64, name: &str) -> Result<()> {
+    match same_name_in_folder(conn, folder, name)? {
+        Some(existing) => Err(Error::NameTaken {
+            what: "credential asset",
+            name: existing,
+            place: format!("folder '{}'", folders::path_of(conn, folder)?),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The name of an asset of the folder that reads the same as `name`, being written or
 /// deleted included (its name is not free until it is gone).
-pub(crate) fn same_name_in_folder(conn: &Connection, folder: i64, name: &str) -> Result<Option<String>> {
+fn same_name_in_folder(conn: &Connection, folder: i64, name: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT name FROM assets WHERE folder_id = ?1 AND name_key = ?2",

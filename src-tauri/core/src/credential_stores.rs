@@ -759,22 +759,13 @@ impl Patchbay {
         let (store_row, _) = rows::by_name(&self.store.conn(), store)?;
         self.read_store_key(&store_row.id, &path, key, None).await?;
         let id = Uuid::new_v4().to_string();
-        self.store.write(|tx| {
+        let folder_id = self.store.write(|tx| {
             let folder_id = crate::folders::resolve(tx, folder)?;
-            if let Some(existing) = crate::assets::same_name_in_folder(tx, folder_id, &name)? {
-                return Err(Error::NameTaken {
-                    what: "credential asset",
-                    name: existing,
-                    place: format!("folder '{}'", crate::folders::path_of(tx, folder_id)?),
-                });
-            }
-            crate::assets::insert_linked(tx, &id, folder_id, &name, &store_row.id, &path, key)
+            crate::assets::ensure_name_free(tx, folder_id, &name)?;
+            crate::assets::insert_linked(tx, &id, folder_id, &name, &store_row.id, &path, key)?;
+            Ok(folder_id)
         })?;
-        let conn = self.store.conn();
-        crate::assets::in_folder(&conn, crate::folders::resolve(&conn, folder)?)?
-            .into_iter()
-            .find(|asset| asset.id == id)
-            .ok_or_else(|| Error::NotFound { what: "credential asset", id })
+        crate::assets::one(&self.store.conn(), folder_id, id)
     }
 
     /// Where the folder's new credential assets are kept.

@@ -160,13 +160,7 @@ impl Patchbay {
         let id = Uuid::new_v4().to_string();
         let folder_id = self.store.write(|tx| {
             let folder_id = folders::resolve(tx, folder)?;
-            if let Some(existing) = assets::same_name_in_folder(tx, folder_id, &name)? {
-                return Err(Error::NameTaken {
-                    what: "credential asset",
-                    name: existing,
-                    place: format!("folder '{}'", folders::path_of(tx, folder_id)?),
-                });
-            }
+            assets::ensure_name_free(tx, folder_id, &name)?;
             let store_id = match &chosen_store {
                 Some(chosen) => chosen.clone(),
                 None => folders::default_store(tx, folder_id)?,
@@ -177,10 +171,7 @@ impl Patchbay {
         let pending =
             Unfinished { table: journal::Table::Assets, id: id.clone(), secrets: vec![VaultKey::Asset(id.clone())] };
         self.commit_secrets(&pending, &[&value]).await?;
-        assets::in_folder(&self.store.conn(), folder_id)?
-            .into_iter()
-            .find(|asset| asset.id == id)
-            .ok_or_else(|| Error::NotFound { what: "credential asset", id })
+        assets::one(&self.store.conn(), folder_id, id)
     }
 
     /// Assets visible from `folder` (its own and its ancestors'), or every asset.
