@@ -157,6 +157,11 @@ pub fn connector(key: &str) -> Option<&'static Connector> {
     CATALOG.iter().find(|connector| connector.key == key)
 }
 
+/// The connector whose provisioning API key (`element.key`, as in Cloud Elements) is `key`.
+pub fn connector_of_element(key: &str) -> Option<&'static Connector> {
+    CATALOG.iter().find(|connector| connector.element_key == key)
+}
+
 impl Connector {
     pub fn auth_method(&self, key: &str) -> Option<&AuthMethod> {
         self.auth_methods.iter().find(|method| method.key == key)

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Patchbay;
-use crate::catalog::{self, AuthField, Connector, Feature, FieldKind};
+use crate::catalog::{self, AuthField, Feature, FieldKind};
 use crate::connections::{Connection, ConnectionChanges, ConnectionQuery, MAX_PAGE_SIZE, NewConnection, SecretSource};
 use crate::connectors::TwilioAccount;
 use crate::destination::CallbackPolicy;
@@ -17,10 +17,7 @@ use crate::fields::{self, FieldValues};
 use crate::secret::Secret;
 use crate::vault::VaultKey;
 
-/// The connector whose provisioning API key (`element.key`, as in Cloud Elements) is `key`.
-pub fn connector_of_element(key: &str) -> Option<&'static Connector> {
-    catalog::search("").into_iter().find(|connector| connector.element_key == key)
-}
+pub use crate::catalog::connector_of_element;
 
 /// How the instance hears about new inbound messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
