@@ -27,6 +27,8 @@ export PATCHBAY_SLACK_API_BASE="$(field '["slack"]["api_base"]')"
 export PATCHBAY_SENDGRID_API_BASE="$(field '["sendgrid"]["api_base"]')"
 export PATCHBAY_SENDGRID_EU_API_BASE="$(field '["sendgrid"]["eu_api_base"]')"
 export PATCHBAY_HTTP_LOOPBACK_ONLY=1
+# Fuzzed stores and http instances may reach the fakes on this machine, and nothing else.
+export PATCHBAY_SERVE_ALLOW_DESTINATIONS=loopback
 export PATCHBAY_VAULT_SERVICE="patchbay-schemathesis-$$"
 export PATCHBAY_TWILIO_RETRY_BACKOFF_MS=5
 

@@ -27,12 +27,21 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// serve as shipped: its callers may make it reach public https addresses only, so
+    /// none of the tests' loopback services (callbacks, stores, HTTP instances).
     pub fn start(patchbay: &Patchbay) -> Self {
+        Self::start_allowing(patchbay, "")
+    }
+
+    /// serve with `PATCHBAY_SERVE_ALLOW_DESTINATIONS=<destinations>`, e.g. `loopback` for
+    /// a test whose OpenBao or REST service listens on this machine.
+    pub fn start_allowing(patchbay: &Patchbay, destinations: &str) -> Self {
         let credentials = patchbay.run(&["--json", "api", "credentials"]).ok().json();
         let (user, org) =
             (credentials["user"].as_str().unwrap().to_owned(), credentials["organization"].as_str().unwrap());
         let mut child = patchbay
             .command(&["--json", "serve", "--listen", "127.0.0.1:0"])
+            .env("PATCHBAY_SERVE_ALLOW_DESTINATIONS", destinations)
             .stdout(Stdio::piped())
             .spawn()
             .expect("patchbay serve starts");

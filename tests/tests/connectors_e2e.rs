@@ -249,7 +249,8 @@ fn any_rest_service_connects_through_the_http_connector() {
     let refused = add_open("http://api.example.com");
     assert_eq!((refused.code().as_str(), refused.error()["field"].as_str()), ("invalid_input", Some("base_url")));
 
-    let server = Server::start(&patchbay);
+    // The REST service listens on this machine.
+    let server = Server::start_allowing(&patchbay, "loopback");
     let (status, created) = server.post(&json!({
         "element": { "key": "http" }, "name": "Keyed",
         "configuration": { "authentication.type": "api_key_header", "base_url": rest.base(), "test_path": "/key/status",

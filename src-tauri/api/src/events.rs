@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use patchbay_core::Patchbay;
-use patchbay_core::destination::{CallbackPolicy, Refusal};
+use patchbay_core::destination::{CheckedResolver, Destinations, Refusal};
 use patchbay_core::events::Delivery;
 pub use patchbay_core::events::sign;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use std::net::SocketAddr;
 
 /// The header that carries `sha256=<hex HMAC of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Patchbay-Signature";
@@ -23,43 +21,23 @@ pub struct EventWorker {
     http: reqwest::Client,
     /// Overrides every instance's poll interval (`Config::event_poll_interval`).
     poll_override: Option<Duration>,
-    policy: CallbackPolicy,
-}
-
-/// Resolves callback names and keeps only the addresses the policy allows, so the
-/// connection goes to an address that was checked (no second lookup to rebind).
-struct CheckedResolver(CallbackPolicy);
-
-impl Resolve for CheckedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                resolved.iter().copied().filter(|address| policy.check_ip(address.ip()).is_ok()).collect();
-            match (allowed.is_empty(), resolved.first()) {
-                (false, _) => Ok(Box::new(allowed.into_iter()) as Addrs),
-                (true, Some(first)) => Err(Box::new(policy.check_ip(first.ip()).unwrap_err()) as _),
-                (true, None) => Err("the callback's name has no address".into()),
-            }
-        })
-    }
+    destinations: Destinations,
 }
 
 impl EventWorker {
     pub fn new(core: Arc<Patchbay>) -> Self {
         let poll_override = core.config().event_poll_interval;
-        let policy = core.config().callbacks;
+        let destinations = core.config().callback_destinations();
         let http = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             // A redirect could lead anywhere, and a proxy would resolve the name itself.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(Arc::new(CheckedResolver(policy)))
+            // Each resolved address is checked, and the connection goes to a checked one.
+            .dns_resolver(Arc::new(CheckedResolver(destinations.clone())))
             .build()
             .expect("a plain HTTP client");
-        Self { core, http, poll_override, policy }
+        Self { core, http, poll_override, destinations }
     }
 
     /// Runs until the task is dropped.
@@ -115,7 +93,7 @@ impl EventWorker {
     /// would map the network (refused, reset, or unreachable all read the same).
     async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
         // Addresses written in the URL are not resolved, so they are checked here.
-        self.policy
+        self.destinations
             .check_url(&delivery.callback_url)
             .map_err(|refusal| format!("the callback URL is refused: {refusal}"))?;
         let mut request = self
@@ -131,22 +109,10 @@ impl EventWorker {
         match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("the callback answered HTTP {}", response.status().as_u16())),
-            Err(err) if refused_address(&err).is_some() => {
-                Err(format!("the callback URL is refused: {}", refused_address(&err).expect("checked")))
-            }
-            Err(_) => Err("the callback could not be reached or did not answer in time".into()),
+            Err(err) => match Refusal::behind(&err) {
+                Some(refusal) => Err(format!("the callback URL is refused: {refusal}")),
+                None => Err("the callback could not be reached or did not answer in time".into()),
+            },
         }
     }
-}
-
-/// The policy's refusal behind a failed request, if that is why it failed.
-fn refused_address(err: &reqwest::Error) -> Option<&Refusal> {
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        if let Some(refusal) = cause.downcast_ref::<Refusal>() {
-            return Some(refusal);
-        }
-        source = cause.source();
-    }
-    None
 }

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use patchbay_core::Patchbay;
+use patchbay_core::destination::Reach;
+use patchbay_core::{Config, Patchbay};
 
 pub use error::ApiError;
 
@@ -42,7 +43,17 @@ pub enum ServeError {
     Core(#[from] patchbay_core::Error),
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+/// The configuration of a core that [`serve`] runs: its callers are not the person at
+/// this desk, so the core holds what they may make Patchbay reach to
+/// `[serve] allow_destinations`.
+pub fn served(mut config: Config) -> Config {
+    config.reach = Reach::Served;
+    config
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight. The core is
+/// opened with [`served`]'s configuration (otherwise it treats callers as the person at
+/// this desk).
 pub async fn serve(
     core: Arc<Patchbay>,
     options: ServeOptions,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::destination::{CallbackPolicy, check_base_url};
+use crate::destination::{Destinations, Policy, Reach, check_base_url};
 use crate::error::{Error, Result};
 use crate::http::HttpLimits;
 
@@ -38,8 +38,13 @@ pub struct Config {
     pub http_loopback_only: bool,
     /// How long a rotation waits for Twilio to accept a promoted token.
     pub rotation_propagation_timeout: Duration,
-    /// What event callbacks may reach.
-    pub callbacks: CallbackPolicy,
+    /// Who the core works for; `Served` (set by the API adapter) puts the addresses
+    /// callers give under `serve_destinations`.
+    pub reach: Reach,
+    /// What `serve`'s callers may make Patchbay reach beyond public https addresses
+    /// (`[serve] allow_destinations`): event callbacks always, credential stores and the
+    /// HTTP connector when `reach` is `Served`.
+    pub serve_destinations: Policy,
     /// How long a delivered event's payload (the SMS body) is kept.
     pub event_retention: Duration,
     /// Polls every instance this often instead of its own interval (tests, and operators
@@ -169,6 +174,7 @@ struct ServeFile {
     body_read_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    allow_destinations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +201,7 @@ impl Config {
             None => default_data_dir()?,
         };
         let file = read_config_file(&data_dir)?;
+        let serve_destinations = serve_destinations(&env, &file)?;
         let defaults = TwilioConfig::default();
         let serve_defaults = ServeLimits::default();
         let millis = |var: &str, file_value: Option<u64>, default: Duration| -> Result<Duration> {
@@ -267,12 +274,8 @@ impl Config {
                 file.rotation_propagation_timeout_ms,
                 Duration::from_secs(60),
             )?,
-            callbacks: CallbackPolicy {
-                allow_loopback: match env("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS") {
-                    Some(raw) => matches!(raw.as_str(), "1" | "true" | "yes"),
-                    None => file.events.allow_loopback_callbacks.unwrap_or(false),
-                },
-            },
+            reach: Reach::Desk,
+            serve_destinations,
             event_retention: match env("PATCHBAY_EVENT_RETENTION_HOURS") {
                 Some(raw) => raw.parse().map(|hours: u64| Duration::from_secs(hours * 3600)).map_err(|_| {
                     Error::invalid("config", "PATCHBAY_EVENT_RETENTION_HOURS must be a whole number of hours")
@@ -309,6 +312,31 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("patchbay.sqlite3")
     }
+
+    /// What the HTTP connector and credential stores may reach.
+    pub fn destinations(&self) -> Destinations {
+        Destinations::new(self.reach, &self.serve_destinations, self.http_loopback_only)
+    }
+
+    /// What event callbacks may reach: they only ever come through the API.
+    pub fn callback_destinations(&self) -> Destinations {
+        Destinations::callbacks(&self.serve_destinations)
+    }
+}
+
+/// `PATCHBAY_SERVE_ALLOW_DESTINATIONS` (comma-separated) or `[serve] allow_destinations`,
+/// plus `loopback` under its old name, `allow_loopback_callbacks`.
+fn serve_destinations(env: &impl Fn(&str) -> Option<String>, file: &ConfigFile) -> Result<Policy> {
+    let listed = match env("PATCHBAY_SERVE_ALLOW_DESTINATIONS") {
+        Some(raw) => Policy::parse(raw.split(',')),
+        None => Policy::parse(file.serve.allow_destinations.iter().flatten().map(String::as_str)),
+    }
+    .map_err(|err| Error::invalid("config", format!("allow_destinations: {err}")))?;
+    let loopback_callbacks = match env("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS") {
+        Some(raw) => matches!(raw.as_str(), "1" | "true" | "yes"),
+        None => file.events.allow_loopback_callbacks.unwrap_or(false),
+    };
+    Ok(if loopback_callbacks { listed.allowing_loopback() } else { listed })
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -355,6 +383,26 @@ mod tests {
         let err = Config::load_with(Some(dir.path().into()), base("http://api.twilio.com")).unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
         assert!(Config::load_with(Some(dir.path().into()), base("http://127.0.0.1:4010")).is_ok());
+    }
+
+    #[test]
+    fn serve_destinations_come_from_the_list_the_environment_and_the_old_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[serve]\nallow_destinations = [\"10.20.0.0/16\"]\n").unwrap();
+        let load = |vars: &'static [(&'static str, &'static str)]| {
+            Config::load_with(Some(dir.path().into()), move |name| {
+                vars.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string())
+            })
+        };
+        let from_file = load(&[]).unwrap();
+        assert_eq!(from_file.serve_destinations, Policy::parse(["10.20.0.0/16"]).unwrap());
+        assert_eq!(from_file.reach, Reach::Desk, "only the API adapter says it is serve");
+        let from_env = load(&[("PATCHBAY_SERVE_ALLOW_DESTINATIONS", "loopback, vault.corp.example")]).unwrap();
+        assert_eq!(from_env.serve_destinations, Policy::parse(["loopback", "vault.corp.example"]).unwrap());
+        let old_name = load(&[("PATCHBAY_ALLOW_LOOPBACK_CALLBACKS", "1")]).unwrap();
+        assert_eq!(old_name.serve_destinations, Policy::parse(["10.20.0.0/16", "loopback"]).unwrap());
+        let err = load(&[("PATCHBAY_SERVE_ALLOW_DESTINATIONS", "*.example")]).unwrap_err();
+        assert!(err.to_string().contains("'*.example' is not a destination"), "{err}");
     }
 
     #[test]

@@ -79,7 +79,7 @@ async fn refusals_say_which_status_came_back() {
 
     let moved = world.core.add_connection(http(fake.base(), "/moved", "none", &[], None)).await.unwrap_err();
     assert_eq!((moved.code(), moved.field()), ("http_redirect", Some("base_url")));
-    assert!(moved.to_string().contains("https://elsewhere.example/api/status"), "{moved}");
+    assert!(!moved.to_string().contains("elsewhere.example"), "a Location may carry a token: {moved}");
     assert_eq!(world.core.list_connections(&Default::default()).unwrap().total, 0);
 }
 

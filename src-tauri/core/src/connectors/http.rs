@@ -1,16 +1,18 @@
 //! HTTP (generic): any REST service. Connect sends `GET <base URL><test path>` with the
 //! chosen authentication and wants a 2xx. The base URL must be https, except to this
-//! machine (loopback), as for every service Patchbay calls with credentials; redirects
-//! are not followed (they would carry the credentials elsewhere).
+//! machine (loopback), as for every service Patchbay calls with credentials, and for
+//! `serve`'s callers it must be a destination `[serve] allow_destinations` allows (see
+//! `destination.rs`); redirects are not followed (they would carry the credentials
+//! elsewhere).
 
 use reqwest::{Method, RequestBuilder};
 
 use super::{ConnectorModule, Services, Verify, Verifying};
 use crate::catalog::AuthMethod;
-use crate::destination::{Refusal, check_base_url, is_loopback_host};
+use crate::destination::{Refusal, check_base_url};
 use crate::error::{Error, Result, ServiceFailure};
 use crate::fields::{self, Details, FieldValues};
-use crate::http::TransportError;
+use crate::http::CheckedError;
 
 pub(crate) struct Http;
 
@@ -20,11 +22,11 @@ pub(crate) enum HttpError {
     Unauthorized { url: String, status: u16, reason: Option<String> },
     #[error("{url} answered HTTP {status}{} instead of a 2xx; check the test request path", reason_text(.reason))]
     Status { url: String, status: u16, reason: Option<String> },
+    /// Where it points is not repeated: a `Location` may carry a token.
     #[error(
-        "{url} answered with a redirect (HTTP {status}) to {}; Patchbay does not follow redirects, which would carry the credentials along: use the final URL",
-        .location.as_deref().unwrap_or("another address")
+        "{url} answered with a redirect (HTTP {status}); Patchbay does not follow redirects, which would carry the credentials along: use the final URL"
     )]
-    Redirect { url: String, status: u16, location: Option<String> },
+    Redirect { url: String, status: u16 },
     #[error("{url} could not be reached: {reason}; check the URL, the network connection or proxy")]
     Unreachable { url: String, reason: String },
 }
@@ -97,14 +99,6 @@ impl ConnectorModule for Http {
     fn verify<'a>(&'a self, services: &'a Services, request: Verify<'a>) -> Verifying<'a> {
         Box::pin(async move {
             let url = test_url(request.values);
-            // Before any request, and before a name is looked up in DNS.
-            let on_this_machine = url::Url::parse(&url).is_ok_and(|parsed| is_loopback_host(&parsed));
-            if services.http_loopback_only && !on_this_machine {
-                return Err(Error::invalid(
-                    "base_url",
-                    "this Patchbay's HTTP connector may only call this machine (http_loopback_only in config.toml)",
-                ));
-            }
             let secret = match request.method.secret_field() {
                 Some(_) => Some(request.secret()?),
                 None => None,
@@ -118,12 +112,14 @@ impl ConnectorModule for Http {
                 }
                 _ => builder,
             };
-            let answer = services.http.send(Method::GET, &url, true, authenticate).await.map_err(|err| match err {
-                TransportError::Unreachable(reason) => {
-                    HttpError::Unreachable { url: url.clone(), reason: reason.into() }
-                }
-                TransportError::TooLarge => HttpError::Unreachable { url: url.clone(), reason: err.to_string() },
-            })?;
+            // The client checks the destination before sending, and before a name is looked up.
+            let answer =
+                services.http.send_checked(Method::GET, &url, true, authenticate).await.map_err(|err| match err {
+                    CheckedError::Refused(refusal) => Error::invalid("base_url", refusal.explain("Base URL", &url)),
+                    CheckedError::Transport(err) => {
+                        HttpError::Unreachable { url: url.clone(), reason: err.to_string() }.into()
+                    }
+                })?;
             let status = answer.status;
             let reason = status.canonical_reason().map(str::to_owned);
             let code = status.as_u16();
@@ -132,13 +128,15 @@ impl ConnectorModule for Http {
             }
             Err(match code {
                 401 | 403 => HttpError::Unauthorized { url, status: code, reason },
-                300..=399 => {
-                    HttpError::Redirect { url, status: code, location: answer.header("location").map(str::to_owned) }
-                }
+                300..=399 => HttpError::Redirect { url, status: code },
                 _ => HttpError::Status { url, status: code, reason },
             }
             .into())
         })
+    }
+
+    fn address_field(&self) -> Option<&'static str> {
+        Some("base_url")
     }
 
     fn default_name(&self, values: &FieldValues, _details: &Details) -> String {

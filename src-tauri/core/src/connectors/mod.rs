@@ -33,16 +33,17 @@ pub(crate) fn module(key: &str) -> &'static dyn ConnectorModule {
 }
 
 /// What connectors reach their services with: one client per service, each with its
-/// configured base URL, timeouts and retries.
+/// configured base URL, timeouts and retries. The operator's base URLs (Twilio, Slack,
+/// SendGrid) are reached as configured; addresses people give are checked.
 pub(crate) struct Services {
     pub twilio: TwilioClient,
     pub slack: SlackApi,
     pub sendgrid: SendGridApi,
-    /// For the generic HTTP connector: whatever URL the connection names.
+    /// For the generic HTTP connector: the URL the connection names, where
+    /// `Config::destinations` allows.
     pub http: HttpClient,
-    /// The HTTP connector may call this machine only (config `http_loopback_only`).
-    pub http_loopback_only: bool,
-    /// For credential stores (Vault, OpenBao) at the addresses they are registered with.
+    /// For credential stores (Vault, OpenBao) at the addresses they are registered with,
+    /// under the same rule.
     pub vault_http: HttpClient,
 }
 
@@ -58,9 +59,8 @@ impl Services {
                 api_base: config.sendgrid_api_base.clone(),
                 eu_api_base: config.sendgrid_eu_api_base.clone(),
             },
-            http: HttpClient::new(limits),
-            http_loopback_only: config.http_loopback_only,
-            vault_http: HttpClient::new(limits),
+            http: HttpClient::checked(limits, config.destinations()),
+            vault_http: HttpClient::checked(limits, config.destinations()),
         }
     }
 }
@@ -104,4 +104,11 @@ pub(crate) trait ConnectorModule: Sync {
     /// The name of a connection nobody named, from its values and what the service
     /// said (numbered by the caller when taken).
     fn default_name(&self, values: &FieldValues, details: &Details) -> String;
+
+    /// The field whose URL a connection's secret is sent to, for a connector whose
+    /// connections name their own address (a credential asset is then allowed per
+    /// origin, not per connector). None: the connector's own service.
+    fn address_field(&self) -> Option<&'static str> {
+        None
+    }
 }
