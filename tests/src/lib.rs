@@ -1,6 +1,7 @@
 //! Test support for Patchbay: a Twilio-faithful fake server and helpers that drive the
 //! real `patchbay` binary against it and a real Secret Service.
 
+pub mod dropping_proxy;
 pub mod fake_http;
 pub mod fake_sendgrid;
 pub mod fake_slack;

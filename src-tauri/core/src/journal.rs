@@ -5,6 +5,9 @@
 //! the work (owner.rs). Every state change names the row *and* the owner it expects, and
 //! checks that it changed exactly that row: two processes never finish or undo the same
 //! piece of work, and repair only touches work whose owner is gone.
+//!
+//! A credential store's removal is journaled the same way: its row is marked `removing`
+//! before its credentials leave the OS vault, and deleted after.
 
 use rusqlite::{Connection, params};
 
@@ -16,6 +19,7 @@ use crate::vault::VaultKey;
 pub(crate) enum Table {
     Connections,
     Assets,
+    Stores,
 }
 
 impl Table {
@@ -23,6 +27,7 @@ impl Table {
         match self {
             Self::Connections => "connections",
             Self::Assets => "assets",
+            Self::Stores => "credential_stores",
         }
     }
 
@@ -30,6 +35,7 @@ impl Table {
         match self {
             Self::Connections => "connection",
             Self::Assets => "credential asset",
+            Self::Stores => "credential store",
         }
     }
 }
@@ -65,11 +71,17 @@ fn asset_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Unfinished> {
     Ok(Unfinished { table: Table::Assets, secrets: vec![VaultKey::Asset(id.clone())], id })
 }
 
+/// A credential store's removal: its row, and its own credentials in the OS vault.
+pub(crate) fn store_removal(id: &str) -> Unfinished {
+    Unfinished { table: Table::Stores, id: id.to_owned(), secrets: vec![VaultKey::CredentialStore(id.to_owned())] }
+}
+
 /// Owners (None: from before owners were recorded) with unfinished rows.
 pub(crate) fn owners(db: &Connection) -> Result<Vec<Option<String>>> {
     let mut statement = db.prepare_cached(
         "SELECT owner FROM connections WHERE lifecycle != 'active'
-         UNION SELECT owner FROM assets WHERE lifecycle != 'active'",
+         UNION SELECT owner FROM assets WHERE lifecycle != 'active'
+         UNION SELECT owner FROM credential_stores WHERE lifecycle != 'active'",
     )?;
     Ok(statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?)
 }
@@ -85,6 +97,11 @@ pub(crate) fn of_owner(db: &Connection, owner: Option<&str>) -> Result<Vec<Unfin
         .query_map([owner], asset_item)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     items.extend(assets);
+    let stores = db
+        .prepare_cached("SELECT id FROM credential_stores WHERE lifecycle != 'active' AND owner IS ?1")?
+        .query_map([owner], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    items.extend(stores.iter().map(|id| store_removal(id)));
     Ok(items)
 }
 
@@ -123,13 +140,26 @@ pub(crate) fn mark_subtree_deleting(db: &Connection, folder: i64, owner: &str) -
     Ok(items)
 }
 
+/// Marks an active credential store for removal by `owner`: hidden and unusable from now.
+pub(crate) fn mark_store_removing(db: &Connection, id: &str, owner: &str) -> Result<Unfinished> {
+    let item = store_removal(id);
+    let changed = db.execute(
+        "UPDATE credential_stores SET lifecycle = ?3, owner = ?2 WHERE id = ?1 AND lifecycle = ?4",
+        params![id, owner, Lifecycle::Removing, Lifecycle::Active],
+    )?;
+    expect_one(changed, &item)?;
+    Ok(item)
+}
+
 text_column_enum! {
     /// A row's place in the journal: `pending` while its secret is being
-    /// written, `deleting` while its secret is being removed, `active` in between.
+    /// written, `deleting` (a credential store: `removing`) while its secret is being
+    /// removed, `active` in between.
     pub enum Lifecycle {
         Pending = "pending",
         Active = "active",
         Deleting = "deleting",
+        Removing = "removing",
     }
 }
 

@@ -5,6 +5,9 @@
 //! operating system releases the lock when the process ends, however it ends (kill -9
 //! included), so "can I take this owner's lock?" answers "is its work abandoned?"
 //! without pids, clocks or leases.
+//!
+//! The same kind of lock, on a file named for the work, lets one process at a time do
+//! work that must happen once per data folder (making the API's credentials).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -80,6 +83,27 @@ pub(crate) fn sweep(data_dir: &Path) {
     }
 }
 
+/// The exclusive lock on `<data folder>/<work>.lock`, held until dropped: other processes
+/// (and other cores of this one) taking it for the same work wait meanwhile.
+pub(crate) struct WorkLock {
+    _lock: File,
+}
+
+impl WorkLock {
+    /// Waits for the lock, on a blocking thread: its holder may be waiting on the vault.
+    pub(crate) async fn take(data_dir: &Path, work: &str) -> Result<Self, StoreError> {
+        let path = data_dir.join(format!("{work}{SUFFIX}"));
+        let failed = |reason: String| StoreError::DataDir { path: path.display().to_string(), reason };
+        let file = open(&path).map_err(|err| failed(err.to_string()))?;
+        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
+        match locked {
+            Ok(Ok(file)) => Ok(Self { _lock: file }),
+            Ok(Err(err)) => Err(failed(err.to_string())),
+            Err(_) => Err(failed("the wait for its lock did not finish".into())),
+        }
+    }
+}
+
 fn open(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.create(true).truncate(false).write(true);
@@ -103,5 +127,19 @@ mod tests {
         drop(owner);
         assert!(is_gone(dir.path(), Some(&id)));
         assert!(is_gone(dir.path(), None));
+    }
+
+    #[tokio::test]
+    async fn a_work_lock_is_held_by_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = WorkLock::take(dir.path(), "work").await.unwrap();
+        let second = tokio::spawn({
+            let dir = dir.path().to_owned();
+            async move { WorkLock::take(&dir, "work").await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!second.is_finished(), "waits while the first holds it");
+        drop(first);
+        second.await.unwrap().expect("taken once released");
     }
 }
