@@ -22,10 +22,22 @@ impl Output {
     }
 
     pub fn error(&self, err: &Error) {
+        // A cancel that lost against a run that completed the rotation: that run's record.
+        let completed = match err {
+            Error::RotationCompleted(record) => Some(record),
+            _ => None,
+        };
         if self.json {
-            eprintln!("{}", serde_json::to_string(&err.to_body()).expect("error bodies serialise"));
+            let mut body = serde_json::to_value(err.to_body()).expect("error bodies serialise");
+            if let Some(record) = completed {
+                body["rotation"] = serde_json::to_value(record).expect("rotations serialise");
+            }
+            eprintln!("{body}");
         } else {
             eprintln!("error: {err} [{}]", err.code());
+            if let Some(record) = completed {
+                eprintln!("{}", rotation(record));
+            }
         }
     }
 
@@ -62,26 +74,7 @@ impl Output {
             if rotations.is_empty() {
                 return "no rotations".to_owned();
             }
-            rotations
-                .iter()
-                .map(|r| {
-                    let checked = r
-                        .revalidated
-                        .iter()
-                        .map(|d| format!("\n    {}/{}: {}", d.folder, d.name, d.status))
-                        .collect::<String>();
-                    format!(
-                        "{}  {}  account {}  started {}  finished {}\n  {}{checked}",
-                        r.id,
-                        r.subject,
-                        r.account_sid,
-                        r.started_at,
-                        r.finished_at.as_deref().unwrap_or("not yet"),
-                        r.outcome.as_deref().unwrap_or(&format!("unfinished at step '{}'", r.step)),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
+            rotations.iter().map(rotation).collect::<Vec<_>>().join("\n")
         });
     }
 
@@ -184,17 +177,29 @@ impl Output {
         self.emit(asset, || format!("created credential asset '{}' in '{}'", asset.name, asset.folder));
     }
 
+    pub fn asset_destinations(&self, asset: &Asset) {
+        self.emit(asset, || {
+            let to = asset.destinations.iter().map(ToString::to_string).collect::<Vec<_>>();
+            match to.is_empty() {
+                true => format!("credential asset '{}' may not be sent anywhere yet", asset.name),
+                false => format!("credential asset '{}' may go to: {}", asset.name, to.join(", ")),
+            }
+        });
+    }
+
     pub fn assets(&self, assets: &[Asset]) {
         self.emit(assets, || {
             table(
-                &["NAME", "FOLDER", "VALUE IN", "USED BY", "CREATED"],
+                &["NAME", "FOLDER", "VALUE IN", "MAY GO TO", "USED BY", "CREATED"],
                 assets.iter().map(|a| {
                     let source = match (&a.store, &a.link) {
                         (Some(store), Some(link)) => format!("{store}: {} ({}), linked", link.path, link.key),
                         (Some(store), None) => format!("{store} (managed)"),
                         (None, _) => "OS vault".to_owned(),
                     };
-                    vec![a.name.clone(), a.folder.clone(), source, a.used_by.to_string(), a.created_at.clone()]
+                    let to = a.destinations.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                    let to = if to.is_empty() { "(first use)".to_owned() } else { to };
+                    vec![a.name.clone(), a.folder.clone(), source, to, a.used_by.to_string(), a.created_at.clone()]
                 }),
             )
         });
@@ -216,6 +221,12 @@ impl Output {
             }
             rows.push(("status".to_owned(), status(&c.status)));
             rows.push(("last checked".to_owned(), c.last_checked_at.clone().unwrap_or_else(|| "never".into())));
+            if let (Some(destination), AuthRef::Asset { name, .. }) = (&c.asset_first_use, &c.auth) {
+                rows.push((
+                    "note".to_owned(),
+                    format!("first use of credential asset '{name}': from now on it may go to {destination} only (patchbay asset allow adds more)"),
+                ));
+            }
             let width = rows.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
             rows.iter().map(|(k, v)| format!("{k:<width$}  {v}")).collect::<Vec<_>>().join("\n")
         });
@@ -241,6 +252,21 @@ impl Output {
             format!("{shown}\n{} of {} connections", page.items.len(), page.total)
         });
     }
+}
+
+/// One rotation for people: what, when, how it ended and each dependent's result.
+fn rotation(r: &RotationRecord) -> String {
+    let checked =
+        r.revalidated.iter().map(|d| format!("\n    {}/{}: {}", d.folder, d.name, d.status)).collect::<String>();
+    format!(
+        "{}  {}  account {}  started {}  finished {}\n  {}{checked}",
+        r.id,
+        r.subject,
+        r.account_sid,
+        r.started_at,
+        r.finished_at.as_deref().unwrap_or("not yet"),
+        r.outcome.as_deref().unwrap_or(&format!("unfinished at step '{}'", r.step)),
+    )
 }
 
 fn connector_name(c: &Connection) -> String {

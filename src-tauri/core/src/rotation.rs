@@ -3,6 +3,10 @@
 //! before the next, so a crash anywhere is finished by `resume_rotations`, which asks
 //! Twilio which token is primary now. The old token is only dropped once the new one
 //! works, so Patchbay is never left without a working token it could have kept.
+//!
+//! One run at a time runs a rotation's steps (its claim on the row, taken under the
+//! write lock); another process that wants to run or cancel it waits for that run and
+//! reports how it ended, and takes the claim over when the claimant's process is gone.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +21,9 @@ use crate::connectors::TwilioAccount;
 use crate::credential_stores::CredentialStoreError;
 use crate::error::{Error, Result};
 use crate::folders;
+use crate::owner;
 use crate::secret::Secret;
-use crate::store::text_column_enum;
+use crate::store::{Store, text_column_enum};
 use crate::twilio::{Credentials, TwilioError};
 use crate::vault::VaultKey;
 use crate::{Patchbay, assets};
@@ -94,6 +99,55 @@ text_column_enum! {
         Done = "done",
         Cancelled = "cancelled",
     }
+}
+
+impl RotationStep {
+    /// Whether Twilio still has the old token as primary, so the rotation can be cancelled.
+    fn before_promotion(self) -> bool {
+        matches!(self, Self::Started | Self::SecondaryStored | Self::Validated)
+    }
+}
+
+/// How often a process waiting for another's run of a rotation looks again.
+const CLAIM_POLL: Duration = Duration::from_millis(200);
+
+/// This run's claim on a rotation: released when the run ends, however it ends (an
+/// error, a dropped future), so that another run may take it.
+struct Claim<'a> {
+    store: &'a Store,
+    rotation: String,
+    claim: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.store.write(|tx| rows::release(tx, &self.rotation, &self.claim)) {
+            tracing::warn!(code = err.code(), "a rotation's claim is left until this process ends: {err}");
+        }
+    }
+}
+
+/// Whose turn it is to run a rotation's steps.
+enum Turn<'a> {
+    Mine(Claim<'a>),
+    /// Another run finished or cancelled it: the record as it ended.
+    Ended(RotationRecord),
+}
+
+/// What one look at a rotation's claim found.
+enum Attempt {
+    Claimed,
+    Held,
+    Ended,
+}
+
+/// What a run that finds its rotation cancelled by another process reports.
+fn cancelled_elsewhere(record: &RotationRecord) -> Error {
+    Error::Cancelled(format!(
+        "the rotation of {} was cancelled by another process: {}",
+        record.subject,
+        record.outcome.as_deref().unwrap_or("cancelled")
+    ))
 }
 
 /// The crash switch's points, in order: each one is right after the work that leads to
@@ -321,13 +375,25 @@ impl Patchbay {
     /// Cancels one rotation that has not promoted yet: Twilio's secondary token is
     /// deleted and nothing else changed. After promotion it refuses (`rotation_promoted`):
     /// the new token is live at Twilio, and only finishing the rotation keeps it working.
+    /// While another process runs it, that run is asked to cancel and waited for: a run
+    /// that completes it makes this `rotation_completed`, with its record.
     pub async fn cancel_rotation(&self, id: &str) -> Result<RotationRecord> {
+        match self.turn(id, true).await? {
+            Turn::Mine(_claim) => self.cancel_claimed(id).await,
+            Turn::Ended(record) if record.step == RotationStep::Done => Err(Error::RotationCompleted(Box::new(record))),
+            Turn::Ended(cancelled) => Ok(cancelled),
+        }
+    }
+
+    /// Cancels a rotation this run holds the claim of (see `cancel_rotation`).
+    async fn cancel_claimed(&self, id: &str) -> Result<RotationRecord> {
+        // Whoever asked is answered by this attempt, whatever comes of it.
+        rows::set_cancel_asked_by(&self.store.conn(), id, None)?;
         let step = self.rotation(id)?.step;
         let (account_sid, targets) = self.rotation_account(id)?;
         let old = self.old_token(id, &targets).await?;
         let credentials = Credentials::auth_token(&account_sid, &old);
-        let promoted = !matches!(step, RotationStep::Started | RotationStep::SecondaryStored | RotationStep::Validated)
-            || !self.token_works(credentials).await?;
+        let promoted = !step.before_promotion() || !self.token_works(credentials).await?;
         if promoted {
             return Err(Error::RotationPromoted);
         }
@@ -356,6 +422,42 @@ impl Patchbay {
 
     fn rotation_account(&self, id: &str) -> Result<(String, Vec<String>)> {
         rows::account_and_targets(&self.store.conn(), id)
+    }
+
+    /// Waits for this run's turn to run the rotation's steps: takes the claim when nobody
+    /// holds it or its holder's process is gone, else looks again until it is released or
+    /// the rotation ended. `cancel` asks the holder to cancel meanwhile.
+    async fn turn(&self, id: &str, cancel: bool) -> Result<Turn<'_>> {
+        let claim = Uuid::new_v4().to_string();
+        loop {
+            let attempt = self.store.write(|tx| match rows::holder(tx, id)? {
+                rows::Holder::Ended => Ok(Attempt::Ended),
+                rows::Holder::Run(owner) if !owner::is_gone(&self.config.data_dir, Some(&owner)) => {
+                    if cancel {
+                        rows::set_cancel_asked_by(tx, id, Some(self.owner.id()))?;
+                    }
+                    Ok(Attempt::Held)
+                }
+                // Nobody, or a process that ended midway (killed, crashed): this run goes on.
+                rows::Holder::Nobody | rows::Holder::Run(_) => {
+                    rows::claim(tx, id, self.owner.id(), &claim)?;
+                    Ok(Attempt::Claimed)
+                }
+            })?;
+            match attempt {
+                Attempt::Claimed => {
+                    return Ok(Turn::Mine(Claim { store: &self.store, rotation: id.to_owned(), claim }));
+                }
+                Attempt::Ended => return Ok(Turn::Ended(self.rotation(id)?)),
+                Attempt::Held => tokio::time::sleep(CLAIM_POLL).await,
+            }
+        }
+    }
+
+    /// Whether a live process waits for this run to cancel the rotation.
+    fn cancel_asked(&self, id: &str) -> Result<bool> {
+        let asker = rows::cancel_asked_by(&self.store.conn(), id)?;
+        Ok(asker.is_some_and(|asker| !owner::is_gone(&self.config.data_dir, Some(&asker))))
     }
 
     /// The token the targets held when the rotation started: until step 6 replaces it,
@@ -399,12 +501,32 @@ impl Patchbay {
 
     /// Runs a recorded rotation from the step it reached to the end. Dropping the future
     /// between or inside steps loses nothing: `cancel_rotation` or `run_rotation` again
-    /// (what `--resume` does) takes it from where it stands.
+    /// (what `--resume` does) takes it from where it stands. While another process runs
+    /// it, this waits and reports how that run ended: its record when it completed,
+    /// `cancelled` when it was cancelled.
     pub async fn run_rotation(&self, id: &str) -> Result<RotationRecord> {
+        match self.turn(id, false).await? {
+            Turn::Mine(_claim) => self.run_claimed(id).await,
+            Turn::Ended(record) if record.step == RotationStep::Cancelled => Err(cancelled_elsewhere(&record)),
+            Turn::Ended(completed) => Ok(completed),
+        }
+    }
+
+    /// Runs the steps of a rotation this run holds the claim of.
+    async fn run_claimed(&self, id: &str) -> Result<RotationRecord> {
         let (account_sid, targets) = self.rotation_account(id)?;
         let pending = VaultKey::RotationPending(id.to_owned());
         loop {
             let step = self.rotation(id)?.step;
+            // A process asked to cancel meanwhile: it is this run's to do, before promotion.
+            if step.before_promotion() && self.cancel_asked(id)? {
+                match self.cancel_claimed(id).await {
+                    Ok(cancelled) => return Err(cancelled_elsewhere(&cancelled)),
+                    // Promoted before a crash: only finishing keeps the new token working.
+                    Err(Error::RotationPromoted) => {}
+                    Err(err) => return Err(err),
+                }
+            }
             match step {
                 RotationStep::Started => {
                     let old = self.old_token(id, &targets).await?;
@@ -635,6 +757,53 @@ mod rows {
 
     pub(super) fn secondaries_created(db: &Connection, id: &str) -> Result<u32> {
         Ok(db.query_row("SELECT secondaries_created FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    /// Who runs the rotation's steps now.
+    pub(super) enum Holder {
+        Ended,
+        Nobody,
+        /// A run of the open core with this owner id.
+        Run(String),
+    }
+
+    pub(super) fn holder(db: &Connection, id: &str) -> Result<Holder> {
+        let (ended, owner): (bool, Option<String>) = db
+            .query_row("SELECT finished_at IS NOT NULL, claimed_by FROM rotations WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .ok_or_else(|| Error::NotFound { what: "rotation", id: id.to_owned() })?;
+        Ok(match (ended, owner) {
+            (true, _) => Holder::Ended,
+            (false, None) => Holder::Nobody,
+            (false, Some(owner)) => Holder::Run(owner),
+        })
+    }
+
+    /// Claims the rotation for the run `claim` of the open core `owner`.
+    pub(super) fn claim(db: &Connection, id: &str, owner: &str, claim: &str) -> Result<()> {
+        db.execute("UPDATE rotations SET claimed_by = ?2, claim = ?3 WHERE id = ?1", params![id, owner, claim])?;
+        Ok(())
+    }
+
+    /// Releases the run `claim`'s claim, unless another run took it over meanwhile.
+    pub(super) fn release(db: &Connection, id: &str, claim: &str) -> Result<()> {
+        db.execute(
+            "UPDATE rotations SET claimed_by = NULL, claim = NULL WHERE id = ?1 AND claim = ?2",
+            params![id, claim],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn cancel_asked_by(db: &Connection, id: &str) -> Result<Option<String>> {
+        Ok(db.query_row("SELECT cancel_asked_by FROM rotations WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    /// Records which open core waits for the claimant to cancel (None: nobody any more).
+    pub(super) fn set_cancel_asked_by(db: &Connection, id: &str, owner: Option<&str>) -> Result<()> {
+        db.execute("UPDATE rotations SET cancel_asked_by = ?2 WHERE id = ?1", params![id, owner])?;
+        Ok(())
     }
 
     pub(super) fn set_step(db: &Connection, id: &str, step: RotationStep) -> Result<()> {
