@@ -37,7 +37,49 @@ pub struct InstancePatch {
 }
 
 pub fn parse_patch(bytes: &[u8]) -> Result<InstancePatch, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
+    from_json(bytes)
+}
+
+/// A request body as `T`. A refusal names where in the body and what was expected,
+/// never the value sent: serde's own words repeat it (`invalid type: string "<secret>"`).
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(|err| {
+        let place = match err.path().to_string() {
+            path if path == "." => String::new(),
+            path => format!(" at '{path}'"),
+        };
+        ApiError::bad_request(format!("invalid request body{place}: {}", shape_of(err.inner())))
+    })
+}
+
+/// What is wrong with a body's shape, in serde's words less any value they quote.
+fn shape_of(err: &serde_json::Error) -> String {
+    let position = format!(" (line {}, column {})", err.line(), err.column());
+    if !err.is_data() {
+        // Syntax and end-of-input messages name a position, never the input.
+        let text = err.to_string();
+        return text.split(" at line ").next().unwrap_or(&text).to_owned() + &position;
+    }
+    let text = err.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    // The expectation comes from Patchbay's types; what precedes it is the sender's.
+    let expected = text.rfind(", expected ").map(|at| &text[at + 2..]);
+    let kind = ["invalid type", "invalid value", "invalid length", "unknown variant", "unknown field", "missing field"]
+        .into_iter()
+        .find(|kind| text.starts_with(kind));
+    match (kind, expected) {
+        // A field's name is not a value: saying which one is what helps.
+        (Some(kind @ ("unknown field" | "missing field")), _) => {
+            let name = text.split('`').nth(1).unwrap_or_default();
+            match expected {
+                Some(expected) => format!("{kind} `{name}`, {expected}"),
+                None => format!("{kind} `{name}`"),
+            }
+        }
+        (Some(kind), Some(expected)) => format!("{kind}, {expected}"),
+        (Some(kind), None) => kind.to_owned(),
+        (None, _) => "a value of the wrong shape".to_owned(),
+    }
 }
 
 impl InstancePatch {
@@ -90,7 +132,7 @@ const COMMON: [&str; 10] = [
 const AUTH_METHOD: &str = "authentication.type";
 
 pub fn parse(bytes: &[u8]) -> Result<InstanceBody, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
+    from_json(bytes)
 }
 
 /// The element keys there are, for messages.
@@ -341,6 +383,31 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_refused_shape_names_the_place_and_the_type_never_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Login {
+            secret_id: u32,
+            mode: Mode,
+        }
+        #[derive(Debug, Deserialize)]
+        enum Mode {
+            Strict,
+        }
+        for sent in [
+            json!({"secret_id": "s3cret-approle-id", "mode": "Strict"}),
+            json!({"secret_id": 1, "mode": "s3cret-approle-id"}),
+            json!({"secret_id": [1, "s3cret-approle-id"], "mode": "Strict"}),
+        ] {
+            let refused = from_json::<Login>(sent.to_string().as_bytes()).unwrap_err();
+            assert!(!refused.message.contains("s3cret"), "{}", refused.message);
+            assert!(refused.message.contains("expected"), "{}", refused.message);
+        }
+        let refused = from_json::<Login>(br#"{"secret_id": "s3cret", "mode": "Strict"}"#).unwrap_err();
+        assert!(refused.message.contains("at 'secret_id'") && refused.message.contains("u32"), "{}", refused.message);
     }
 
     #[test]

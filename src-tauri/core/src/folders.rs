@@ -68,6 +68,10 @@ pub fn clean_name(field: &'static str, raw: &str) -> Result<String> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid(field, format!("the {field} must be at most {MAX_NAME_CHARS} characters")));
     }
+    // They mean "this folder" and "its parent" wherever paths are written.
+    if name == "." || name == ".." {
+        return Err(Error::invalid(field, format!("the {field} must not be '.' or '..'; choose a name")));
+    }
     if name.contains('/') {
         return Err(Error::invalid(
             field,
@@ -390,9 +394,12 @@ mod tests {
             "\u{FEFF}Shared",
             "two\u{2028}lines",
             "\u{A0}\u{A0}",
+            ".",
+            " .. ",
         ] {
             assert_eq!(clean_name("name", bad).unwrap_err().code(), "invalid_input", "{bad:?}");
         }
+        assert!(clean_name("name", "...").is_ok() && clean_name("name", ".env").is_ok(), "only . and .. mean a place");
         assert!(clean_name("name", &"é".repeat(120)).is_ok(), "the limit counts characters, not bytes");
         assert_eq!(clean_name("name", "Cafe\u{301}").unwrap(), "Café", "stored NFC");
         assert_eq!(parse_path("Shared/   ").unwrap_err().to_string(), "the folder must not be blank");
