@@ -83,6 +83,18 @@ pub async fn link_asset(
     core.link_asset(&folder, &name, &store, &path, &key).await.map_err(body)
 }
 
+/// `destination`: `twilio`, `http:https://host`…; `allowed` false takes it away.
+#[tauri::command]
+pub async fn set_asset_destination(
+    core: Core<'_>,
+    folder: String,
+    name: String,
+    destination: String,
+    allowed: bool,
+) -> Answer<Asset> {
+    core.set_asset_destination(&folder, &name, &destination, allowed).map_err(body)
+}
+
 #[tauri::command]
 pub async fn folder_store(core: Core<'_>, folder: String) -> Answer<FolderStore> {
     core.folder_store(&folder).map_err(body)

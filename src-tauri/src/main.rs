@@ -50,6 +50,7 @@ fn main() {
             commands::create_asset,
             commands::delete_asset,
             commands::link_asset,
+            commands::set_asset_destination,
             commands::folder_store,
             commands::set_folder_store,
             commands::list_stores,

@@ -337,6 +337,16 @@ fn username_and_password_may_come_from_credential_assets() {
     let mut body = instance(&fake, "By assets", "+15551230001");
     body["configuration"]["username"] = json!({"asset": "Twilio SID"});
     body["configuration"]["password"] = json!({"asset": "Twilio token"});
+    // Assets nobody has used yet go nowhere for an API caller, until their owner says where.
+    let (status, refused) = server.post(&body);
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("asset_destination_refused")),
+        "{refused}"
+    );
+    for asset in ["Twilio SID", "Twilio token"] {
+        patchbay.run(&["asset", "allow", asset, "--folder", "Shared", "--to", "twilio"]).ok();
+    }
     let (status, created) = server.post(&body);
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["configuration"]["username"], seed.live.sid.as_str());

@@ -80,7 +80,8 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
     let fake = FakeTwilio::start();
     let live = fake.seed().live;
     let mut patchbay = Patchbay::new(&fake);
-    let server = Server::start(&patchbay);
+    // The OpenBao below listens on this machine.
+    let server = Server::start_allowing(&patchbay, "loopback");
     // The CLI's runs below log everything they do; their output is searched for secrets.
     patchbay.set_env("PATCHBAY_LOG", "debug");
     let bao = OpenBao::start();
@@ -144,6 +145,12 @@ fn stores_and_assets_through_the_api_and_a_check_and_set_conflict_through_the_cl
                 "configuration": { "username": live.sid, "password": { "asset": asset },
                                    "phone_number": live.phone_numbers[0] } })
     };
+    // Assets made through the API go nowhere until their owner says where.
+    let (status, refused) = call(reqwest::Method::POST, "/instances", Some(instance("Managed", "Managed token")));
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::FORBIDDEN, Some("asset_destination_refused")));
+    for asset in ["Managed token", "Linked token"] {
+        cli(&["asset", "allow", asset, "--folder", "Shared", "--to", "twilio"]).ok();
+    }
     let (status, by_managed) = call(reqwest::Method::POST, "/instances", Some(instance("Managed", "Managed token")));
     assert_eq!(status, StatusCode::OK, "{by_managed}");
     let (status, by_linked) = call(reqwest::Method::POST, "/instances", Some(instance("Linked", "Linked token")));

@@ -46,6 +46,7 @@ impl From<patchbay_core::Error> for ApiError {
         let code = err.code();
         let status = match code {
             "not_found" => StatusCode::NOT_FOUND,
+            "asset_destination_refused" => StatusCode::FORBIDDEN,
             "name_taken" | "store_version_conflict" => StatusCode::CONFLICT,
             "twilio_unreachable" | "twilio_server_error" | "twilio_rate_limited" | "store_unreachable" => {
                 StatusCode::BAD_GATEWAY

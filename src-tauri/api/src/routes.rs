@@ -122,7 +122,10 @@ async fn resolve(
 ) -> Result<patchbay_core::instances::InstanceSpec, ApiError> {
     let mut spec = parsed.spec;
     for (field, asset) in parsed.from_assets {
-        let value = api.core.field_from_asset(folder, &asset, field, field.configuration_key()).await?;
+        let value = api
+            .core
+            .field_from_asset(folder, &asset, field, field.configuration_key(), &spec.connector, &spec.values)
+            .await?;
         spec.values.insert(field.name.clone(), FieldValue::Text(value));
     }
     Ok(spec)
@@ -278,10 +281,6 @@ async fn remove(
 // ---- Credential stores and assets: the organization's, like the CLI's `store` and `asset`.
 
 /// A JSON body of type `T`, or a 400 that says what is wrong with it.
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))
-}
-
 fn json_answer(value: impl serde::Serialize) -> Answer {
     Ok((StatusCode::OK, axum::Json(serde_json::to_value(value).expect("plain data serialises"))))
 }
@@ -313,7 +312,7 @@ async fn list_stores(State(api): State<Api>, headers: HeaderMap) -> Answer {
 
 async fn add_store(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
     api.organization(&headers).await?;
-    let body: StoreBody = json_body(&body)?;
+    let body: StoreBody = crate::body::from_json(&body)?;
     let credentials = match (body.token, body.approle) {
         (Some(token), None) => StoreCredentials::Token(token),
         (None, Some(approle)) => StoreCredentials::AppRole { role_id: approle.role_id, secret_id: approle.secret_id },
@@ -372,7 +371,7 @@ struct LinkBody {
 
 async fn create_asset(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
     api.organization(&headers).await?;
-    let body: AssetBody = json_body(&body)?;
+    let body: AssetBody = crate::body::from_json(&body)?;
     let asset = match (body.value, body.link, body.store) {
         (Some(value), None, store) => api.core.create_asset(&body.folder, &body.name, value, store.as_deref()).await?,
         (None, Some(link), Some(store)) => {

@@ -227,6 +227,20 @@ enum AssetCommand {
         #[arg(long)]
         folder: Option<String>,
     },
+    /// Let a credential asset's value go to a destination as well: a connector
+    /// (`twilio`, `slack`, `sendgrid`) or, for the HTTP connector, one origin
+    /// (`http:https://api.example.com`). Only these destinations receive it.
+    Allow {
+        name: String,
+        #[arg(long)]
+        folder: String,
+        /// The destination, e.g. twilio or http:https://api.example.com:8443.
+        #[arg(long)]
+        to: String,
+        /// Take the destination away instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Delete a credential asset and its secret.
     Delete {
         name: String,
@@ -388,17 +402,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, &out)) {
+    let code = match runtime.block_on(run(cli, &out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             out.error(&err);
             ExitCode::FAILURE
         }
-    }
+    };
+    // A vault call given up on (a keyring that never answers) still waits on its blocking
+    // thread, and dropping the runtime would wait for it: the answer is out, so exit now.
+    runtime.shutdown_background();
+    code
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
-    let core = Patchbay::open(Config::load(cli.data_dir)?)?;
+    let config = Config::load(cli.data_dir)?;
+    // serve's callers are not the person at this desk: the API adapter says so to the core.
+    let core = Patchbay::open(match cli.command {
+        Command::Serve { .. } => patchbay_api::served(config),
+        _ => config,
+    })?;
     // Finishes what processes that died midway left (never a live process's work).
     if let Err(err) = core.repair().await {
         tracing::warn!(code = err.code(), "could not finish interrupted changes yet: {err}");
@@ -501,6 +524,9 @@ async fn run(cli: Cli, out: &Output) -> Result<(), Error> {
                 out.asset(&core.link_asset(&folder, &name, &store, &path, &key).await?)
             }
             AssetCommand::List { folder } => out.assets(&core.list_assets(folder.as_deref())?),
+            AssetCommand::Allow { name, folder, to, remove } => {
+                out.asset_destinations(&core.set_asset_destination(&folder, &name, &to, !remove)?)
+            }
             AssetCommand::Delete { name, folder, force } => {
                 core.delete_asset(&folder, &name, force).await?;
                 out.done(&format!("deleted credential asset '{name}' from '{folder}'"))

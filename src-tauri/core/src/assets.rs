@@ -1,13 +1,17 @@
 //! Credential assets: a named secret in a folder, its value only in the vault.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::catalog::{self, Feature};
+use crate::connectors;
+use crate::destination::Reach;
 use crate::error::{Error, Result};
+use crate::fields::FieldValues;
 use crate::folders;
 use crate::journal::Lifecycle;
+use crate::secret::Secret;
 use crate::text::name_key;
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -26,6 +30,8 @@ pub struct Asset {
     pub store: Option<String>,
     /// For an asset linked to a secret in that store: where it is read (never the value).
     pub link: Option<AssetLink>,
+    /// Where its value may be sent; empty until its first use or its owner allows one.
+    pub destinations: Vec<Destination>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -83,6 +89,7 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                         (Some(path), Some(key)) => Some(AssetLink { path, key }),
                         _ => None,
                     },
+                    destinations: Vec::new(),
                     folder: String::new(),
                 },
                 row.get::<_, i64>(4)?,
@@ -103,6 +110,7 @@ fn select(conn: &Connection, folder: Option<i64>) -> Result<Vec<Asset>> {
                         .and_then(|connector| connector.auth_method(method))
                         .is_some_and(|method| method.offers(Feature::TokenRotation))
                 });
+            asset.destinations = destinations(conn, &asset.id)?;
             asset.folder = match paths.get(&folder) {
                 Some(path) => String::clone(path),
                 None => paths.entry(folder).or_insert(folders::path_of(conn, folder)?).clone(),
@@ -252,4 +260,165 @@ pub(crate) fn users(conn: &Connection, id: &str) -> Result<Vec<String>> {
         .query_map([id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|(name, folder)| Ok(format!("{}/{name}", folders::path_of(conn, folder)?))).collect()
+}
+
+/// A place an asset's value may be sent: a connector's service (at the base URL its
+/// operator configured), or, for a connector whose connections name their own address
+/// (the HTTP connector), that exact origin and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Destination {
+    /// The connector's key, e.g. `twilio` or `http`.
+    pub connector: String,
+    /// `https://api.example.com:8443` for a connector that sends to the connection's
+    /// own address; None: the connector's service.
+    pub origin: Option<String>,
+}
+
+impl Destination {
+    /// Where a connection of `connector` with these values sends its secret.
+    pub(crate) fn of(connector: &str, values: &FieldValues) -> Self {
+        let origin = connectors::module(connector)
+            .address_field()
+            .map(|field| origin_of(crate::fields::text(values, field).unwrap_or_default()));
+        Self { connector: connector.to_owned(), origin }
+    }
+
+    /// `http:https://api.example.com`, or `twilio`: a destination as the CLI writes it.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let (key, origin) = match raw.trim().split_once(':') {
+            Some((key, origin)) => (key.trim(), Some(origin.trim())),
+            None => (raw.trim(), None),
+        };
+        let connector = catalog::require(key)?;
+        let names_address = connectors::module(&connector.key).address_field().is_some();
+        let origin = match (origin, names_address) {
+            (None, false) => None,
+            (Some(origin), true) => Some(origin_of(origin)),
+            (None, true) => {
+                return Err(Error::invalid(
+                    "destination",
+                    format!(
+                        "{} sends to the address each connection names: write '{}:https://host[:port]'",
+                        connector.name, connector.key
+                    ),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(Error::invalid(
+                    "destination",
+                    format!("{} sends to its own service only: write '{}'", connector.name, connector.key),
+                ));
+            }
+        };
+        if origin.as_deref() == Some(OPAQUE_ORIGIN) {
+            return Err(Error::invalid("destination", "write the address as https://host[:port]"));
+        }
+        Ok(Self { connector: connector.key.clone(), origin })
+    }
+}
+
+/// What `Url::origin` gives an address it cannot place (not a URL, or not http(s)).
+const OPAQUE_ORIGIN: &str = "null";
+
+/// `https://Api.Example.com:443/v1?x` → `https://api.example.com`: scheme, host and port,
+/// as browsers compare them; `null` for what is no http(s) URL.
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url.trim()).map_or_else(|_| OPAQUE_ORIGIN.to_owned(), |url| url.origin().ascii_serialization())
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = catalog::connector(&self.connector).map_or(self.connector.as_str(), |c| c.name.as_str());
+        match &self.origin {
+            Some(origin) => write!(f, "{name} at {origin}"),
+            None => f.write_str(name),
+        }
+    }
+}
+
+/// Where the asset's value may be sent, in order.
+pub(crate) fn destinations(conn: &Connection, id: &str) -> Result<Vec<Destination>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT connector, origin FROM asset_destinations WHERE asset_id = ?1 ORDER BY connector, origin",
+    )?;
+    let rows = statement.query_map([id], |row| {
+        let origin: String = row.get(1)?;
+        Ok(Destination { connector: row.get(0)?, origin: Some(origin).filter(|origin| !origin.is_empty()) })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Lets the asset's value go to `destination`; false when it already could.
+pub(crate) fn allow(conn: &Connection, id: &str, destination: &Destination) -> Result<bool> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO asset_destinations (asset_id, connector, origin, allowed_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, destination.connector, destination.origin.as_deref().unwrap_or_default(), crate::store::now()],
+    )? == 1)
+}
+
+/// Takes `destination` away; false when it was not allowed.
+pub(crate) fn disallow(conn: &Connection, id: &str, destination: &Destination) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM asset_destinations WHERE asset_id = ?1 AND connector = ?2 AND origin = ?3",
+        params![id, destination.connector, destination.origin.as_deref().unwrap_or_default()],
+    )? == 1)
+}
+
+/// A connection's secret as Connect or Edit resolved it: typed, or an asset's value.
+pub(crate) struct ResolvedSecret {
+    /// The credential asset it came from.
+    pub asset_id: Option<String>,
+    /// None for an auth method without a secret field.
+    pub secret: Option<Secret>,
+}
+
+/// Whether the asset `id` may go to `destination`. Ok(true): its first use, by its
+/// owner at their desk saving a connection, whose destination the caller records with
+/// it; `serve`'s callers never widen where an asset may go.
+pub(crate) fn may_send(
+    conn: &Connection,
+    id: &str,
+    destination: &Destination,
+    reach: Reach,
+    saving: bool,
+) -> Result<bool> {
+    let allowed = destinations(conn, id)?;
+    if allowed.contains(destination) {
+        return Ok(false);
+    }
+    if allowed.is_empty() && reach == Reach::Desk && saving {
+        return Ok(true);
+    }
+    let (name, folder) = describe(conn, id)?.unwrap_or_default();
+    Err(Error::AssetDestinationRefused {
+        name,
+        folder,
+        destination: destination.clone(),
+        allowed,
+        from_api: reach == Reach::Served,
+    })
+}
+
+/// Gives every asset the destinations of the connections that use it (the migration
+/// that introduced destinations), so that nothing that worked stops working.
+pub(crate) fn backfill_destinations(tx: &Connection) -> Result<(), crate::store::StoreError> {
+    let users: Vec<(String, String, String)> = tx
+        .prepare("SELECT auth_asset_id, connector, fields FROM connections WHERE auth_asset_id IS NOT NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (asset_id, connector, fields) in users {
+        // A connector this Patchbay no longer has cannot be used anyway.
+        if catalog::connector(&connector).is_none() {
+            continue;
+        }
+        let values: FieldValues = serde_json::from_str(&fields).unwrap_or_default();
+        let destination = Destination::of(&connector, &values);
+        tx.execute(
+            "INSERT OR IGNORE INTO asset_destinations (asset_id, connector, origin, allowed_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
+            params![asset_id, destination.connector, destination.origin.unwrap_or_default(), crate::store::now()],
+        )?;
+    }
+    Ok(())
 }

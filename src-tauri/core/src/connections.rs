@@ -46,6 +46,11 @@ pub struct Connection {
     pub updated_at: String,
     /// Set while polling for its events fails (API instances with events on).
     pub events_failing: Option<PollFailure>,
+    /// Only in the answer to the save that was its credential asset's first use: where
+    /// the asset may go from now on (its owner can change that in its Destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub asset_first_use: Option<assets::Destination>,
 }
 
 impl Connection {
@@ -352,6 +357,7 @@ pub(crate) fn views(db: &Db, rows: Vec<Stored>) -> Result<Vec<Connection>> {
                 created_at: row.created_at,
                 updated_at: row.updated_at,
                 events_failing: row.events_failing,
+                asset_first_use: None,
             })
         })
         .collect()

@@ -15,10 +15,10 @@ use uuid::Uuid;
 use zeroize::Zeroize;
 
 use crate::Patchbay;
-use crate::destination::{check_base_url, is_loopback_host};
+use crate::destination::Refusal;
 use crate::error::{Error, Result};
 use crate::folders::clean_name;
-use crate::http::{Answer, HttpClient, TransportError};
+use crate::http::{Answer, CheckedError, HttpClient, TransportError};
 use crate::secret::Secret;
 use crate::store::{now, text_column_enum};
 use crate::text::name_key;
@@ -102,6 +102,9 @@ impl TryFrom<StoreForm> for NewStore {
 pub enum CredentialStoreError {
     #[error("the credential store at {address} could not be reached: {reason}; check the address and the network")]
     Unreachable { address: String, reason: String },
+    /// The address (or what its name resolved to) is not one this Patchbay may reach.
+    #[error("the credential store address '{address}' is refused: {refusal}")]
+    Refused { address: String, refusal: Refusal },
     #[error(
         "the credential store at {address} is sealed; unseal it (bao operator unseal / vault operator unseal), then try again"
     )]
@@ -140,6 +143,8 @@ impl CredentialStoreError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unreachable { .. } => "store_unreachable",
+            // As when the address is refused on registering, before any request.
+            Self::Refused { .. } => "invalid_input",
             Self::Sealed { .. } => "store_sealed",
             Self::NotInitialized { .. } => "store_not_initialized",
             Self::AuthFailed { .. } => "store_auth_failed",
@@ -153,9 +158,29 @@ impl CredentialStoreError {
         }
     }
 
+    /// The store answered with a refusal, or was never asked (its address is refused):
+    /// a write asked for did not happen. Anything else (no answer, sealed or uninitialised as a 5xx says, an answer Patchbay
+    /// could not read) may hide a write that landed.
+    pub(crate) fn wrote_nothing(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Sealed { .. } | Self::NotInitialized { .. } | Self::Unexpected { .. } => {
+                false
+            }
+            Self::Refused { .. }
+            | Self::AuthFailed { .. }
+            | Self::MountUnavailable { .. }
+            | Self::NotKv2 { .. }
+            | Self::SecretMissing { .. }
+            | Self::KeyMissing { .. }
+            | Self::Denied { .. }
+            | Self::VersionConflict { .. }
+            | Self::NotText { .. } => true,
+        }
+    }
+
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            Self::Unreachable { .. } => Some("address"),
+            Self::Unreachable { .. } | Self::Refused { .. } => Some("address"),
             Self::AuthFailed { .. } => Some("credentials"),
             Self::MountUnavailable { .. } | Self::NotKv2 { .. } => Some("mount"),
             Self::SecretMissing { .. } | Self::Denied { .. } | Self::VersionConflict { .. } => Some("path"),
@@ -234,7 +259,7 @@ impl<'a> Session<'a> {
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CredentialStoreError> {
         let url = format!("{}/v1/{path}", self.store.address);
         self.http
-            .send(method, &url, body.is_none(), |mut request| {
+            .send_checked(method, &url, body.is_none(), |mut request| {
                 if let Some(token) = &self.token {
                     request = request.header("X-Vault-Token", token.expose());
                 }
@@ -250,10 +275,15 @@ impl<'a> Session<'a> {
             })
             .await
             .map_err(|err| match err {
-                TransportError::Unreachable(reason) => {
+                CheckedError::Transport(TransportError::Unreachable(reason)) => {
                     CredentialStoreError::Unreachable { address: self.store.address.clone(), reason: reason.to_owned() }
                 }
-                TransportError::TooLarge => CredentialStoreError::Unexpected { what: err.to_string() },
+                CheckedError::Transport(err @ TransportError::TooLarge) => {
+                    CredentialStoreError::Unexpected { what: err.to_string() }
+                }
+                CheckedError::Refused(refusal) => {
+                    CredentialStoreError::Refused { address: self.store.address.clone(), refusal }
+                }
             })
     }
 
@@ -547,9 +577,11 @@ mod rows {
         ))
     }
 
+    /// Every store in use: one being removed is neither listed nor used.
     pub(super) fn all(db: &Db) -> Result<Vec<CredentialStore>> {
-        let mut statement =
-            db.prepare(&format!("SELECT {COLUMNS} FROM credential_stores ORDER BY name COLLATE NOCASE"))?;
+        let mut statement = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM credential_stores WHERE lifecycle = 'active' ORDER BY name COLLATE NOCASE"
+        ))?;
         let rows = statement.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows.into_iter().map(|(store, _)| store).collect())
     }
@@ -557,18 +589,22 @@ mod rows {
     /// The store called `name` (as names compare), with its AppRole role ID.
     pub(super) fn by_name(db: &Db, name: &str) -> Result<(CredentialStore, Option<String>)> {
         db.query_row(
-            &format!("SELECT {COLUMNS} FROM credential_stores WHERE name_key = ?1"),
+            &format!("SELECT {COLUMNS} FROM credential_stores WHERE name_key = ?1 AND lifecycle = 'active'"),
             [name_key(name)],
             from_row,
         )
         .optional()?
-        .ok_or_else(|| Error::NotFound { what: "credential store", id: name.trim().to_owned() })
+        .ok_or_else(|| Error::StoreNotFound(name.trim().to_owned()))
     }
 
     pub(super) fn by_id(db: &Db, id: &str) -> Result<(CredentialStore, Option<String>)> {
-        db.query_row(&format!("SELECT {COLUMNS} FROM credential_stores WHERE id = ?1"), [id], from_row)
-            .optional()?
-            .ok_or_else(|| Error::NotFound { what: "credential store", id: id.to_owned() })
+        db.query_row(
+            &format!("SELECT {COLUMNS} FROM credential_stores WHERE id = ?1 AND lifecycle = 'active'"),
+            [id],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound { what: "credential store", id: id.to_owned() })
     }
 
     /// How many credential assets the store keeps or is linked to.
@@ -582,15 +618,23 @@ mod rows {
         Ok(statement.query_map([id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The id and owner of the store called `name` when its removal has begun.
+    pub(super) fn removing_by_name(db: &Db, name: &str) -> Result<Option<(String, Option<String>)>> {
+        Ok(db
+            .query_row(
+                "SELECT id, owner FROM credential_stores WHERE name_key = ?1 AND lifecycle = 'removing'",
+                [name_key(name)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The name of the store that reads the same as `name`, one being removed included
+    /// (its name is not free until it is gone).
     pub(super) fn name_taken(db: &Db, name: &str) -> Result<Option<String>> {
         Ok(db
             .query_row("SELECT name FROM credential_stores WHERE name_key = ?1", [name_key(name)], |row| row.get(0))
             .optional()?)
-    }
-
-    pub(super) fn delete(db: &Db, id: &str) -> Result<()> {
-        db.execute("DELETE FROM credential_stores WHERE id = ?1", [id])?;
-        Ok(())
     }
 }
 
@@ -603,14 +647,11 @@ impl Patchbay {
             return Err(Error::invalid("name", format!("'{OS_STORE}' stands for the OS vault; choose another name")));
         }
         let address = new.address.trim().trim_end_matches('/').to_owned();
-        let parsed = check_base_url(&address)
+        // Before anything is stored or sent; names are checked again on each address.
+        self.config
+            .destinations()
+            .check_url(&address)
             .map_err(|refusal| Error::invalid("address", refusal.explain("address", &address)))?;
-        if self.services.http_loopback_only && !is_loopback_host(&parsed) {
-            return Err(Error::invalid(
-                "address",
-                "this Patchbay may only call this machine (http_loopback_only in config.toml)",
-            ));
-        }
         let mount = clean_mount(new.mount.as_deref())?;
         let namespace = new.namespace.map(|ns| ns.trim().trim_matches('/').to_owned()).filter(|ns| !ns.is_empty());
         if let Some(existing) = rows::name_taken(&self.store.conn(), &name)? {
@@ -757,9 +798,21 @@ impl Patchbay {
             return Err(Error::invalid("key", "name the key of the secret to read, e.g. auth_token"));
         }
         let (store_row, _) = rows::by_name(&self.store.conn(), store)?;
-        self.read_store_key(&store_row.id, &path, key, None).await?;
+        // A store removed meanwhile is named as asked for: never by its id (a read of its
+        // row or credentials that found them gone), nor as a broken constraint.
+        let removed = |db: &Db| match rows::by_id(db, &store_row.id) {
+            Ok(_) => Ok(None),
+            Err(Error::NotFound { .. }) => Ok(Some(Error::StoreNotFound(store_row.name.clone()))),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = self.read_store_key(&store_row.id, &path, key, None).await {
+            return Err(removed(&self.store.conn())?.unwrap_or(err));
+        }
         let id = Uuid::new_v4().to_string();
         let folder_id = self.store.write(|tx| {
+            if let Some(gone) = removed(tx)? {
+                return Err(gone);
+            }
             let folder_id = crate::folders::resolve(tx, folder)?;
             crate::assets::ensure_name_free(tx, folder_id, &name)?;
             crate::assets::insert_linked(tx, &id, folder_id, &name, &store_row.id, &path, key)?;
@@ -806,10 +859,18 @@ impl Patchbay {
     }
 
     /// Forgets a store and its credentials (the secrets in it stay where they are);
-    /// refused while credential assets are linked to it.
+    /// refused while credential assets are linked to it. Journaled like deleting a
+    /// connection: the row is marked `removing` (hidden and unusable from then on), the
+    /// credentials leave the OS vault, then the row goes. A removal cut short (killed,
+    /// or the OS vault gave up) is finished by the next `remove_store` of that name, or
+    /// by repair once its process is gone.
     pub async fn remove_store(&self, name: &str) -> Result<()> {
-        let (store, _) = rows::by_name(&self.store.conn(), name)?;
-        self.store.write(|tx| {
+        let (doomed, owner) = self.store.write(|tx| {
+            // Nothing of a removal can be undone, so finishing another's is safe.
+            if let Some((id, owner)) = rows::removing_by_name(tx, name)? {
+                return Ok((crate::journal::store_removal(&id), owner));
+            }
+            let (store, _) = rows::by_name(tx, name)?;
             let assets = rows::assets_in(tx, &store.id)?;
             if assets > 0 {
                 return Err(Error::invalid(
@@ -834,10 +895,10 @@ impl Patchbay {
                     ),
                 ));
             }
-            rows::delete(tx, &store.id)
+            let owner = self.owner.id();
+            Ok((crate::journal::mark_store_removing(tx, &store.id, owner)?, Some(owner.to_owned())))
         })?;
-        self.vault.delete(&VaultKey::CredentialStore(store.id)).await?;
-        Ok(())
+        self.finish_rows(std::slice::from_ref(&doomed), owner.as_deref()).await
     }
 }
 

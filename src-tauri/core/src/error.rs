@@ -7,8 +7,10 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::assets::Destination;
 use crate::credential_stores::CredentialStoreError;
 use crate::folders::FolderContents;
+use crate::rotation::RotationRecord;
 use crate::store::StoreError;
 use crate::twilio::ConnectError;
 use crate::vault::VaultError;
@@ -37,12 +39,34 @@ pub enum Error {
         connections.join(", ")
     )]
     AssetInUse { name: String, connections: Vec<String> },
+    #[error(
+        "credential asset '{name}' (folder '{folder}') may not be sent to {destination}; {}. {}",
+        allowed_text(allowed),
+        how_to_allow(name, folder, destination, *from_api)
+    )]
+    AssetDestinationRefused {
+        name: String,
+        folder: String,
+        destination: Destination,
+        allowed: Vec<Destination>,
+        /// Asked by a `serve` caller, who cannot allow it.
+        from_api: bool,
+    },
     #[error("no {what} with id '{id}'")]
     NotFound { what: &'static str, id: String },
+    #[error("no credential store '{0}' is registered (or it was just removed); `patchbay store list` shows them")]
+    StoreNotFound(String),
     #[error(
         "the new Auth Token is already promoted at Twilio, so the rotation can no longer be cancelled; `patchbay credential rotate --resume` finishes storing it everywhere"
     )]
     RotationPromoted,
+    /// A cancel lost against a run that finished the rotation: it is done, with this record.
+    #[error(
+        "the rotation of {} completed before it could be cancelled, so it cannot be cancelled any more: {}",
+        .0.subject,
+        .0.outcome.as_deref().unwrap_or("done")
+    )]
+    RotationCompleted(Box<RotationRecord>),
     /// The person stopped it (Cancel, Ctrl-C); the message says what was left as it was.
     #[error("{0}")]
     Cancelled(String),
@@ -96,8 +120,10 @@ impl Error {
             Self::NameTaken { .. } => "name_taken",
             Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => "asset_not_found",
             Self::AssetInUse { .. } => "asset_in_use",
-            Self::NotFound { .. } => "not_found",
+            Self::AssetDestinationRefused { .. } => "asset_destination_refused",
+            Self::NotFound { .. } | Self::StoreNotFound(_) => "not_found",
             Self::RotationPromoted => "rotation_promoted",
+            Self::RotationCompleted(_) => "rotation_completed",
             Self::Cancelled(_) => "cancelled",
             Self::Connect(err) => err.code(),
             Self::Service(err) => err.code(),
@@ -180,6 +206,28 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub service_message: Option<String>,
+}
+
+fn allowed_text(allowed: &[Destination]) -> String {
+    match allowed {
+        [] => "it may not be sent anywhere yet".into(),
+        _ => format!("it may go to {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn how_to_allow(name: &str, folder: &str, destination: &Destination, from_api: bool) -> String {
+    let to = match &destination.origin {
+        Some(origin) => format!("{}:{origin}", destination.connector),
+        None => destination.connector.clone(),
+    };
+    let how = format!(
+        "in the window (Credential assets, the asset's Destinations) or with `patchbay asset allow '{name}' --folder '{folder}' --to {to}`"
+    );
+    if from_api {
+        format!("This API cannot allow it; the asset's owner can, {how}")
+    } else {
+        format!("Its owner can allow it {how}")
+    }
 }
 
 pub(crate) fn plural(count: usize, noun: &str) -> String {

@@ -11,7 +11,7 @@ use crate::Patchbay;
 use crate::catalog::{self, AuthField, Feature, FieldKind};
 use crate::connections::{Connection, ConnectionChanges, ConnectionQuery, MAX_PAGE_SIZE, NewConnection, SecretSource};
 use crate::connectors::TwilioAccount;
-use crate::destination::CallbackPolicy;
+use crate::destination::Destinations;
 use crate::error::{Error, Result};
 use crate::fields::{self, FieldValues};
 use crate::secret::Secret;
@@ -74,7 +74,7 @@ impl Default for InstanceSettings {
 
 impl InstanceSettings {
     /// The rules of event configuration, each reported against its configuration key.
-    pub fn check(&self, callbacks: CallbackPolicy) -> Result<()> {
+    pub fn check(&self, callbacks: &Destinations) -> Result<()> {
         let events = &self.events;
         if events.vendor_type == "webhook" {
             return Err(Error::invalid(
@@ -107,7 +107,7 @@ impl InstanceSettings {
 
 /// Events carry message bodies: `https`, to an address that is neither internal nor
 /// (unless allowed) this machine's. Delivery checks the resolved addresses again.
-fn check_callback_url(raw: &str, callbacks: CallbackPolicy) -> Result<()> {
+fn check_callback_url(raw: &str, callbacks: &Destinations) -> Result<()> {
     let field = "event.notification.callback.url";
     callbacks
         .check_url(raw)
@@ -178,6 +178,17 @@ fn hash(token: &Secret) -> String {
     Sha256::digest(token.expose().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Tags are shown and matched like names, so they follow the same rule: no control,
+/// invisible or direction-changing characters (a NUL, a newline, U+202E).
+fn check_tags(tags: &[String]) -> Result<()> {
+    for tag in tags {
+        if let Some(why) = tag.chars().find_map(crate::text::forbidden_in_name) {
+            return Err(Error::invalid("tags", format!("a tag must not contain {why}")));
+        }
+    }
+    Ok(())
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub fn secrets_equal(a: &Secret, b: &Secret) -> bool {
     a.expose().as_bytes().ct_eq(b.expose().as_bytes()).into()
@@ -187,8 +198,9 @@ impl Patchbay {
     /// Connect through the API: the same validation as the window, then the instance's
     /// metadata. Returns the instance token, the only time it exists outside a hash.
     pub async fn provision_instance(&self, mut spec: InstanceSpec) -> Result<(Instance, Secret)> {
+        check_tags(&spec.tags)?;
         events_need_live_credentials(&spec)?;
-        spec.settings.check(self.config.callbacks)?;
+        spec.settings.check(&self.config.callback_destinations())?;
         spec.settings.signing_key = spec.signature_key.is_some();
         let connection = self
             .add_connection(NewConnection {
@@ -260,8 +272,9 @@ impl Patchbay {
             return Err(Error::invalid("element", "an instance keeps its element; provision a new instance instead"));
         }
         spec.auth_method.get_or_insert_with(|| current.auth_method.clone());
+        check_tags(&spec.tags)?;
         events_need_live_credentials(&spec)?;
-        spec.settings.check(self.config.callbacks)?;
+        spec.settings.check(&self.config.callback_destinations())?;
         let had_key = self.instance(id)?.settings.signing_key;
         spec.settings.signing_key = spec.signature_key.is_some() || had_key;
         let method = catalog::require(&current.connector)?.auth_method_or_default(Some(&current.auth_method))?;
@@ -297,18 +310,25 @@ impl Patchbay {
 
     /// The value of a credential asset visible from `folder`, for callers that give a
     /// non-secret field (Twilio's Account SID) by asset; returned as text, so only when
-    /// it has the field's format. `entry` names the field in the caller's words.
+    /// it has the field's format. `entry` names the field in the caller's words. The
+    /// value then goes where a connection of `connector` with `values` sends its
+    /// fields, so the asset must already be allowed there.
     pub async fn field_from_asset(
         &self,
         folder: &str,
         name: &str,
         field: &'static AuthField,
         entry: &'static str,
+        connector: &str,
+        values: &crate::FieldValues,
     ) -> Result<String> {
+        let destination = crate::Destination::of(&crate::catalog::require(connector)?.key, values);
         let asset_id = {
             let conn = self.store.conn();
             let folder_id = crate::folders::resolve(&conn, folder)?;
-            crate::assets::resolve_visible(&conn, folder_id, name.trim())?
+            let asset_id = crate::assets::resolve_visible(&conn, folder_id, name.trim())?;
+            crate::assets::may_send(&conn, &asset_id, &destination, self.config.reach, false)?;
+            asset_id
         };
         let value = self.asset_value(&asset_id).await?;
         let text = value.expose().trim();
@@ -329,8 +349,10 @@ impl Patchbay {
     }
 
     /// The API's platform secrets, made on first use and kept in the vault; `rotate`
-    /// replaces both.
+    /// replaces both. One process at a time reads, makes or replaces them (a lock in the
+    /// data folder), so processes asking together all get the pair that works.
     pub async fn api_credentials(&self, rotate: bool) -> Result<ApiCredentials> {
+        let _alone = crate::owner::WorkLock::take(&self.config.data_dir, "api-credentials").await?;
         let mut pair = Vec::with_capacity(2);
         for name in ["user", "organization"] {
             let key = VaultKey::Platform(name);
@@ -451,6 +473,7 @@ mod rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Policy;
 
     fn events(enabled: bool, url: Option<&str>) -> InstanceSettings {
         InstanceSettings {
@@ -460,15 +483,23 @@ mod tests {
     }
 
     #[test]
+    fn tags_follow_the_rules_of_names() {
+        assert!(check_tags(&["prod".into(), "team a".into()]).is_ok());
+        for bad in ["Pay\u{202E}fdp", "nul\0", "two\nlines"] {
+            assert_eq!(check_tags(&[bad.into()]).unwrap_err().field(), Some("tags"), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn event_settings_follow_the_rules() {
-        let local = CallbackPolicy { allow_loopback: true };
+        let local = &Destinations::callbacks(&Policy::default().allowing_loopback());
         assert!(events(false, None).check(local).is_ok());
         assert_eq!(events(true, None).check(local).unwrap_err().field(), Some("event.notification.callback.url"));
         assert!(events(true, Some("https://hooks.example.com/twilio")).check(local).is_ok());
         assert!(events(true, Some("http://127.0.0.1:8080/events")).check(local).is_ok());
         assert!(events(true, Some("http://localhost/events")).check(local).is_ok());
         assert!(events(true, Some("http://hooks.example.com/events")).check(local).is_err());
-        let strict = CallbackPolicy::default();
+        let strict = &Destinations::callbacks(&Policy::default());
         let refused = events(true, Some("http://127.0.0.1:8080/events")).check(strict).unwrap_err();
         assert!(refused.to_string().contains("loopback"), "{refused}");
         assert!(events(true, Some("https://169.254.169.254/latest")).check(local).is_err());

@@ -31,7 +31,7 @@ pub mod vault;
 
 use uuid::Uuid;
 
-pub use assets::Asset;
+pub use assets::{Asset, Destination};
 pub use catalog::Connector;
 pub use config::Config;
 pub use connections::{
@@ -44,7 +44,7 @@ pub use folders::{Folder, FolderContents};
 pub use secret::Secret;
 pub use vault::Vault;
 
-use assets::AssetHome;
+use assets::{AssetHome, ResolvedSecret};
 use catalog::AuthMethod;
 use connections::ValidatedRow;
 use connectors::{Services, Verify};
@@ -210,6 +210,34 @@ impl Patchbay {
         })
     }
 
+    /// Lets the asset's value go to `destination` (`twilio`, `http:https://host`) as
+    /// well, or with `allowed` false takes that away: its owner's act, never an API
+    /// caller's. Connections already saved for a destination taken away fail their next
+    /// use with `asset_destination_refused`.
+    pub fn set_asset_destination(&self, folder: &str, name: &str, destination: &str, allowed: bool) -> Result<Asset> {
+        if self.config.reach == crate::destination::Reach::Served {
+            return Err(Error::invalid(
+                "destination",
+                "where a credential asset may go is set by its owner, in the window or the CLI, not through this API",
+            ));
+        }
+        let destination = Destination::parse(destination)?;
+        let (folder_id, id) = self.store.write(|tx| {
+            let folder_id = folders::resolve(tx, folder)?;
+            let id = assets::find_in_folder(tx, folder_id, name)?.ok_or_else(|| Error::AssetNotFound {
+                name: name.trim().to_owned(),
+                folder: folder.trim().to_owned(),
+            })?;
+            if allowed {
+                assets::allow(tx, &id, &destination)?;
+            } else {
+                assets::disallow(tx, &id, &destination)?;
+            }
+            Ok((folder_id, id))
+        })?;
+        assets::one(&self.store.conn(), folder_id, id)
+    }
+
     // ---- Connections ---------------------------------------------------------------
 
     /// Connect: checks the form locally, validates with the connector's service, and
@@ -229,13 +257,15 @@ impl Patchbay {
             }
             (folder_id, name)
         };
-        let (asset_id, secret) = self.resolve_secret(folder_id, method, new.secret).await?;
+        let destination = Destination::of(&connector.key, &values);
+        let ResolvedSecret { asset_id, secret } =
+            self.resolve_secret(folder_id, &destination, method, new.secret).await?;
 
         let details =
             module.verify(&self.services, Verify { method, values: &values, secret: secret.as_ref() }).await?;
 
         let id = Uuid::new_v4().to_string();
-        self.store.write(|tx| {
+        let first_use = self.store.write(|tx| {
             // Checked (or chosen) now: the name may have been taken while the service answered.
             let name = match &chosen_name {
                 Some(name) => {
@@ -256,7 +286,8 @@ impl Patchbay {
                 checked_at: &now(),
             };
             let own_secret = asset_id.is_none() && secret.is_some();
-            connections::insert(tx, folder_id, &row, own_secret.then(|| self.owner.id()))
+            connections::insert(tx, folder_id, &row, own_secret.then(|| self.owner.id()))?;
+            self.record_first_use(tx, asset_id.as_deref(), &destination)
         })?;
         if let (None, Some(secret)) = (&asset_id, &secret) {
             let pending = Unfinished {
@@ -266,7 +297,7 @@ impl Patchbay {
             };
             self.commit_secrets(&pending, &[secret]).await?;
         }
-        self.connection(&id)
+        Ok(Connection { asset_first_use: first_use, ..self.connection(&id)? })
     }
 
     /// Edit: validates the changed connection with its service like Connect, and saves
@@ -289,12 +320,18 @@ impl Patchbay {
         let module = connectors::module(&stored.connector);
         let values = fields::check(method, &changes.values)?;
         module.check(method, &values)?;
-        let (asset_id, secret) = match changes.secret {
-            Some(source) => self.resolve_secret(stored.folder_id, method, Some(source)).await?,
-            None => (
-                stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset),
-                self.secret_of(&stored).await?,
-            ),
+        // The values may name another address: a kept asset must be allowed there too.
+        let destination = Destination::of(&stored.connector, &values);
+        let ResolvedSecret { asset_id, secret } = match changes.secret {
+            Some(source) => self.resolve_secret(stored.folder_id, &destination, method, Some(source)).await?,
+            None => {
+                let asset_id =
+                    stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset);
+                if let Some(asset_id) = &asset_id {
+                    assets::may_send(&self.store.conn(), asset_id, &destination, self.config.reach, true)?;
+                }
+                ResolvedSecret { asset_id, secret: self.secret_of(&stored).await? }
+            }
         };
 
         let details =
@@ -305,7 +342,7 @@ impl Patchbay {
             // Overwrites the old value in place: the row never points at a missing secret.
             self.vault.put(&own_key, secret).await?;
         }
-        self.store.write(|tx| {
+        let first_use = self.store.write(|tx| {
             connections::ensure_name_free(tx, stored.folder_id, &name, Some(&stored.id))?;
             let row = ValidatedRow {
                 id: &stored.id,
@@ -317,25 +354,28 @@ impl Patchbay {
                 asset_id: asset_id.as_deref(),
                 checked_at: &now(),
             };
-            connections::update(tx, &row)
+            connections::update(tx, &row)?;
+            self.record_first_use(tx, asset_id.as_deref(), &destination)
         })?;
         if asset_id.is_some() && stored.auth_kind == connections::AuthKind::Own {
             self.vault.delete(&own_key).await?;
         }
-        self.connection(&stored.id)
+        Ok(Connection { asset_first_use: first_use, ..self.connection(&stored.id)? })
     }
 
     /// The method's secret: typed (format-checked) or a credential asset visible from
-    /// `folder`, with the asset's id. None for a method without a secret field.
+    /// `folder`, with the asset's id. None for a method without a secret field. An asset
+    /// is refused, before its value is read, unless it may go to `destination`.
     async fn resolve_secret(
         &self,
         folder: i64,
+        destination: &Destination,
         method: &'static AuthMethod,
         source: Option<SecretSource>,
-    ) -> Result<(Option<String>, Option<Secret>)> {
+    ) -> Result<ResolvedSecret> {
         let Some(field) = method.secret_field() else {
             return match source {
-                None => Ok((None, None)),
+                None => Ok(ResolvedSecret { asset_id: None, secret: None }),
                 Some(_) => Err(Error::invalid("secret", format!("{} takes no secret", method.label))),
             };
         };
@@ -343,16 +383,37 @@ impl Patchbay {
             None => Err(Error::invalid(&field.name, format!("enter the {}", field.label))),
             Some(SecretSource::Value(secret)) => {
                 fields::check_secret(field, &secret, &field.label)?;
-                Ok((None, Some(secret)))
+                Ok(ResolvedSecret { asset_id: None, secret: Some(secret) })
             }
             Some(SecretSource::Asset(asset_name)) => {
-                let asset_id = assets::resolve_visible(&self.store.conn(), folder, asset_name.trim())?;
+                let asset_id = {
+                    let conn = self.store.conn();
+                    let asset_id = assets::resolve_visible(&conn, folder, asset_name.trim())?;
+                    assets::may_send(&conn, &asset_id, destination, self.config.reach, true)?;
+                    asset_id
+                };
                 let secret = self.asset_value(&asset_id).await?;
                 let source = format!("value of credential asset '{}'", asset_name.trim());
                 fields::check_secret(field, &secret, &source)?;
-                Ok((Some(asset_id), Some(secret)))
+                Ok(ResolvedSecret { asset_id: Some(asset_id), secret: Some(secret) })
             }
         }
+    }
+
+    /// Records `destination` for the asset when saving this connection is its first use
+    /// (asked again under the write lock: someone may have allowed another meanwhile).
+    fn record_first_use(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        asset_id: Option<&str>,
+        destination: &Destination,
+    ) -> Result<Option<Destination>> {
+        let Some(asset_id) = asset_id else { return Ok(None) };
+        if !assets::may_send(tx, asset_id, destination, self.config.reach, true)? {
+            return Ok(None);
+        }
+        assets::allow(tx, asset_id, destination)?;
+        Ok(Some(destination.clone()))
     }
 
     pub fn list_connections(&self, query: &ConnectionQuery) -> Result<ConnectionPage> {
@@ -388,6 +449,10 @@ impl Patchbay {
     /// Asks the connection's service whether its stored values and secret still work.
     async fn verify_stored(&self, stored: &connections::Stored) -> Result<Details> {
         let method = stored.method()?;
+        if let (connections::AuthKind::Asset, Some(asset_id)) = (stored.auth_kind, &stored.auth_asset_id) {
+            let destination = Destination::of(&stored.connector, &stored.fields);
+            assets::may_send(&self.store.conn(), asset_id, &destination, self.config.reach, false)?;
+        }
         let module = connectors::module(&stored.connector);
         let secret = self.secret_of(stored).await?;
         module.verify(&self.services, Verify { method, values: &stored.fields, secret: secret.as_ref() }).await
@@ -463,21 +528,27 @@ impl Patchbay {
     /// Writes the secrets of this core's `pending` row, then makes the row active. If
     /// the vault refuses or does not answer in time, the row goes too (a late write is
     /// undone by the vault itself): nothing half-saved is left behind, and the name is
-    /// free to try again.
+    /// free to try again. A credential store's write whose answer was lost is treated
+    /// like a crash: it is removed at once, or, when the store cannot be reached for
+    /// that either, the row stays `pending` for a later process's repair to remove both.
     async fn commit_secrets(&self, pending: &Unfinished, values: &[&Secret]) -> Result<()> {
         let owner = self.owner.id();
-        // A caller may stop waiting (the window's Cancel drops this future): the row goes
-        // then, and the vault undoes a write it finishes after that.
-        let mut row = RowGuard { store: &self.store, pending, owner, armed: true };
+        let homes = pending.secrets.iter().map(|key| self.home_of(key)).collect::<Result<Vec<_>>>()?;
+        // A caller may stop waiting (the window's Cancel drops this future). The OS vault
+        // undoes a write it finishes after that, so the row goes then; a store's write
+        // may still land, so the row stays for repair.
+        let lands_late = homes.iter().any(|home| matches!(home, AssetHome::Store { .. }));
+        let mut row = RowGuard { store: &self.store, pending, owner, armed: !lands_late };
         for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
-            match self.put_secret(key, value, 0).await {
-                Ok(()) => {}
-                Err(err) => {
-                    row.armed = false;
-                    let partial = Unfinished { secrets: pending.secrets[..written].to_vec(), ..pending.clone() };
-                    self.finish_rows(&[partial], Some(owner)).await?;
-                    return Err(err);
+            if let Err(err) = self.put_secret(key, value, 0).await {
+                row.armed = false;
+                // Its path is this new row's own, so removing it is always safe.
+                let undone = if may_have_landed(&err) { written + 1 } else { written };
+                let partial = Unfinished { secrets: pending.secrets[..undone].to_vec(), ..pending.clone() };
+                if let Err(cleanup) = self.finish_rows(&[partial], Some(owner)).await {
+                    tracing::warn!(code = cleanup.code(), "a failed save is left for repair: {cleanup}");
                 }
+                return Err(err);
             }
         }
         let activated = self.store.write(|tx| journal::activate(tx, pending, owner));
@@ -489,8 +560,8 @@ impl Patchbay {
         activated
     }
 
-    /// Removes the secrets of rows marked `pending` or `deleting` by `owner`, then the
-    /// rows. Each step can be repeated, so a crash midway is finished by repair.
+    /// Removes the secrets of rows marked `pending`, `deleting` or `removing` by `owner`,
+    /// then the rows. Each step can be repeated, so a crash midway is finished by repair.
     async fn finish_rows(&self, items: &[Unfinished], owner: Option<&str>) -> Result<()> {
         for item in items {
             for key in &item.secrets {
@@ -501,25 +572,39 @@ impl Patchbay {
         Ok(())
     }
 
-    /// Finishes the work of processes that ended midway (a crash, kill -9, a vault that
-    /// never answered): their pending rows and secrets go, their deletions complete.
-    /// Work of live processes, this one included, is never touched. Safe to call from
-    /// several processes at once. A vault that is unavailable now only delays it.
+    /// Finishes the work of processes that ended midway (a crash, kill -9, a vault or a
+    /// credential store that never answered): their pending rows and secrets go, their
+    /// deletions and store removals complete. Work of live processes, this one
+    /// included, is never touched. Safe to call from several processes at once. A vault
+    /// or store that is unavailable now only delays its rows, never the others'.
     pub async fn repair(&self) -> Result<()> {
         let owners = journal::owners(&self.store.conn())?;
+        let mut first_failure = None;
         for owner in owners {
             if owner.as_deref() == Some(self.owner.id()) || !owner::is_gone(&self.config.data_dir, owner.as_deref()) {
                 continue;
             }
             let abandoned = journal::of_owner(&self.store.conn(), owner.as_deref())?;
-            self.finish_rows(&abandoned, owner.as_deref()).await?;
+            for item in &abandoned {
+                if let Err(err) = self.finish_rows(std::slice::from_ref(item), owner.as_deref()).await {
+                    first_failure.get_or_insert(err);
+                }
+            }
         }
         owner::sweep(&self.config.data_dir);
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     }
 }
 
-/// Removes a pending row whose secrets were being written when its future was dropped.
+/// Whether a failed write may still have landed: a credential store that gave no answer,
+/// or one that says nothing definite (a 5xx, an unreadable answer). The OS vault undoes a
+/// write it finishes late itself.
+fn may_have_landed(err: &Error) -> bool {
+    matches!(err, Error::CredentialStore(err) if !err.wrote_nothing())
+}
+
+/// Removes a pending row of the OS vault whose secrets were being written when its future
+/// was dropped.
 struct RowGuard<'a> {
     store: &'a Store,
     pending: &'a Unfinished,

@@ -85,6 +85,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/011_credential_stores.sql"),
     include_str!("../migrations/012_linked_assets.sql"),
     include_str!("../migrations/013_managed_assets.sql"),
+    include_str!("../migrations/014_asset_destinations.sql"),
+    include_str!("../migrations/015_store_removal.sql"),
+    include_str!("../migrations/016_rotation_claims.sql"),
 ];
 
 pub struct Store {
@@ -96,11 +99,17 @@ impl Store {
         if let Some(dir) = path.parent() {
             private_dir(dir)
                 .map_err(|err| StoreError::DataDir { path: dir.display().to_string(), reason: err.to_string() })?;
+            tighten(dir, 0o700)?;
         }
         // SQLite gives the -wal and -shm files the database file's mode, so creating it
-        // 0600 keeps all three private.
+        // 0600 keeps all three private; files made by someone else are tightened.
         private_file(path)
             .map_err(|err| StoreError::DataDir { path: path.display().to_string(), reason: err.to_string() })?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            tighten(Path::new(&file), 0o600)?;
+        }
         let mut conn = Connection::open(path)?;
         // The busy timeout first: switching a new database to WAL already takes a lock.
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -155,12 +164,18 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if applied < NAME_KEYS_ADDED {
         backfill_name_keys(&tx)?;
     }
+    if applied < DESTINATIONS_ADDED {
+        // Each asset may go on to where the connections that use it send it today.
+        crate::assets::backfill_destinations(&tx)?;
+    }
     tx.commit()?;
     Ok(())
 }
 
 /// The migration that added `name_key` columns (006_name_keys.sql).
 const NAME_KEYS_ADDED: i64 = 6;
+/// The migration that added `asset_destinations` (014_asset_destinations.sql).
+const DESTINATIONS_ADDED: i64 = 14;
 
 fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
@@ -188,6 +203,31 @@ pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Takes away what `mode` does not grant from an existing file or folder (a folder made
+/// by hand, a database copied in); refuses to go on when that is not possible.
+fn tighten(path: &Path, mode: u32) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(found) = std::fs::metadata(path) else { return Ok(()) };
+        let current = found.permissions().mode() & 0o777;
+        if current & !mode != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode)).map_err(|err| {
+                StoreError::DataDir {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "it is readable by others (mode {current:o}) and Patchbay cannot make it private ({err}); run chmod {mode:o} '{}' as its owner",
+                        path.display()
+                    ),
+                }
+            })?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 fn private_file(path: &Path) -> std::io::Result<()> {
@@ -279,6 +319,31 @@ mod tests {
         let store = Store::open(&data.join("db.sqlite3")).unwrap();
         store
             .write(|tx| Ok(tx.execute("INSERT INTO folders (name, created_at, updated_at) VALUES ('X', '', '')", [])?))
+            .unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for file in ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_loose_data_folder_and_its_files_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("patchbay");
+        drop(Store::open(&data.join("db.sqlite3")).unwrap());
+        let set =
+            |path: &Path, mode: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        set(&data, 0o755);
+        for file in ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm"] {
+            std::fs::OpenOptions::new().create(true).append(true).open(data.join(file)).unwrap();
+            set(&data.join(file), 0o644);
+        }
+        let store = Store::open(&data.join("db.sqlite3")).unwrap();
+        store
+            .write(|tx| Ok(tx.execute("INSERT INTO folders (name, created_at, updated_at) VALUES ('Y', '', '')", [])?))
             .unwrap();
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);

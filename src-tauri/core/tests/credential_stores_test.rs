@@ -4,10 +4,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::World;
 use patchbay_core::credential_stores::{NewStore, StoreCredentials};
 use patchbay_core::rotation::{RotationStep, RotationSubject};
 use patchbay_core::{Secret, SecretSource};
+use patchbay_tests::dropping_proxy::DroppingProxy;
+use patchbay_tests::locked_vault::PromptingStore;
 use patchbay_tests::openbao::OpenBao;
 
 fn store(name: &str, bao: &OpenBao, mount: Option<&str>, credentials: StoreCredentials) -> NewStore {
@@ -369,4 +373,196 @@ async fn a_linked_asset_is_rotated_only_when_asked_and_its_other_keys_stay() {
     let primary = world.fake.primary_token(&seed.live.sid).unwrap();
     assert_eq!(bao.ok(&["kv", "get", "-field=auth_token", "secret/twilio/prod"]), primary);
     assert_eq!(bao.ok(&["kv", "get", "-field=owner", "secret/twilio/prod"]), "ops", "the admins' other keys stay");
+}
+
+/// How many asset rows the database holds, hidden (pending) ones included.
+fn asset_rows(world: &World) -> i64 {
+    let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+    db.query_row("SELECT count(*) FROM assets", [], |row| row.get(0)).unwrap()
+}
+
+/// A store registered through a proxy that loses the answers to managed writes.
+async fn store_behind_dropping_proxy(world: &World, bao: &OpenBao) -> DroppingProxy {
+    let proxy = DroppingProxy::start(&bao.address);
+    let mut behind = store("Company vault", bao, None, StoreCredentials::Token(Secret::new(bao.root_token.clone())));
+    behind.address = proxy.address.clone();
+    world.core.add_store(behind).await.unwrap();
+    proxy
+}
+
+/// Whether OpenBao itself (not through the proxy) has any version at the lost write's path.
+fn in_openbao(bao: &OpenBao, lost_path: &str) -> bool {
+    let id = lost_path.rsplit('/').next().unwrap();
+    bao.run(&["kv", "metadata", "get", &format!("secret/patchbay/{id}")]).is_ok()
+}
+
+#[tokio::test]
+async fn a_managed_write_whose_answer_was_lost_is_removed_from_the_store_at_once() {
+    let world = World::new();
+    let bao = OpenBao::start();
+    let proxy = store_behind_dropping_proxy(&world, &bao).await;
+
+    let value = Secret::new("a-token-value");
+    let err = world.core.create_asset("Shared", "Twilio prod", value, Some("Company vault")).await.unwrap_err();
+    assert_eq!(err.code(), "store_unreachable", "{err}");
+    let lost = proxy.lost_answers();
+    assert_eq!(lost.len(), 1, "the write reached OpenBao: {lost:?}");
+    assert!(!in_openbao(&bao, &lost[0]), "the write that landed was removed");
+    assert_eq!(asset_rows(&world), 0);
+    // Nothing is left holding the name.
+    world.core.create_asset("Shared", "Twilio prod", Secret::new("x"), Some("os")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_write_the_store_cannot_undo_now_is_removed_by_the_next_process() {
+    let mut world = World::new();
+    let bao = OpenBao::start();
+    let proxy = store_behind_dropping_proxy(&world, &bao).await;
+    proxy.hold_lost_answers(Duration::from_millis(300));
+
+    // The network goes down while the answer is lost: the cleanup cannot reach the store.
+    let create = world.core.create_asset("Shared", "Twilio prod", Secret::new("a-token-value"), Some("Company vault"));
+    let (created, ()) = tokio::join!(create, async {
+        while proxy.lost_answers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        proxy.set_offline(true);
+    });
+    assert_eq!(created.unwrap_err().code(), "store_unreachable");
+    let lost = proxy.lost_answers();
+    assert!(in_openbao(&bao, &lost[0]), "the write landed");
+    assert!(world.core.list_assets(None).unwrap().is_empty(), "never listed");
+    assert_eq!(asset_rows(&world), 1, "the pending row stays for repair");
+    world.core.repair().await.unwrap();
+    assert_eq!(asset_rows(&world), 1, "a live process's row is its own");
+
+    proxy.set_offline(false);
+    world.restart();
+    world.core.repair().await.unwrap();
+    assert!(!in_openbao(&bao, &lost[0]), "repair removed the write");
+    assert_eq!(asset_rows(&world), 0);
+}
+
+#[tokio::test]
+async fn a_managed_write_given_up_on_midway_is_left_for_repair_and_removed() {
+    let mut world = World::new();
+    let bao = OpenBao::start();
+    let proxy = store_behind_dropping_proxy(&world, &bao).await;
+    proxy.hold_lost_answers(Duration::from_secs(2));
+
+    // The window's Cancel drops the call once the write has reached the store.
+    tokio::select! {
+        _ = world.core.create_asset("Shared", "Twilio prod", Secret::new("a-token-value"), Some("Company vault")) => {
+            panic!("the answer is held back")
+        }
+        () = async {
+            while proxy.lost_answers().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } => {}
+    }
+    let lost = proxy.lost_answers();
+    assert!(in_openbao(&bao, &lost[0]), "the write landed");
+    assert_eq!(asset_rows(&world), 1, "the row stays for repair: its write landed after all");
+
+    world.restart();
+    world.core.repair().await.unwrap();
+    assert!(!in_openbao(&bao, &lost[0]), "repair removed the write");
+    assert_eq!(asset_rows(&world), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_removal_cut_short_is_hidden_and_finished_by_a_retry_or_the_next_process() {
+    let (vault, prompt) = PromptingStore::with_prompt();
+    let mut world = World::with_vault_store(vault, |config| config.vault_timeout = Duration::from_millis(300));
+    let bao = OpenBao::start();
+    let root = || StoreCredentials::Token(Secret::new(bao.root_token.clone()));
+    let first = world.core.add_store(store("First", &bao, None, root())).await.unwrap();
+    let second = world.core.add_store(store("Second", &bao, None, root())).await.unwrap();
+    let names = |world: &World| world.core.list_stores().unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+    let store_rows = |world: &World| -> i64 {
+        let db = rusqlite::Connection::open(world.config.database_path()).unwrap();
+        db.query_row("SELECT count(*) FROM credential_stores", [], |row| row.get(0)).unwrap()
+    };
+
+    // The keyring never answers: the removal gives up with its store marked, hidden and unusable.
+    prompt.lock();
+    assert_eq!(world.core.remove_store("First").await.unwrap_err().code(), "vault_locked");
+    assert_eq!(names(&world), ["Second"]);
+    assert_eq!(world.core.test_store("First").await.unwrap_err().code(), "not_found");
+    let link = world.core.link_asset("Shared", "Linked", "First", "twilio/prod", "auth_token").await;
+    assert_eq!(link.unwrap_err().code(), "not_found");
+    assert_eq!(world.core.set_folder_store("Shared", Some("First")).unwrap_err().code(), "not_found");
+    let again = store("first", &bao, None, root());
+    assert_eq!(world.core.add_store(again).await.unwrap_err().code(), "name_taken", "not free until gone");
+
+    // A retry once the keyring answers finishes it.
+    prompt.unlock();
+    retry_while_vault_waits(|| world.core.remove_store("First")).await.expect("the retry finishes the removal");
+    assert_eq!(world.vault_value(&format!("store/{}", first.id)), None);
+    assert_eq!(store_rows(&world), 1);
+
+    // This time the process ends first: the next one's repair finishes the removal.
+    prompt.lock();
+    assert_eq!(world.core.remove_store("Second").await.unwrap_err().code(), "vault_locked");
+    world.restart();
+    prompt.unlock();
+    retry_while_vault_waits(|| world.core.repair()).await.expect("repair finishes the removal");
+    assert_eq!(world.vault_value(&format!("store/{}", second.id)), None);
+    assert_eq!(store_rows(&world), 0);
+    assert!(names(&world).is_empty());
+}
+
+/// Calls `call` again while the vault still waits on a call that was given up on.
+async fn retry_while_vault_waits<F: Future<Output = patchbay_core::Result<()>>>(
+    call: impl Fn() -> F,
+) -> patchbay_core::Result<()> {
+    for _ in 0..100 {
+        match call().await {
+            Err(err) if err.code() == "vault_locked" => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => return other,
+        }
+    }
+    call().await
+}
+
+/// Waits (bounded) until `ready` holds, letting the other futures of the test run.
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "never got there: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_racing_the_removal_of_its_store_is_told_by_name_that_the_store_is_gone() {
+    // The OS vault waits on a prompt: the link waits there for the store's credentials,
+    // after it found the store by name, while the removal goes ahead.
+    let (vault_store, prompt) = patchbay_tests::locked_vault::PromptingStore::with_prompt();
+    let world = World::with_vault_store(vault_store, |_| {});
+    let bao = OpenBao::start();
+    bao.ok(&["kv", "put", "secret/twilio/prod", "auth_token=abc"]);
+    let root = StoreCredentials::Token(Secret::new(bao.root_token.clone()));
+    let added = world.core.add_store(store("Company vault", &bao, None, root)).await.unwrap();
+
+    prompt.lock();
+    let link = world.core.link_asset("Shared", "Twilio ops", "Company vault", "twilio/prod", "auth_token");
+    let remove = async {
+        until("the link reads the store's credentials", || prompt.waiting() == 1).await;
+        world.core.remove_store("Company vault").await
+    };
+    let unlock = async {
+        until("the removal deletes the store's credentials", || prompt.waiting() == 2).await;
+        prompt.unlock();
+    };
+    let (linked, removed, ()) = tokio::join!(link, remove, unlock);
+
+    removed.unwrap();
+    let err = linked.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("credential store") && message.contains("'Company vault'"), "{message}");
+    assert!(!message.contains(&added.id), "a name, never the store's id: {message}");
+    assert!(world.core.list_assets(None).unwrap().is_empty(), "no asset of a removed store");
 }

@@ -55,6 +55,9 @@ fn a_store_written_by_release_0_1_reads_back_whole() {
     let assets = core.list_assets(None).unwrap();
     assert_eq!(assets.len(), 1);
     assert_eq!((assets[0].name.as_str(), assets[0].used_by), ("Twilio live token", 1));
+    // It may go on to where its connection sends it today, and nowhere else.
+    let twilio = patchbay_core::Destination { connector: "twilio".into(), origin: None };
+    assert_eq!(assets[0].destinations, [twilio]);
 
     // The search index is rebuilt from the stored texts, accents folded.
     let search = |text: &str| {

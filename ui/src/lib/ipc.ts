@@ -78,6 +78,9 @@ export const api = {
     call<Asset>("create_asset", { folder, name, value, store }),
   linkAsset: (folder: string, name: string, store: string, path: string, key: string) =>
     call<Asset>("link_asset", { folder, name, store, path, key }),
+  /** `destination`: "twilio", "http:https://host"…; `allowed` false takes it away. */
+  setAssetDestination: (folder: string, name: string, destination: string, allowed: boolean) =>
+    call<Asset>("set_asset_destination", { folder, name, destination, allowed }),
   folderStore: (folder: string) => call<FolderStore>("folder_store", { folder }),
   /** `store`: a credential store's name, "os", or null to go as the parent folder. */
   setFolderStore: (folder: string, store: string | null) => call<FolderStore>("set_folder_store", { folder, store }),

@@ -489,6 +489,46 @@ describe("Credential stores", () => {
   });
 });
 
+describe("Credential asset destinations", () => {
+  it("says where a first use sent an asset, and lets its owner allow and take away destinations by keyboard", async () => {
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await page.getByLabel("Asset name").fill("Twilio token");
+    await page.getByLabel("Value", { exact: true }).fill(TOKEN);
+    await page.getByRole("button", { name: "Create asset" }).click();
+    const row = page.getByRole("row", { name: /Twilio token/ });
+    await row.getByRole("cell", { name: "First use decides" }).waitFor();
+
+    await page.getByRole("tab", { name: "Connections" }).click();
+    await openTwilioForm();
+    await fillTwilio();
+    await page.getByRole("button", { name: "More options for Auth Token" }).click();
+    await page.getByRole("menuitem", { name: "Use credential asset" }).click();
+    await page.locator("#field-auth_token").selectOption({ label: "Twilio token (Shared)" });
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.getByRole("status").filter({ hasText: "First use of credential asset “Twilio token”: from now on its value goes to twilio only" }).waitFor();
+
+    await page.getByRole("tab", { name: "Credential assets" }).click();
+    await row.getByRole("cell", { name: "twilio", exact: true }).waitFor();
+    await page.getByRole("button", { name: "Destinations of asset Twilio token" }).focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog", { name: "Destinations of Twilio token" });
+    await dialog.waitFor();
+    await page.getByLabel("Allow a destination").fill("<b>nope</b>");
+    await page.keyboard.press("Enter");
+    await dialog.getByRole("alert").filter({ hasText: "no connector '<b>nope</b>'" }).waitFor();
+    await page.getByLabel("Allow a destination").fill("http:https://api.example.com/v1");
+    await page.keyboard.press("Enter");
+    await dialog.getByText("http at https://api.example.com", { exact: true }).waitFor();
+    assert.equal(await dialog.getByRole("alert").count(), 0, "the error goes once a destination is allowed");
+    await assertAccessible("the Destinations dialog");
+    await dialog.getByRole("button", { name: "Remove twilio from the destinations of Twilio token" }).click();
+    await dialog.getByRole("button", { name: "Remove twilio from the destinations of Twilio token" }).waitFor({ state: "detached" });
+    await page.keyboard.press("Escape");
+    await row.getByRole("cell", { name: "http at https://api.example.com", exact: true }).waitFor();
+  });
+});
+
 describe("Folders", () => {
   it("creates a sub-folder, moves through the tree with arrow keys, and names what a delete would remove", async () => {
     await page.getByRole("button", { name: "New folder" }).click();

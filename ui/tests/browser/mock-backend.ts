@@ -97,9 +97,15 @@ export function createBackend() {
     if (form.name != null && taken(name))
       fail("name_taken", `connection '${name}' already exists in folder '${folder}'; choose another name`);
     for (let n = 2; taken(name); n++) name = `${base} (${n})`;
-    const token = form.secretAsset
-      ? (assets.find((a) => a.name === form.secretAsset)?.value ?? fail("asset_not_found", "no such asset", "auth_token"))
-      : String(form.secret);
+    const asset = form.secretAsset
+      ? (assets.find((a) => a.name === form.secretAsset) ?? fail("asset_not_found", "no such asset", "auth_token"))
+      : null;
+    // As the core: an asset goes only where it may; its first use decides where that is.
+    const destination = { connector: form.connector, origin: form.connector === "http" ? new URL(String(form.values.base_url)).origin : null };
+    const allowed = (a: Asset) => a.destinations.some((d) => d.connector === destination.connector && d.origin === destination.origin);
+    if (asset && asset.destinations.length > 0 && !allowed(asset))
+      fail("asset_destination_refused", `credential asset '${asset.name}' (folder '${asset.folder}') may not be sent to ${destination.connector}`);
+    const token = asset ? asset.value : String(form.secret);
     if (state.connectDelayMs) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, state.connectDelayMs);
@@ -135,6 +141,10 @@ export function createBackend() {
       events_failing: state.eventsFailing,
     };
     connections.push(connection);
+    if (asset && asset.destinations.length === 0) {
+      asset.destinations.push(destination);
+      return { ...connection, asset_first_use: destination };
+    }
     return connection;
   }
 
@@ -184,7 +194,7 @@ export function createBackend() {
         return { ...asset, used_by: users.length, rotatable: users.some((c) => c.auth_method === "auth_token") };
       }),
     create_asset: ({ folder, name, value }) => {
-      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: null, link: null, created_at: "", updated_at: "", value: String(value) };
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: null, link: null, destinations: [], created_at: "", updated_at: "", value: String(value) };
       assets.push(asset);
       const { value: _value, ...shown } = asset;
       return shown;
@@ -213,7 +223,7 @@ export function createBackend() {
       return null;
     },
     link_asset: ({ folder, name, store, path, key }) => {
-      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: String(store), link: { path: String(path), key: String(key) }, created_at: "", updated_at: "", value: "" };
+      const asset = { id: crypto.randomUUID(), name: String(name), folder: String(folder), used_by: 0, rotatable: false, store: String(store), link: { path: String(path), key: String(key) }, destinations: [], created_at: "", updated_at: "", value: "" };
       assets.push(asset);
       const { value: _value, ...shown } = asset;
       return shown;
@@ -230,6 +240,16 @@ export function createBackend() {
       if (store === null) delete folderStores[String(folder)];
       else folderStores[String(folder)] = String(store);
       return handlers.folder_store({ folder });
+    },
+    set_asset_destination: ({ name, destination, allowed }) => {
+      const asset = assets.find((a) => a.name === name) ?? fail("asset_not_found", `no credential asset '${name}'`);
+      const [connector, ...rest] = String(destination).trim().split(":");
+      if (!catalog.some((c) => c.key === connector)) fail("invalid_input", `no connector '${connector}' in the catalog`, "destination");
+      const d = { connector, origin: rest.length ? new URL(rest.join(":")).origin : null };
+      const at = asset.destinations.findIndex((x) => x.connector === d.connector && x.origin === d.origin);
+      if (allowed && at < 0) asset.destinations.push(d);
+      if (!allowed && at >= 0) asset.destinations.splice(at, 1);
+      return (handlers.list_assets({}) as Asset[]).find((a) => a.id === asset.id)!;
     },
     delete_asset: ({ name }) => {
       assets.splice(assets.findIndex((a) => a.name === name), 1);

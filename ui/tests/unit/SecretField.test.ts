@@ -3,7 +3,7 @@ import { render, screen } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import SecretField from "../../src/lib/components/SecretField.svelte";
 
-const assets = [{ id: "1", name: "Twilio token", folder: "Shared", used_by: 0, rotatable: false, store: null, link: null, created_at: "", updated_at: "" }];
+const assets = [{ id: "1", name: "Twilio token", folder: "Shared", used_by: 0, rotatable: false, store: null, link: null, destinations: [], created_at: "", updated_at: "" }];
 
 describe("SecretField", () => {
   it("is hidden by default and Show/Hide toggles it with aria-pressed", async () => {

@@ -57,11 +57,15 @@ impl World {
 
     /// Opens the same data folder and vault again, as a restarted process would.
     pub fn reopen(&self) -> Patchbay {
-        Patchbay::open_with_vault(
-            self.config.clone(),
-            Vault::with_store(VAULT_SERVICE, self.vault_store.clone(), self.config.vault_timeout),
-        )
-        .unwrap()
+        self.reopen_with(|_| {})
+    }
+
+    /// As [`World::reopen`], as another kind of process (`tune` its configuration).
+    pub fn reopen_with(&self, tune: impl FnOnce(&mut Config)) -> Patchbay {
+        let mut config = self.config.clone();
+        tune(&mut config);
+        let vault = Vault::with_store(VAULT_SERVICE, self.vault_store.clone(), config.vault_timeout);
+        Patchbay::open_with_vault(config, vault).unwrap()
     }
 
     /// The process ends and another opens the same data folder and vault.
