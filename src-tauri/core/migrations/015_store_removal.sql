@@ -1,7 +1,7 @@
 -- Removing a credential store is journaled like deleting a connection: its row is marked
--- 'removing' by the process doing it (owner, as in 005_owners.sql) before its credentials
--- leave the OS vault, and deleted after. A removing store is hidden and cannot be used; a
+-- 'deleting' by the process doing it (owner, as in 005_owners.sql) before its credentials
+-- leave the OS vault, and deleted after. A store being removed is hidden and cannot be used; a
 -- retry of the removal, or repair once its owner is gone, finishes it.
 ALTER TABLE credential_stores ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'active'
-    CHECK (lifecycle IN ('active', 'removing'));
+    CHECK (lifecycle IN ('active', 'deleting'));
 ALTER TABLE credential_stores ADD COLUMN owner TEXT;

@@ -391,13 +391,13 @@ pub(crate) fn may_send(
         return Ok(true);
     }
     let (name, folder) = describe(conn, id)?.unwrap_or_default();
-    Err(Error::AssetDestinationRefused {
+    Err(Error::AssetDestinationRefused(Box::new(DestinationRefused {
         name,
         folder,
         destination: destination.clone(),
         allowed,
         from_api: reach == Reach::Served,
-    })
+    })))
 }
 
 /// Gives every asset the destinations of the connections that use it (the migration
@@ -421,4 +421,43 @@ pub(crate) fn backfill_destinations(tx: &Connection) -> Result<(), crate::store:
         )?;
     }
     Ok(())
+}
+
+/// An asset's value was to go somewhere it may not: what a person reads says where it
+/// may go and who can allow more, and how.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "credential asset '{name}' (folder '{folder}') may not be sent to {destination}; {}. {}",
+    allowed_text(allowed),
+    how_to_allow(name, folder, destination, *from_api)
+)]
+pub struct DestinationRefused {
+    name: String,
+    folder: String,
+    destination: Destination,
+    allowed: Vec<Destination>,
+    /// Asked by a `serve` caller, who cannot allow it.
+    from_api: bool,
+}
+
+fn allowed_text(allowed: &[Destination]) -> String {
+    match allowed {
+        [] => "it may not be sent anywhere yet".into(),
+        _ => format!("it may go to {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn how_to_allow(name: &str, folder: &str, destination: &Destination, from_api: bool) -> String {
+    let to = match &destination.origin {
+        Some(origin) => format!("{}:{origin}", destination.connector),
+        None => destination.connector.clone(),
+    };
+    let how = format!(
+        "in the window (Credential assets, the asset's Destinations) or with `patchbay asset allow '{name}' --folder '{folder}' --to {to}`"
+    );
+    if from_api {
+        format!("This API cannot allow it; the asset's owner can, {how}")
+    } else {
+        format!("Its owner can allow it {how}")
+    }
 }

@@ -537,7 +537,7 @@ fn clean_mount(raw: Option<&str>) -> Result<String> {
     Ok(mount.to_owned())
 }
 
-mod rows {
+pub(crate) mod rows {
     use super::*;
 
     pub(super) fn insert(db: &Db, store: &CredentialStore, role_id: Option<&str>) -> Result<()> {
@@ -619,10 +619,19 @@ mod rows {
     }
 
     /// The id and owner of the store called `name` when its removal has begun.
+    /// The name of the store being removed with this id.
+    pub(crate) fn removing_name(db: &Db, id: &str) -> Result<Option<String>> {
+        Ok(db
+            .query_row("SELECT name FROM credential_stores WHERE id = ?1 AND lifecycle = 'deleting'", [id], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
     pub(super) fn removing_by_name(db: &Db, name: &str) -> Result<Option<(String, Option<String>)>> {
         Ok(db
             .query_row(
-                "SELECT id, owner FROM credential_stores WHERE name_key = ?1 AND lifecycle = 'removing'",
+                "SELECT id, owner FROM credential_stores WHERE name_key = ?1 AND lifecycle = 'deleting'",
                 [name_key(name)],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -858,19 +867,32 @@ impl Patchbay {
         Ok(check(&self.services.vault_http, &store, &credentials).await?)
     }
 
+    /// Whether this core's repair finished the removal of the store called `name` (told
+    /// once: a second removal of that name finds nothing).
+    fn take_removed_by_repair(&self, name: &str) -> bool {
+        let mut removed = self.stores_removed_by_repair.lock().unwrap_or_else(|e| e.into_inner());
+        let found = removed.iter().position(|key| *key == name_key(name));
+        found.map(|at| removed.swap_remove(at)).is_some()
+    }
+
     /// Forgets a store and its credentials (the secrets in it stay where they are);
     /// refused while credential assets are linked to it. Journaled like deleting a
-    /// connection: the row is marked `removing` (hidden and unusable from then on), the
+    /// connection: the row is marked `deleting` (hidden and unusable from then on), the
     /// credentials leave the OS vault, then the row goes. A removal cut short (killed,
     /// or the OS vault gave up) is finished by the next `remove_store` of that name, or
     /// by repair once its process is gone.
     pub async fn remove_store(&self, name: &str) -> Result<()> {
-        let (doomed, owner) = self.store.write(|tx| {
+        let removal = self.store.write(|tx| {
             // Nothing of a removal can be undone, so finishing another's is safe.
             if let Some((id, owner)) = rows::removing_by_name(tx, name)? {
-                return Ok((crate::journal::store_removal(&id), owner));
+                return Ok(Some((crate::journal::store_removal(&id), owner)));
             }
-            let (store, _) = rows::by_name(tx, name)?;
+            let store = match rows::by_name(tx, name) {
+                // This core's repair just finished that very removal (the CLI repairs
+                // before each command): the retry is done, not "not found".
+                Err(Error::StoreNotFound(_)) if self.take_removed_by_repair(name) => return Ok(None),
+                found => found?.0,
+            };
             let assets = rows::assets_in(tx, &store.id)?;
             if assets > 0 {
                 return Err(Error::invalid(
@@ -896,9 +918,12 @@ impl Patchbay {
                 ));
             }
             let owner = self.owner.id();
-            Ok((crate::journal::mark_store_removing(tx, &store.id, owner)?, Some(owner.to_owned())))
+            Ok(Some((crate::journal::mark_store_removing(tx, &store.id, owner)?, Some(owner.to_owned()))))
         })?;
-        self.finish_rows(std::slice::from_ref(&doomed), owner.as_deref()).await
+        match removal {
+            Some((doomed, owner)) => self.finish_rows(std::slice::from_ref(&doomed), owner.as_deref()).await,
+            None => Ok(()),
+        }
     }
 }
 

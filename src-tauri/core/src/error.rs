@@ -7,7 +7,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::assets::Destination;
+use crate::assets::DestinationRefused;
 use crate::credential_stores::CredentialStoreError;
 use crate::folders::FolderContents;
 use crate::rotation::RotationRecord;
@@ -39,19 +39,8 @@ pub enum Error {
         connections.join(", ")
     )]
     AssetInUse { name: String, connections: Vec<String> },
-    #[error(
-        "credential asset '{name}' (folder '{folder}') may not be sent to {destination}; {}. {}",
-        allowed_text(allowed),
-        how_to_allow(name, folder, destination, *from_api)
-    )]
-    AssetDestinationRefused {
-        name: String,
-        folder: String,
-        destination: Destination,
-        allowed: Vec<Destination>,
-        /// Asked by a `serve` caller, who cannot allow it.
-        from_api: bool,
-    },
+    #[error(transparent)]
+    AssetDestinationRefused(Box<DestinationRefused>),
     #[error("no {what} with id '{id}'")]
     NotFound { what: &'static str, id: String },
     #[error("no credential store '{0}' is registered (or it was just removed); `patchbay store list` shows them")]
@@ -120,7 +109,7 @@ impl Error {
             Self::NameTaken { .. } => "name_taken",
             Self::AssetNotFound { .. } | Self::AssetDeleted { .. } => "asset_not_found",
             Self::AssetInUse { .. } => "asset_in_use",
-            Self::AssetDestinationRefused { .. } => "asset_destination_refused",
+            Self::AssetDestinationRefused(_) => "asset_destination_refused",
             Self::NotFound { .. } | Self::StoreNotFound(_) => "not_found",
             Self::RotationPromoted => "rotation_promoted",
             Self::RotationCompleted(_) => "rotation_completed",
@@ -206,28 +195,6 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub service_message: Option<String>,
-}
-
-fn allowed_text(allowed: &[Destination]) -> String {
-    match allowed {
-        [] => "it may not be sent anywhere yet".into(),
-        _ => format!("it may go to {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
-    }
-}
-
-fn how_to_allow(name: &str, folder: &str, destination: &Destination, from_api: bool) -> String {
-    let to = match &destination.origin {
-        Some(origin) => format!("{}:{origin}", destination.connector),
-        None => destination.connector.clone(),
-    };
-    let how = format!(
-        "in the window (Credential assets, the asset's Destinations) or with `patchbay asset allow '{name}' --folder '{folder}' --to {to}`"
-    );
-    if from_api {
-        format!("This API cannot allow it; the asset's owner can, {how}")
-    } else {
-        format!("Its owner can allow it {how}")
-    }
 }
 
 pub(crate) fn plural(count: usize, noun: &str) -> String {

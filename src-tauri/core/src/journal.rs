@@ -6,7 +6,7 @@
 //! checks that it changed exactly that row: two processes never finish or undo the same
 //! piece of work, and repair only touches work whose owner is gone.
 //!
-//! A credential store's removal is journaled the same way: its row is marked `removing`
+//! A credential store's removal is journaled the same way: its row is marked `deleting`
 //! before its credentials leave the OS vault, and deleted after.
 
 use rusqlite::{Connection, params};
@@ -143,23 +143,18 @@ pub(crate) fn mark_subtree_deleting(db: &Connection, folder: i64, owner: &str) -
 /// Marks an active credential store for removal by `owner`: hidden and unusable from now.
 pub(crate) fn mark_store_removing(db: &Connection, id: &str, owner: &str) -> Result<Unfinished> {
     let item = store_removal(id);
-    let changed = db.execute(
-        "UPDATE credential_stores SET lifecycle = ?3, owner = ?2 WHERE id = ?1 AND lifecycle = ?4",
-        params![id, owner, Lifecycle::Removing, Lifecycle::Active],
-    )?;
-    expect_one(changed, &item)?;
+    mark_deleting(db, &item, owner)?;
     Ok(item)
 }
 
 text_column_enum! {
     /// A row's place in the journal: `pending` while its secret is being
-    /// written, `deleting` (a credential store: `removing`) while its secret is being
-    /// removed, `active` in between.
+    /// written, `deleting` while its secret is being removed (a credential store's own,
+    /// while it is removed), `active` in between.
     pub enum Lifecycle {
         Pending = "pending",
         Active = "active",
         Deleting = "deleting",
-        Removing = "removing",
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Patchbay {
     search: SearchIndex,
     /// This open core's claim on the work it leaves unfinished (see owner.rs).
     owner: Owner,
+    /// Name keys of the credential stores whose removal this core's repair finished.
+    stores_removed_by_repair: std::sync::Mutex<Vec<String>>,
 }
 
 impl Patchbay {
@@ -80,7 +82,15 @@ impl Patchbay {
         let store = Store::open(&config.database_path())?;
         let owner = Owner::claim(&config.data_dir)?;
         let services = Services::new(&config);
-        Ok(Self { config, store, vault, services, search: SearchIndex::default(), owner })
+        Ok(Self {
+            config,
+            store,
+            vault,
+            services,
+            search: SearchIndex::default(),
+            owner,
+            stores_removed_by_repair: Default::default(),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -560,7 +570,7 @@ impl Patchbay {
         activated
     }
 
-    /// Removes the secrets of rows marked `pending`, `deleting` or `removing` by `owner`,
+    /// Removes the secrets of rows marked `pending` or `deleting` by `owner`,
     /// then the rows. Each step can be repeated, so a crash midway is finished by repair.
     async fn finish_rows(&self, items: &[Unfinished], owner: Option<&str>) -> Result<()> {
         for item in items {
@@ -586,8 +596,15 @@ impl Patchbay {
             }
             let abandoned = journal::of_owner(&self.store.conn(), owner.as_deref())?;
             for item in &abandoned {
+                let store = match item.table {
+                    journal::Table::Stores => credential_stores::rows::removing_name(&self.store.conn(), &item.id)?,
+                    _ => None,
+                };
                 if let Err(err) = self.finish_rows(std::slice::from_ref(item), owner.as_deref()).await {
                     first_failure.get_or_insert(err);
+                } else if let Some(name) = store {
+                    // A retry of that removal in this process is then done, not "not found".
+                    self.stores_removed_by_repair.lock().unwrap_or_else(|e| e.into_inner()).push(text::name_key(&name));
                 }
             }
         }
