@@ -1,7 +1,10 @@
 //! Fake services' servers: axum routers served on loopback, in a thread (and runtime) of
 //! their own so that both plain and async tests can use them, until dropped.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -84,5 +87,34 @@ impl<F: Copy> Faults<F> {
             self.0.remove(0);
         }
         Some(fault)
+    }
+}
+
+/// A loopback port of the test's own that answers every request 200 and counts the
+/// connections it accepted: "anywhere" for a test that shows nothing reached it.
+pub struct CountingListener {
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl CountingListener {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("a bound address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.read(&mut [0; 8192]);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Self { port, accepted }
+    }
+
+    /// How many connections it accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }

@@ -3,43 +3,12 @@
 //! `loopback` in `[serve] allow_destinations`, a credential store or an `http` instance
 //! there is refused before any connection is made; with it, Patchbay connects.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use patchbay_tests::fake_twilio::FakeTwilio;
 use patchbay_tests::harness::{NOWHERE, Patchbay, require_secret_service};
+use patchbay_tests::loopback::CountingListener;
 use patchbay_tests::serve::{Server, send};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A loopback port that answers every request 200 and counts the connections it accepted.
-struct Listener {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl Listener {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.read(&mut [0; 8192]);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        Self { port, accepted }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
 
 fn add_store(server: &Server, name: &str, address: &str) -> (StatusCode, Value) {
     let body = json!({ "name": name, "address": address, "token": "probe-token" });
@@ -70,7 +39,7 @@ fn serve_refuses_this_machine_to_its_callers_before_any_connection() {
     let fake = FakeTwilio::start();
     let patchbay = Patchbay::new(&fake);
     let server = Server::start(&patchbay);
-    let listener = Listener::start();
+    let listener = CountingListener::start();
     for (n, address) in this_machine(listener.port).iter().enumerate() {
         for (status, error) in [
             add_store(&server, &format!("Probe {n}"), address),
@@ -95,7 +64,7 @@ fn serve_reaches_this_machine_once_loopback_is_allowed_and_tells_no_failure_apar
     let fake = FakeTwilio::start();
     let patchbay = Patchbay::new(&fake);
     let server = Server::start_allowing(&patchbay, "loopback");
-    let listener = Listener::start();
+    let listener = CountingListener::start();
     let base = format!("http://probe.localhost:{}", listener.port);
 
     let (status, created) = add_http_instance(&server, "Local REST", &base);

@@ -248,27 +248,10 @@ fn describe_transport(err: &reqwest::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use patchbay_tests::loopback::CountingListener;
 
     use super::*;
     use crate::destination::{Policy, Reach};
-
-    /// A loopback listener that answers 200 and counts the connections it accepted.
-    fn listener() -> (u16, Arc<AtomicUsize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.read(&mut [0; 4096]);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        (port, accepted)
-    }
 
     fn client(reach: Reach, allowed: &[&str]) -> HttpClient {
         let limits = HttpLimits { max_retries: 0, ..HttpLimits::default() };
@@ -281,7 +264,8 @@ mod tests {
 
     #[tokio::test]
     async fn serve_callers_reach_this_machine_only_when_it_is_allowed() {
-        let (port, accepted) = listener();
+        let listener = CountingListener::start();
+        let port = listener.port;
         let strict = client(Reach::Served, &[]);
         for url in [
             format!("http://127.0.0.1:{port}/"),
@@ -292,12 +276,12 @@ mod tests {
             let refused = get(&strict, &url).await.err();
             assert!(matches!(refused, Some(CheckedError::Refused(Refusal::SpecialPurpose(_)))), "{url}: {refused:?}");
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 0, "refused before any connection");
+        assert_eq!(listener.accepted(), 0, "refused before any connection");
         let allowed = client(Reach::Served, &["loopback"]);
         assert_eq!(get(&allowed, &format!("http://foo.localhost:{port}/")).await.unwrap().status, StatusCode::OK);
         let desk = client(Reach::Desk, &[]);
         assert_eq!(get(&desk, &format!("http://a.b.localhost:{port}/")).await.unwrap().status, StatusCode::OK);
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(listener.accepted(), 2);
     }
 
     #[tokio::test]
