@@ -1,5 +1,5 @@
 //! Checking a fake's answers against the service's official OpenAPI description (the
-//! subsets in `../shared/<service>/oai/`): the status is documented, and every field of
+//! subsets in `tests/specs/<service>/`, with their source, version and licence): the status is documented, and every field of
 //! the body is declared, of its declared type, enum and pattern. A fake that drifts from
 //! the service would let Patchbay pass tests that the real service fails.
 
@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `../shared/<file>`, e.g. `twilio/oai/api_v2010.subset.json`.
+/// `tests/specs/<file>`, e.g. `twilio/api_v2010.subset.json`.
 pub fn load(file: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     serde_json::from_str(&text).unwrap()
 }

@@ -1,4 +1,4 @@
-//! The fake SendGrid checked against SendGrid's OpenAPI subset (`../shared/sendgrid/oai/`)
+//! The fake SendGrid checked against SendGrid's OpenAPI subset (`tests/specs/sendgrid/`)
 //! and the facts of `../shared/sendgrid/README.md`: documented statuses and bodies, the
 //! error body, `406` without `Accept`, rate-limit headers, and a key on its own host only.
 
@@ -21,7 +21,7 @@ fn get(base: &str, path: &str, key: &str) -> (u16, reqwest::header::HeaderMap, V
 #[test]
 fn every_answer_is_one_the_spec_describes() {
     let fake = FakeSendGrid::start();
-    let spec = openapi::load("sendgrid/oai/sendgrid.subset.json");
+    let spec = openapi::load("sendgrid/sendgrid.subset.json");
     let seed = fake.seed();
     let base = fake.api_base();
     for (path, key, status) in [

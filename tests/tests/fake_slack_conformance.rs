@@ -1,5 +1,5 @@
 //! The fake Slack checked against Slack's OpenAPI description of `auth.test` (the subset
-//! in `../shared/slack/oai/`) and the facts of `../shared/slack/README.md`: every answer
+//! in `tests/specs/slack/`) and the facts of `../shared/slack/README.md`: every answer
 //! has the declared fields and patterns, failures are HTTP 200 with `ok: false`, and the
 //! token is taken only where Slack takes it.
 
@@ -9,7 +9,7 @@ use reqwest::blocking::Client;
 use serde_json::Value;
 
 fn auth_test_spec() -> Value {
-    openapi::load("slack/oai/slack-web.subset.json")
+    openapi::load("slack/slack-web.subset.json")
 }
 
 /// The departures of an auth.test answer from the spec (`200` and `default` alike).

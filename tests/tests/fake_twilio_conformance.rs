@@ -1,5 +1,5 @@
 //! The fake Twilio checked against Twilio's own OpenAPI description (the subset kept in
-//! `../shared/twilio/oai/`): every answer it gives to a live request has a documented
+//! `tests/specs/twilio/`): every answer it gives to a live request has a documented
 //! status, and a body whose fields, types and enum values the spec declares. A fake that
 //! drifts from Twilio would let Patchbay pass tests that real Twilio fails.
 
@@ -9,7 +9,7 @@ use reqwest::blocking::Client;
 use serde_json::Value;
 
 fn spec(file: &str) -> Value {
-    openapi::load(&format!("twilio/oai/{file}"))
+    openapi::load(&format!("twilio/{file}"))
 }
 
 #[test]
