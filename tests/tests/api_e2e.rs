@@ -519,7 +519,8 @@ async fn a_locked_vault_answers_503_and_holds_up_nothing_else() {
     config.vault_timeout = std::time::Duration::from_millis(500);
     let (store, prompt) = PromptingStore::with_prompt();
     let vault = patchbay_core::Vault::with_store("patchbay-api-locked", store, config.vault_timeout);
-    let core = std::sync::Arc::new(patchbay_core::Patchbay::open_with_vault(config, vault).unwrap());
+    let core = patchbay_core::Patchbay::open_with_vault(patchbay_api::served(config), vault).unwrap();
+    let core = std::sync::Arc::new(core);
     let credentials = core.api_credentials(false).await.unwrap();
     let auth = format!(
         "User {}, Organization {}",

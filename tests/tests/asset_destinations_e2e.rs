@@ -21,21 +21,22 @@ fn a_twilio_asset_is_never_sent_to_a_url_of_the_callers_choosing() {
     let first = patchbay.add_twilio("Ops SMS", &live.phone_numbers[0], &live.sid, Token::Asset("Twilio ops"), false);
     assert_eq!(first.ok().json()["asset_first_use"], json!({ "connector": "twilio", "origin": null }));
 
-    // Through the API, as the password or as the username of a Basic HTTP instance.
+    // Through the API, as the password of a Basic HTTP instance: refused, nothing sent.
     let server = Server::start_allowing(&patchbay, "loopback");
-    for (field, other) in [("password", json!("x")), ("username", json!("robot"))] {
-        let mut configuration = json!({ "authentication.type": "basic", "base_url": anywhere.base(),
-                                        "test_path": "/basic/status", "username": "robot", "password": "x" });
-        configuration[field] = json!({ "asset": "Twilio ops" });
-        let other_field = if field == "password" { "username" } else { "password" };
-        configuration[other_field] = other;
-        let (status, refused) =
-            server.post(&json!({ "element": { "key": "http" }, "name": "Exfil", "configuration": configuration }));
-        assert_eq!((status, refused["code"].as_str()), (StatusCode::FORBIDDEN, Some("asset_destination_refused")));
-        let message = refused["message"].as_str().unwrap();
-        assert!(message.contains("This API cannot allow it"), "{message}");
-        assert!(!message.contains(&live.auth_token), "{message}");
-    }
+    let exfil = |username: serde_json::Value, password: serde_json::Value| {
+        server.post(&json!({ "element": { "key": "http" }, "name": "Exfil", "configuration": {
+            "authentication.type": "basic", "base_url": anywhere.base(), "test_path": "/basic/status",
+            "username": username, "password": password } }))
+    };
+    let (status, refused) = exfil(json!("robot"), json!({ "asset": "Twilio ops" }));
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::FORBIDDEN, Some("asset_destination_refused")));
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("This API cannot allow it"), "{message}");
+    assert!(!message.contains(&live.auth_token), "{message}");
+    // As the username its value would be stored and shown: never a field's value.
+    let (status, refused) = exfil(json!({ "asset": "Twilio ops" }), json!("x"));
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("cannot be given as a credential asset"), "{refused}");
 
     // From the CLI: refused too, with how its owner allows it.
     let base = format!("base_url={}", anywhere.base());
@@ -53,5 +54,9 @@ fn a_twilio_asset_is_never_sent_to_a_url_of_the_callers_choosing() {
     let allowed = patchbay.run(&["asset", "allow", "Twilio ops", "--folder", "Shared", "--to", &to]).ok().stdout;
     assert!(allowed.contains("may go to: HTTP at http://127.0.0.1"), "{allowed}");
     let _ = patchbay.run(&[&add[..], &["--secret-asset", "password=Twilio ops"]].concat());
+    assert_eq!(anywhere.requests().len(), 1);
+    // Allowed there or not, the API never copies it into a field it would show.
+    let (status, _) = exfil(json!({ "asset": "Twilio ops" }), json!("x"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(anywhere.requests().len(), 1);
 }

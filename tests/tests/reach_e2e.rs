@@ -6,6 +6,7 @@
 use patchbay_tests::fake_twilio::FakeTwilio;
 use patchbay_tests::harness::{NOWHERE, Patchbay, require_secret_service};
 use patchbay_tests::loopback::CountingListener;
+use patchbay_tests::openbao::OpenBao;
 use patchbay_tests::serve::{Server, send};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -82,4 +83,43 @@ fn serve_reaches_this_machine_once_loopback_is_allowed_and_tells_no_failure_apar
         assert!(message.contains("no connection, or no answer in time"), "{message}");
         assert!(!message.contains("refused or failed"), "{message}");
     }
+}
+
+#[test]
+fn a_store_its_owner_registered_at_the_desk_is_reached_by_serve_and_one_a_caller_gave_is_not() {
+    require_secret_service();
+    let fake = FakeTwilio::start();
+    let patchbay = Patchbay::new(&fake);
+    let bao = OpenBao::start();
+    let live = fake.seed().live;
+    bao.ok(&["kv", "put", "secret/twilio/prod", &format!("auth_token={}", live.auth_token)]);
+    let add = ["--json", "store", "add", "Desk vault", "--address", &bao.address, "--token-stdin"];
+    patchbay.run_with_stdin(&add, &bao.root_token).ok();
+    let link = ["asset", "link", "Twilio prod", "--folder", "Shared", "--store", "Desk vault"];
+    patchbay.run(&[&link[..], &["--path", "twilio/prod", "--key", "auth_token"]].concat()).ok();
+    patchbay.run(&["asset", "allow", "Twilio prod", "--folder", "Shared", "--to", "twilio"]).ok();
+    let instance = |name: &str| {
+        json!({ "element": { "key": "twiliov2" }, "name": name, "folder": "Shared",
+                "configuration": { "username": live.sid, "password": { "asset": "Twilio prod" },
+                                   "phone_number": live.phone_numbers[0] } })
+    };
+
+    // serve as shipped (no loopback for its callers) still reaches the store its owner chose.
+    let server = Server::start(&patchbay);
+    let (status, created) = server.post(&instance("Through the desk's store"));
+    assert_eq!(status, StatusCode::OK, "{created}");
+    // A store a caller registers at the same address is held to serve's rule.
+    let (status, refused) = add_store(&server, "Caller's vault", &bao.address);
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{refused}");
+    drop(server);
+
+    // Registered while its operator allowed loopback, it stays held to the rule when that ends.
+    let allowing = Server::start_allowing(&patchbay, "loopback");
+    let body = json!({ "name": "Caller's vault", "address": bao.address, "token": bao.root_token });
+    let (status, added) = send(allowing.request(reqwest::Method::POST, "/credential-stores").json(&body));
+    assert_eq!(status, StatusCode::OK, "{added}");
+    drop(allowing);
+    let server = Server::start(&patchbay);
+    let (status, refused) = send(server.request(reqwest::Method::POST, "/credential-stores/Caller's%20vault/test"));
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")), "{refused}");
 }

@@ -39,6 +39,8 @@ pub enum ServeError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot load the TLS certificate or key: {0}")]
     Tls(std::io::Error),
+    #[error("the core was opened for the person at this desk; open it with patchbay_api::served(config)")]
+    NotServed,
     #[error(transparent)]
     Core(#[from] patchbay_core::Error),
 }
@@ -51,14 +53,17 @@ pub fn served(mut config: Config) -> Config {
     config
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes the requests in flight. The core is
-/// opened with [`served`]'s configuration (otherwise it treats callers as the person at
-/// this desk).
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight. The core must
+/// be opened with [`served`]'s configuration: one opened for a desk would let callers
+/// widen where assets go and reach what only the desk may.
 pub async fn serve(
     core: Arc<Patchbay>,
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    if core.config().reach != Reach::Served {
+        return Err(ServeError::NotServed);
+    }
     let remote = !options.listen.ip().is_loopback();
     if remote && !(options.allow_remote && options.tls.is_some()) {
         return Err(ServeError::RemoteRefused(options.listen));

@@ -5,3 +5,7 @@
 ALTER TABLE credential_stores ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'active'
     CHECK (lifecycle IN ('active', 'deleting'));
 ALTER TABLE credential_stores ADD COLUMN owner TEXT;
+-- 1: registered by a caller of `patchbay serve`, whose rule ([serve] allow_destinations)
+-- its address is then held to; 0: by a person at their desk, whose store serve reaches
+-- as the desk does.
+ALTER TABLE credential_stores ADD COLUMN registered_by_api INTEGER NOT NULL DEFAULT 0;

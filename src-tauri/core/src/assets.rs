@@ -373,22 +373,31 @@ pub(crate) struct ResolvedSecret {
     pub secret: Option<Secret>,
 }
 
-/// Whether the asset `id` may go to `destination`. Ok(true): its first use, by its
-/// owner at their desk saving a connection, whose destination the caller records with
-/// it; `serve`'s callers never widen where an asset may go.
-pub(crate) fn may_send(
+/// How an asset's value may go to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sending {
+    /// It is one of the asset's destinations.
+    Allowed,
+    /// The asset's first use, by its owner at their desk saving a connection: the caller
+    /// records the destination with the connection.
+    FirstUse,
+}
+
+/// Whether the asset `id` may go to `destination` (`saving`: for a connection being
+/// saved, whose first use may decide); `serve`'s callers never widen where it may go.
+pub(crate) fn sending(
     conn: &Connection,
     id: &str,
     destination: &Destination,
     reach: Reach,
     saving: bool,
-) -> Result<bool> {
+) -> Result<Sending> {
     let allowed = destinations(conn, id)?;
     if allowed.contains(destination) {
-        return Ok(false);
+        return Ok(Sending::Allowed);
     }
     if allowed.is_empty() && reach == Reach::Desk && saving {
-        return Ok(true);
+        return Ok(Sending::FirstUse);
     }
     let (name, folder) = describe(conn, id)?.unwrap_or_default();
     Err(Error::AssetDestinationRefused(Box::new(DestinationRefused {

@@ -105,6 +105,11 @@ pub struct AuthField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub configuration_key: Option<String>,
+    /// Whether the provisioning API may give this non-secret field as a credential asset
+    /// (`{"asset": NAME}`). Its value then becomes the field's, stored and shown like
+    /// any: only for an identifier whose pattern no secret matches (an Account SID).
+    #[serde(default)]
+    pub from_asset: bool,
     #[serde(skip)]
     #[ts(skip)]
     compiled_pattern: OnceLock<Option<Regex>>,
@@ -256,6 +261,12 @@ mod tests {
                 let secrets = method.fields.iter().filter(|field| field.kind == FieldKind::Secret).count();
                 assert!(secrets <= 1, "{}.{}: one secret field at most", connector.key, method.key);
                 for field in &method.fields {
+                    assert!(
+                        !field.from_asset || (field.kind != FieldKind::Secret && field.pattern.is_some()),
+                        "{}.{}: a field given by asset is an identifier with a pattern",
+                        connector.key,
+                        field.name
+                    );
                     let choice = field.kind == FieldKind::Choice;
                     assert_eq!(
                         choice,

@@ -318,6 +318,11 @@ impl Config {
         Destinations::new(self.reach, &self.serve_destinations, self.http_loopback_only)
     }
 
+    /// What addresses a person gave at their desk may reach, whoever uses them later.
+    pub fn desk_destinations(&self) -> Destinations {
+        Destinations::new(Reach::Desk, &self.serve_destinations, self.http_loopback_only)
+    }
+
     /// What event callbacks may reach: they only ever come through the API.
     pub fn callback_destinations(&self) -> Destinations {
         Destinations::callbacks(&self.serve_destinations)

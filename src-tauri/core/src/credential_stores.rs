@@ -51,6 +51,11 @@ pub struct CredentialStore {
     pub namespace: Option<String>,
     pub auth: StoreAuth,
     pub created_at: String,
+    /// Registered by a caller of `serve`: its address is held to serve's rule whenever
+    /// it is reached; a desk's store is reached as the desk does.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub(crate) registered_by_api: bool,
 }
 
 /// How to sign in, as given when registering.
@@ -542,8 +547,9 @@ pub(crate) mod rows {
 
     pub(super) fn insert(db: &Db, store: &CredentialStore, role_id: Option<&str>) -> Result<()> {
         db.execute(
-            "INSERT INTO credential_stores (id, name, name_key, kind, address, mount, namespace, auth, role_id, created_at)
-             VALUES (?1, ?2, ?3, 'vault', ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO credential_stores (id, name, name_key, kind, address, mount, namespace, auth, role_id, created_at,
+                                            registered_by_api)
+             VALUES (?1, ?2, ?3, 'vault', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 store.id,
                 store.name,
@@ -553,13 +559,14 @@ pub(crate) mod rows {
                 store.namespace,
                 store.auth,
                 role_id,
-                store.created_at
+                store.created_at,
+                store.registered_by_api
             ],
         )?;
         Ok(())
     }
 
-    const COLUMNS: &str = "id, name, kind, address, mount, namespace, auth, created_at, role_id";
+    const COLUMNS: &str = "id, name, kind, address, mount, namespace, auth, created_at, role_id, registered_by_api";
 
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(CredentialStore, Option<String>)> {
         Ok((
@@ -572,6 +579,7 @@ pub(crate) mod rows {
                 namespace: row.get(5)?,
                 auth: row.get(6)?,
                 created_at: row.get(7)?,
+                registered_by_api: row.get(9)?,
             },
             row.get(8)?,
         ))
@@ -679,8 +687,9 @@ impl Patchbay {
             namespace,
             auth,
             created_at: now(),
+            registered_by_api: self.config.reach == crate::destination::Reach::Served,
         };
-        check(&self.services.vault_http, &store, &new.credentials).await?;
+        check(self.services.store_client(&store), &store, &new.credentials).await?;
         let (role_id, secret) = match new.credentials {
             StoreCredentials::Token(token) => (None, token),
             StoreCredentials::AppRole { role_id, secret_id } => (Some(role_id), secret_id),
@@ -726,7 +735,7 @@ impl Patchbay {
     ) -> Result<T> {
         let (store, role_id) = rows::by_id(&self.store.conn(), store_id)?;
         let credentials = self.credentials_of(&store, role_id).await?;
-        let session = open(&self.services.vault_http, &store, &credentials).await?;
+        let session = open(self.services.store_client(&store), &store, &credentials).await?;
         Ok(work(&session).await?)
     }
 
@@ -864,7 +873,7 @@ impl Patchbay {
     pub async fn test_store(&self, name: &str) -> Result<StoreCheck> {
         let (store, role_id) = rows::by_name(&self.store.conn(), name)?;
         let credentials = self.credentials_of(&store, role_id).await?;
-        Ok(check(&self.services.vault_http, &store, &credentials).await?)
+        Ok(check(self.services.store_client(&store), &store, &credentials).await?)
     }
 
     /// Whether this core's repair finished the removal of the store called `name` (told

@@ -103,7 +103,12 @@ impl Patchbay {
             let (enabled_at, last_polled) = rows::cursor(&conn, connection_id)?;
             (stored, enabled_at, last_polled)
         };
-        let token = self.vault.get(&stored.secret_key()?).await?;
+        // Through the asset's home (OS vault or credential store), and only where it may go.
+        let destination = crate::Destination::of(&stored.connector, &stored.fields);
+        let token = self
+            .secret_for(&stored, &destination, false)
+            .await?
+            .ok_or_else(|| crate::Error::invalid("auth_method", "events need a connection with an Auth Token"))?;
         let parse = |stamp: &str| DateTime::parse_from_rfc3339(stamp).map(DateTime::<Utc>::from).ok();
         // Twilio's dates have whole seconds: a message of the same second counts, rather
         // than risk losing it.

@@ -322,12 +322,19 @@ impl Patchbay {
         connector: &str,
         values: &crate::FieldValues,
     ) -> Result<String> {
+        if !field.from_asset {
+            // Its value would be stored and shown as the field's: a secret read back.
+            return Err(Error::invalid(
+                entry,
+                format!("{entry} cannot be given as a credential asset; write its value, or give the secret by asset"),
+            ));
+        }
         let destination = crate::Destination::of(&crate::catalog::require(connector)?.key, values);
         let asset_id = {
             let conn = self.store.conn();
             let folder_id = crate::folders::resolve(&conn, folder)?;
             let asset_id = crate::assets::resolve_visible(&conn, folder_id, name.trim())?;
-            crate::assets::may_send(&conn, &asset_id, &destination, self.config.reach, false)?;
+            crate::assets::sending(&conn, &asset_id, &destination, self.config.reach, false)?;
             asset_id
         };
         let value = self.asset_value(&asset_id).await?;

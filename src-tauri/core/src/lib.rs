@@ -334,14 +334,10 @@ impl Patchbay {
         let destination = Destination::of(&stored.connector, &values);
         let ResolvedSecret { asset_id, secret } = match changes.secret {
             Some(source) => self.resolve_secret(stored.folder_id, &destination, method, Some(source)).await?,
-            None => {
-                let asset_id =
-                    stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset);
-                if let Some(asset_id) = &asset_id {
-                    assets::may_send(&self.store.conn(), asset_id, &destination, self.config.reach, true)?;
-                }
-                ResolvedSecret { asset_id, secret: self.secret_of(&stored).await? }
-            }
+            None => ResolvedSecret {
+                asset_id: stored.auth_asset_id.clone().filter(|_| stored.auth_kind == connections::AuthKind::Asset),
+                secret: self.secret_for(&stored, &destination, true).await?,
+            },
         };
 
         let details =
@@ -399,7 +395,7 @@ impl Patchbay {
                 let asset_id = {
                     let conn = self.store.conn();
                     let asset_id = assets::resolve_visible(&conn, folder, asset_name.trim())?;
-                    assets::may_send(&conn, &asset_id, destination, self.config.reach, true)?;
+                    assets::sending(&conn, &asset_id, destination, self.config.reach, true)?;
                     asset_id
                 };
                 let secret = self.asset_value(&asset_id).await?;
@@ -419,7 +415,7 @@ impl Patchbay {
         destination: &Destination,
     ) -> Result<Option<Destination>> {
         let Some(asset_id) = asset_id else { return Ok(None) };
-        if !assets::may_send(tx, asset_id, destination, self.config.reach, true)? {
+        if assets::sending(tx, asset_id, destination, self.config.reach, true)? == assets::Sending::Allowed {
             return Ok(None);
         }
         assets::allow(tx, asset_id, destination)?;
@@ -459,12 +455,8 @@ impl Patchbay {
     /// Asks the connection's service whether its stored values and secret still work.
     async fn verify_stored(&self, stored: &connections::Stored) -> Result<Details> {
         let method = stored.method()?;
-        if let (connections::AuthKind::Asset, Some(asset_id)) = (stored.auth_kind, &stored.auth_asset_id) {
-            let destination = Destination::of(&stored.connector, &stored.fields);
-            assets::may_send(&self.store.conn(), asset_id, &destination, self.config.reach, false)?;
-        }
         let module = connectors::module(&stored.connector);
-        let secret = self.secret_of(stored).await?;
+        let secret = self.secret_for(stored, &Destination::of(&stored.connector, &stored.fields), false).await?;
         module.verify(&self.services, Verify { method, values: &stored.fields, secret: secret.as_ref() }).await
     }
 
@@ -474,10 +466,21 @@ impl Patchbay {
         self.finish_rows(std::slice::from_ref(&doomed), Some(self.owner.id())).await
     }
 
-    /// The connection's secret, from the vault or its asset; None when its auth method has none.
-    async fn secret_of(&self, stored: &connections::Stored) -> Result<Option<Secret>> {
+    /// The connection's secret, to be sent to `destination`: its own, or its asset's
+    /// when the asset may go there (checked before its value is read; `saving`: a
+    /// connection being saved, whose first use may decide). None when its auth method
+    /// has no secret. Every use of a saved connection's secret comes through here.
+    pub(crate) async fn secret_for(
+        &self,
+        stored: &connections::Stored,
+        destination: &Destination,
+        saving: bool,
+    ) -> Result<Option<Secret>> {
         if stored.method()?.secret_field().is_none() {
             return Ok(None);
+        }
+        if let (connections::AuthKind::Asset, Some(asset_id)) = (stored.auth_kind, &stored.auth_asset_id) {
+            assets::sending(&self.store.conn(), asset_id, destination, self.config.reach, saving)?;
         }
         Ok(Some(self.read_secret(&stored.secret_key()?).await?.0))
     }

@@ -188,7 +188,7 @@ impl Patchbay {
     /// kept in a credential store (what the new token is written over, with check-and-set).
     async fn rotation_targets(&self, subject: &RotationSubject) -> Result<(RotationPlan, Vec<String>, StoreVersions)> {
         let write_linked = matches!(subject, RotationSubject::Asset { write_linked: true, .. });
-        let (account_sid, key, label) = {
+        let (account_sid, key, label, connector) = {
             let conn = self.store.conn();
             match subject {
                 RotationSubject::Connection { id } => {
@@ -203,17 +203,20 @@ impl Patchbay {
                     if account.test_credentials {
                         return Err(test_credentials_refused());
                     }
-                    (account.sid.to_owned(), stored.secret_key()?, format!("connection '{}'", stored.name))
+                    let label = format!("connection '{}'", stored.name);
+                    (account.sid.to_owned(), stored.secret_key()?, label, stored.connector)
                 }
                 RotationSubject::Asset { folder, name, .. } => {
                     let folder_id = folders::resolve(&conn, folder)?;
                     let asset_id = assets::find_in_folder(&conn, folder_id, name)?
                         .ok_or_else(|| Error::AssetNotFound { name: name.clone(), folder: folder.clone() })?;
                     let mut accounts: Vec<(String, bool)> = Vec::new();
+                    let mut connector = String::new();
                     for user in connections::using_asset(&conn, &asset_id)? {
                         if !user.method()?.offers(Feature::TokenRotation) {
                             continue;
                         }
+                        connector.clone_from(&user.connector);
                         let account = TwilioAccount::of(&user.fields);
                         let account = (account.sid.to_owned(), account.test_credentials);
                         if !accounts.contains(&account) {
@@ -240,11 +243,17 @@ impl Patchbay {
                             ));
                         }
                     };
-                    (account_sid, VaultKey::Asset(asset_id), format!("credential asset '{folder}/{name}'"))
+                    let label = format!("credential asset '{folder}/{name}'");
+                    (account_sid, VaultKey::Asset(asset_id), label, connector)
                 }
             }
         };
         self.refuse_linked_unless(&key, write_linked)?;
+        if let VaultKey::Asset(asset_id) = &key {
+            // The token is sent to the service to rotate it: only where the asset may go.
+            let destination = assets::Destination::of(&connector, &Default::default());
+            assets::sending(&self.store.conn(), asset_id, &destination, self.config.reach, false)?;
+        }
         let (token, _) = self.read_secret(&key).await?;
 
         // Every live connection of the account whose token (own or through an asset) is

@@ -12,6 +12,7 @@ use std::pin::Pin;
 
 use crate::catalog::AuthMethod;
 use crate::config::Config;
+use crate::credential_stores::CredentialStore;
 use crate::error::Result;
 use crate::fields::{Details, FieldValues};
 use crate::http::HttpClient;
@@ -42,9 +43,10 @@ pub(crate) struct Services {
     /// For the generic HTTP connector: the URL the connection names, where
     /// `Config::destinations` allows.
     pub http: HttpClient,
-    /// For credential stores (Vault, OpenBao) at the addresses they are registered with,
-    /// under the same rule.
-    pub vault_http: HttpClient,
+    /// For credential stores (Vault, OpenBao) registered by `serve`'s callers, under the
+    /// same rule; and for those a person registered at their desk, under the desk's.
+    stores_from_api: HttpClient,
+    stores_from_desk: HttpClient,
 }
 
 impl Services {
@@ -60,8 +62,15 @@ impl Services {
                 eu_api_base: config.sendgrid_eu_api_base.clone(),
             },
             http: HttpClient::checked(limits, config.destinations()),
-            vault_http: HttpClient::checked(limits, config.destinations()),
+            stores_from_api: HttpClient::checked(limits, config.destinations()),
+            stores_from_desk: HttpClient::checked(limits, config.desk_destinations()),
         }
+    }
+
+    /// The client that reaches `store`: an address a `serve` caller gave is held to
+    /// serve's rule each time; one a person gave, to the desk's.
+    pub fn store_client(&self, store: &CredentialStore) -> &HttpClient {
+        if store.registered_by_api { &self.stores_from_api } else { &self.stores_from_desk }
     }
 }
 

@@ -19,4 +19,10 @@ options: Array<FieldOption>,
  * Its entry in the provisioning API's `configuration`, where that differs from
  * `name` (Cloud Elements calls Twilio's Account SID `username`).
  */
-configuration_key?: string, };
+configuration_key?: string, 
+/**
+ * Whether the provisioning API may give this non-secret field as a credential asset
+ * (`{"asset": NAME}`). Its value then becomes the field's, stored and shown like
+ * any: only for an identifier whose pattern no secret matches (an Account SID).
+ */
+from_asset: boolean, };
