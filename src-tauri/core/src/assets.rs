@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::catalog::{self, Feature};
-use crate::connectors;
 use crate::destination::Reach;
 use crate::error::{Error, Result};
 use crate::fields::FieldValues;
@@ -278,8 +277,8 @@ pub struct Destination {
 impl Destination {
     /// Where a connection of `connector` with these values sends its secret.
     pub(crate) fn of(connector: &str, values: &FieldValues) -> Self {
-        let origin = connectors::module(connector)
-            .address_field()
+        let origin = catalog::connector(connector)
+            .and_then(|connector| connector.address_field())
             .map(|field| origin_of(crate::fields::text(values, field).unwrap_or_default()));
         Self { connector: connector.to_owned(), origin }
     }
@@ -291,7 +290,7 @@ impl Destination {
             None => (raw.trim(), None),
         };
         let connector = catalog::require(key)?;
-        let names_address = connectors::module(&connector.key).address_field().is_some();
+        let names_address = connector.address_field().is_some();
         let origin = match (origin, names_address) {
             (None, false) => None,
             (Some(origin), true) => Some(origin_of(origin)),

@@ -168,6 +168,15 @@ pub fn connector_of_element(key: &str) -> Option<&'static Connector> {
 }
 
 impl Connector {
+    /// The field whose URL its connections send their secret to, when they name their
+    /// own address (any `url` field: the HTTP connector's Base URL). Then a credential
+    /// asset is allowed per origin, not per connector, so a new definition with a URL
+    /// field can never send an asset to whatever host a connection names.
+    pub fn address_field(&self) -> Option<&str> {
+        let fields = self.auth_methods.iter().flat_map(|method| &method.fields);
+        fields.filter(|field| field.kind == FieldKind::Url).map(|field| field.name.as_str()).next()
+    }
+
     pub fn auth_method(&self, key: &str) -> Option<&AuthMethod> {
         self.auth_methods.iter().find(|method| method.key == key)
     }

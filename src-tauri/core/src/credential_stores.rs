@@ -542,6 +542,14 @@ fn clean_mount(raw: Option<&str>) -> Result<String> {
     Ok(mount.to_owned())
 }
 
+/// The store named `name`, by its id; `os` (the OS vault) is None.
+pub(crate) fn store_id_by_name(db: &Db, name: &str) -> Result<Option<String>> {
+    if name_key(name) == name_key(OS_STORE) {
+        return Ok(None);
+    }
+    Ok(Some(rows::by_name(db, name)?.0.id))
+}
+
 pub(crate) mod rows {
     use super::*;
 
@@ -626,7 +634,6 @@ pub(crate) mod rows {
         Ok(statement.query_map([id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The id and owner of the store called `name` when its removal has begun.
     /// The name of the store being removed with this id.
     pub(crate) fn removing_name(db: &Db, id: &str) -> Result<Option<String>> {
         Ok(db
@@ -636,6 +643,7 @@ pub(crate) mod rows {
             .optional()?)
     }
 
+    /// The id and owner of the store called `name` when its removal has begun.
     pub(super) fn removing_by_name(db: &Db, name: &str) -> Result<Option<(String, Option<String>)>> {
         Ok(db
             .query_row(
@@ -791,14 +799,6 @@ impl Patchbay {
         self.with_session(store_id, async |session| session.destroy_secret(path).await).await
     }
 
-    /// The store named `name`, by its id; `os` (the OS vault) is None.
-    pub(crate) fn store_id_by_name(&self, name: &str) -> Result<Option<String>> {
-        if name_key(name) == name_key(OS_STORE) {
-            return Ok(None);
-        }
-        Ok(Some(rows::by_name(&self.store.conn(), name)?.0.id))
-    }
-
     /// A credential asset linked to `key` of the secret at `path` in the store named
     /// `store`: only read, each time it is used. Checked readable now.
     pub async fn link_asset(
@@ -858,11 +858,14 @@ impl Patchbay {
     /// Names the store of the folder's new credential assets: a registered store, `os`
     /// (the OS vault), or None to go as its parent folder. Assets already made stay put.
     pub fn set_folder_store(&self, folder: &str, store: Option<&str>) -> Result<FolderStore> {
-        let chosen = match store {
-            None => None,
-            Some(name) => Some(self.store_id_by_name(name)?.unwrap_or_else(|| crate::folders::OS_DEFAULT.to_owned())),
-        };
         self.store.write(|tx| {
+            // Looked up under the write lock: a store being removed is not chosen.
+            let chosen = match store {
+                None => None,
+                Some(name) => {
+                    Some(store_id_by_name(tx, name)?.unwrap_or_else(|| crate::folders::OS_DEFAULT.to_owned()))
+                }
+            };
             let folder_id = crate::folders::resolve(tx, folder)?;
             crate::folders::set_default_store(tx, folder_id, chosen.as_deref())
         })?;
@@ -892,8 +895,18 @@ impl Patchbay {
     /// by repair once its process is gone.
     pub async fn remove_store(&self, name: &str) -> Result<()> {
         let removal = self.store.write(|tx| {
-            // Nothing of a removal can be undone, so finishing another's is safe.
+            // A removal cut short is taken up again: this core's own, or one whose process
+            // is gone; a live process's is never touched.
             if let Some((id, owner)) = rows::removing_by_name(tx, name)? {
+                let live_elsewhere = owner.as_deref().is_some_and(|owner| {
+                    owner != self.owner.id() && !crate::owner::is_gone(&self.config.data_dir, Some(owner))
+                });
+                if live_elsewhere {
+                    return Err(Error::invalid(
+                        "name",
+                        format!("credential store '{}' is being removed by another Patchbay process; try again when it is done", name.trim()),
+                    ));
+                }
                 return Ok(Some((crate::journal::store_removal(&id), owner)));
             }
             let store = match rows::by_name(tx, name) {

@@ -124,7 +124,8 @@ impl Policy {
         match special_purpose(ip) {
             None => Ok(()),
             Some(_) if self.networks.iter().any(|network| network.contains(&ip)) => Ok(()),
-            Some(LOOPBACK) if self.loopback => Ok(()),
+            // This machine itself: a translated or tunnelled form of 127/8 goes elsewhere.
+            Some(LOOPBACK) if self.loopback && ip.is_loopback() => Ok(()),
             Some(kind) => Err(Refusal::SpecialPurpose(kind)),
         }
     }
@@ -529,6 +530,9 @@ mod tests {
         assert_eq!(served.check_url("https://10.21.0.1"), Err(Refusal::SpecialPurpose(PRIVATE)));
         assert!(served.check_url("https://[fd00::5]/").is_ok());
         assert!(served.check_url("http://127.0.0.1:8200").is_ok());
+        for translated in ["https://[64:ff9b::7f00:1]/", "https://[2002:7f00:1::1]/", "https://[::7f00:1]/"] {
+            assert_eq!(served.check_url(translated), Err(Refusal::SpecialPurpose(LOOPBACK)), "{translated}");
+        }
         assert!(policy.allows_host("vault.corp.example") && policy.allows_host("vault.corp.example."));
         assert!(!policy.allows_host("other.corp.example"));
         for bad in ["*.corp.example", "10.0.0.0/33", "https://vault", "vault corp"] {

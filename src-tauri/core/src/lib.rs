@@ -166,13 +166,13 @@ impl Patchbay {
                 format!("the credential asset's value must be at most {} KiB", MAX_ASSET_BYTES / 1024),
             ));
         }
-        let chosen_store = store.map(|store| self.store_id_by_name(store)).transpose()?;
         let id = Uuid::new_v4().to_string();
         let folder_id = self.store.write(|tx| {
             let folder_id = folders::resolve(tx, folder)?;
             assets::ensure_name_free(tx, folder_id, &name)?;
-            let store_id = match &chosen_store {
-                Some(chosen) => chosen.clone(),
+            // Under the write lock: a store being removed keeps no new asset.
+            let store_id = match store {
+                Some(chosen) => credential_stores::store_id_by_name(tx, chosen)?,
                 None => folders::default_store(tx, folder_id)?,
             };
             assets::insert_pending(tx, &id, folder_id, &name, self.owner.id(), store_id.as_deref())?;

@@ -7,6 +7,7 @@ mod common;
 
 use common::World;
 use patchbay_core::destination::{Policy, Reach};
+use patchbay_core::rotation::RotationSubject;
 use patchbay_core::{ConnectionChanges, Destination, FieldValue, FieldValues, NewConnection, Secret, SecretSource};
 use patchbay_tests::fake_http::FakeHttp;
 
@@ -127,4 +128,21 @@ fn destinations_are_written_as_a_connector_or_an_http_origin() {
         assert!(refused.field() == Some(field) || refused.code() != "invalid_input", "{bad}: {refused}");
     }
     assert!(Destination::parse("http:not a url").is_err());
+}
+
+#[tokio::test]
+async fn a_destination_taken_away_stops_every_use_of_the_asset_there() {
+    let world = World::new();
+    let seed = world.fake.seed();
+    world.core.create_asset("Shared", "Twilio token", Secret::new(seed.live.auth_token.clone()), None).await.unwrap();
+    let mut through_asset = world.live("+15551230001");
+    through_asset.secret = Some(SecretSource::Asset("Twilio token".into()));
+    let connection = world.core.add_connection(through_asset).await.unwrap();
+    world.core.set_asset_destination("Shared", "Twilio token", "twilio", false).unwrap();
+
+    let asked = world.fake.requests().len();
+    let rotate = RotationSubject::Asset { folder: "Shared".into(), name: "Twilio token".into(), write_linked: false };
+    assert_eq!(world.core.plan_rotation(&rotate).await.unwrap_err().code(), "asset_destination_refused");
+    assert_eq!(world.core.test_connection(&connection.id).await.unwrap_err().code(), "asset_destination_refused");
+    assert_eq!(world.fake.requests().len(), asked, "Twilio was asked nothing");
 }

@@ -493,6 +493,8 @@ async fn a_store_removal_cut_short_is_hidden_and_finished_by_a_retry_or_the_next
     let link = world.core.link_asset("Shared", "Linked", "First", "twilio/prod", "auth_token").await;
     assert_eq!(link.unwrap_err().code(), "not_found");
     assert_eq!(world.core.set_folder_store("Shared", Some("First")).unwrap_err().code(), "not_found");
+    let kept_there = world.core.create_asset("Shared", "Kept", Secret::new("v"), Some("First")).await;
+    assert!(matches!(kept_there, Err(patchbay_core::Error::StoreNotFound(name)) if name == "First"));
     let again = store("first", &bao, None, root());
     assert_eq!(world.core.add_store(again).await.unwrap_err().code(), "name_taken", "not free until gone");
 

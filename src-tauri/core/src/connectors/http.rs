@@ -135,10 +135,6 @@ impl ConnectorModule for Http {
         })
     }
 
-    fn address_field(&self) -> Option<&'static str> {
-        Some("base_url")
-    }
-
     fn default_name(&self, values: &FieldValues, _details: &Details) -> String {
         let base = fields::text(values, "base_url").unwrap_or_default();
         let host = url::Url::parse(base).ok().and_then(|url| url.host_str().map(str::to_owned));

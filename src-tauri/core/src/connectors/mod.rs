@@ -113,11 +113,4 @@ pub(crate) trait ConnectorModule: Sync {
     /// The name of a connection nobody named, from its values and what the service
     /// said (numbered by the caller when taken).
     fn default_name(&self, values: &FieldValues, details: &Details) -> String;
-
-    /// The field whose URL a connection's secret is sent to, for a connector whose
-    /// connections name their own address (a credential asset is then allowed per
-    /// origin, not per connector). None: the connector's own service.
-    fn address_field(&self) -> Option<&'static str> {
-        None
-    }
 }
