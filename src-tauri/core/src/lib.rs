@@ -479,8 +479,25 @@ impl Patchbay {
         if stored.method()?.secret_field().is_none() {
             return Ok(None);
         }
-        if let (connections::AuthKind::Asset, Some(asset_id)) = (stored.auth_kind, &stored.auth_asset_id) {
-            assets::sending(&self.store.conn(), asset_id, destination, self.config.reach, saving)?;
+        match (stored.auth_kind, &stored.auth_asset_id) {
+            (connections::AuthKind::Asset, Some(asset_id)) => {
+                assets::sending(&self.store.conn(), asset_id, destination, self.config.reach, saving)?;
+            }
+            // Its own secret goes where it was saved for: serve's callers cannot move a
+            // secret they may not have given (PUT/PATCH of another address, secret kept).
+            (connections::AuthKind::Own, _)
+                if self.config.reach == crate::destination::Reach::Served
+                    && *destination != Destination::of(&stored.connector, &stored.fields) =>
+            {
+                let field = catalog::require(&stored.connector)?.address_field().unwrap_or("secret");
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "the connection's secret was saved for another address; to send it to {destination}, give the secret again"
+                    ),
+                ));
+            }
+            _ => {}
         }
         Ok(Some(self.read_secret(&stored.secret_key()?).await?.0))
     }

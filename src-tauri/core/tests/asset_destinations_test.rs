@@ -146,3 +146,32 @@ async fn a_destination_taken_away_stops_every_use_of_the_asset_there() {
     assert_eq!(world.core.test_connection(&connection.id).await.unwrap_err().code(), "asset_destination_refused");
     assert_eq!(world.fake.requests().len(), asked, "Twilio was asked nothing");
 }
+
+#[tokio::test]
+async fn serve_callers_cannot_move_a_connections_own_secret_to_another_address() {
+    let world = World::with(|config| {
+        config.reach = Reach::Served;
+        config.serve_destinations = Policy::parse(["loopback"]).unwrap();
+    });
+    let service = FakeHttp::start();
+    let elsewhere = FakeHttp::start();
+    // Made by a person at the desk, with its own token.
+    let desk = world.reopen_with(|config| config.reach = Reach::Desk);
+    let mut own = bearer(service.base(), "unused");
+    own.secret = Some(SecretSource::Value(Secret::new(service.seed().token)));
+    let made = desk.add_connection(own).await.unwrap();
+
+    let moved = ConnectionChanges {
+        name: made.name.clone(),
+        auth_method: None,
+        values: values(elsewhere.base()),
+        secret: None,
+    };
+    let refused = world.core.update_connection(&made.id, moved).await.unwrap_err();
+    assert_eq!(refused.field(), Some("base_url"), "{refused}");
+    assert!(elsewhere.requests().is_empty(), "the token went nowhere: {:?}", elsewhere.requests());
+    // The same address, secret kept: as before.
+    let same =
+        ConnectionChanges { name: "Renamed".into(), auth_method: None, values: values(service.base()), secret: None };
+    assert_eq!(world.core.update_connection(&made.id, same).await.unwrap().name, "Renamed");
+}
