@@ -53,7 +53,8 @@ fn a_twilio_asset_is_never_sent_to_a_url_of_the_callers_choosing() {
     let to = format!("http:{}", anywhere.base());
     let allowed = patchbay.run(&["asset", "allow", "Twilio ops", "--folder", "Shared", "--to", &to]).ok().stdout;
     assert!(allowed.contains("may go to: HTTP at http://127.0.0.1"), "{allowed}");
-    let _ = patchbay.run(&[&add[..], &["--secret-asset", "password=Twilio ops"]].concat());
+    let sent = patchbay.run(&[&add[..], &["--secret-asset", "password=Twilio ops"]].concat());
+    assert_eq!(sent.code(), "http_unauthorized", "the other service does not know this token");
     assert_eq!(anywhere.requests().len(), 1);
     // Allowed there or not, the API never copies it into a field it would show.
     let (status, _) = exfil(json!({ "asset": "Twilio ops" }), json!("x"));

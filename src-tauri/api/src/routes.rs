@@ -280,7 +280,6 @@ async fn remove(
 
 // ---- Credential stores and assets: the organization's, like the CLI's `store` and `asset`.
 
-/// A JSON body of type `T`, or a 400 that says what is wrong with it.
 fn json_answer(value: impl serde::Serialize) -> Answer {
     Ok((StatusCode::OK, axum::Json(serde_json::to_value(value).expect("plain data serialises"))))
 }

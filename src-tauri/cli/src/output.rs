@@ -180,9 +180,10 @@ impl Output {
     pub fn asset_destinations(&self, asset: &Asset) {
         self.emit(asset, || {
             let to = asset.destinations.iter().map(ToString::to_string).collect::<Vec<_>>();
-            match to.is_empty() {
-                true => format!("credential asset '{}' may not be sent anywhere yet", asset.name),
-                false => format!("credential asset '{}' may go to: {}", asset.name, to.join(", ")),
+            if to.is_empty() {
+                format!("credential asset '{}' may not be sent anywhere yet", asset.name)
+            } else {
+                format!("credential asset '{}' may go to: {}", asset.name, to.join(", "))
             }
         });
     }

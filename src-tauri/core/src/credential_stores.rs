@@ -164,8 +164,8 @@ impl CredentialStoreError {
     }
 
     /// The store answered with a refusal, or was never asked (its address is refused):
-    /// a write asked for did not happen. Anything else (no answer, sealed or uninitialised as a 5xx says, an answer Patchbay
-    /// could not read) may hide a write that landed.
+    /// a write asked for did not happen. Anything else (no answer, sealed or uninitialised
+    /// as a 5xx says, an answer Patchbay could not read) may hide a write that landed.
     pub(crate) fn wrote_nothing(&self) -> bool {
         match self {
             Self::Unreachable { .. } | Self::Sealed { .. } | Self::NotInitialized { .. } | Self::Unexpected { .. } => {

@@ -563,11 +563,13 @@ impl Patchbay {
     /// that either, the row stays `pending` for a later process's repair to remove both.
     async fn commit_secrets(&self, pending: &Unfinished, values: &[&Secret]) -> Result<()> {
         let owner = self.owner.id();
-        let homes = pending.secrets.iter().map(|key| self.home_of(key)).collect::<Result<Vec<_>>>()?;
         // A caller may stop waiting (the window's Cancel drops this future). The OS vault
         // undoes a write it finishes after that, so the row goes then; a store's write
         // may still land, so the row stays for repair.
-        let lands_late = homes.iter().any(|home| matches!(home, AssetHome::Store { .. }));
+        let mut lands_late = false;
+        for key in &pending.secrets {
+            lands_late |= matches!(self.home_of(key)?, AssetHome::Store { .. });
+        }
         let mut row = RowGuard { store: &self.store, pending, owner, armed: !lands_late };
         for (written, (key, value)) in pending.secrets.iter().zip(values).enumerate() {
             if let Err(err) = self.put_secret(key, value, 0).await {
@@ -590,8 +592,8 @@ impl Patchbay {
         activated
     }
 
-    /// Removes the secrets of rows marked `pending` or `deleting` by `owner`,
-    /// then the rows. Each step can be repeated, so a crash midway is finished by repair.
+    /// Removes the secrets of rows marked `pending` or `deleting` by `owner`, then the
+    /// rows. Each step can be repeated, so a crash midway is finished by repair.
     async fn finish_rows(&self, items: &[Unfinished], owner: Option<&str>) -> Result<()> {
         for item in items {
             for key in &item.secrets {
